@@ -1,0 +1,295 @@
+//! A blocking, thread-safe kmsd client.
+//!
+//! One connection carries many requests in flight: callers on any thread
+//! write their request under a short lock and wait on their own channel; a
+//! reader thread routes each response by its request id. When the
+//! connection breaks, waiting calls fail with an I/O error and the next call
+//! reconnects, no more often than the backoff allows, so a caller such as
+//! kmsfs recovers by itself when kmsd comes back.
+
+use crate::codec::{self, ClientFrame, ClientHello, PROTOCOL_VERSION, ReadError, ServerFrame};
+use crate::error::{ClientError, KmsError};
+use crate::messages::{Operation, Response};
+use std::collections::HashMap;
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+type Reply = Result<Response, ClientError>;
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub socket: PathBuf,
+    /// How long one call waits for its response.
+    pub call_timeout: Duration,
+    /// Wait after a failed connect before trying again; doubles up to
+    /// `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Shown in kmsd's logs.
+    pub client_name: String,
+}
+
+impl ClientConfig {
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        ClientConfig {
+            socket: socket.into(),
+            call_timeout: Duration::from_secs(30),
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            client_name: format!("kmsd-client {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+pub struct Client {
+    config: ClientConfig,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    conn: Option<Arc<Conn>>,
+    /// No connect attempt before this instant.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+struct Conn {
+    writer: Mutex<UnixStream>,
+    pending: Mutex<HashMap<u64, SyncSender<Reply>>>,
+    next_id: AtomicU64,
+    broken: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Client {
+    /// A client that connects on first use.
+    pub fn new(config: ClientConfig) -> Self {
+        Client {
+            config,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Connects now, so a missing kmsd is reported at once.
+    pub fn connect(socket: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let client = Client::new(ClientConfig::new(socket.as_ref()));
+        client.connection()?;
+        Ok(client)
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Sends one request and waits for its response.
+    pub fn call<O: Operation>(&self, op: O) -> Result<O::Output, ClientError> {
+        let conn = self.connection()?;
+        let result = conn.call(op.into_request(), self.config.call_timeout);
+        if conn.broken.load(Ordering::Acquire) {
+            self.forget(&conn);
+        }
+        let response = result?;
+        let name = response.name();
+        O::from_response(response)
+            .ok_or_else(|| ClientError::Protocol(format!("kmsd answered with a {name} response")))
+    }
+
+    fn connection(&self) -> Result<Arc<Conn>, ClientError> {
+        let mut st = lock(&self.state);
+        if let Some(c) = &st.conn {
+            if !c.broken.load(Ordering::Acquire) {
+                return Ok(c.clone());
+            }
+            st.conn = None;
+        }
+        if let Some(at) = st.retry_at {
+            if Instant::now() < at {
+                return Err(ClientError::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    format!(
+                        "kmsd at {} unreachable (retrying with backoff)",
+                        self.config.socket.display()
+                    ),
+                )));
+            }
+        }
+        match Conn::open(&self.config) {
+            Ok(c) => {
+                st.conn = Some(c.clone());
+                st.retry_at = None;
+                st.backoff = Duration::ZERO;
+                Ok(c)
+            }
+            Err(e) => {
+                st.backoff =
+                    (st.backoff * 2).clamp(self.config.min_backoff, self.config.max_backoff);
+                st.retry_at = Some(Instant::now() + st.backoff);
+                Err(e)
+            }
+        }
+    }
+
+    fn forget(&self, conn: &Arc<Conn>) {
+        let mut st = lock(&self.state);
+        if st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            st.conn = None;
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(c) = lock(&self.state).conn.take() {
+            c.shut();
+        }
+    }
+}
+
+impl Conn {
+    fn open(config: &ClientConfig) -> Result<Arc<Conn>, ClientError> {
+        let stream = UnixStream::connect(&config.socket).map_err(|e| {
+            ClientError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot connect to kmsd at {}: {e}", config.socket.display()),
+            ))
+        })?;
+        stream.set_read_timeout(Some(config.call_timeout))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut writer = stream;
+        let hello = ClientFrame::Hello(ClientHello {
+            protocol_version: PROTOCOL_VERSION,
+            client: config.client_name.clone(),
+        });
+        let mut buf = Vec::new();
+        codec::encode(&hello, &mut buf).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        writer.write_all(&buf)?;
+        match codec::read_frame::<_, ServerFrame>(&mut reader) {
+            Ok(Some(ServerFrame::Hello(h))) if h.protocol_version == PROTOCOL_VERSION => {}
+            Ok(Some(ServerFrame::Hello(h))) => {
+                return Err(ClientError::Protocol(format!(
+                    "kmsd speaks protocol version {}, this client {PROTOCOL_VERSION}",
+                    h.protocol_version
+                )));
+            }
+            Ok(Some(ServerFrame::Goodbye(e))) => return Err(ClientError::Kms(e)),
+            Ok(Some(_)) => return Err(ClientError::Protocol("expected a hello from kmsd".into())),
+            Ok(None) => {
+                return Err(ClientError::Protocol(
+                    "kmsd closed the connection during the handshake".into(),
+                ));
+            }
+            Err(e) => return Err(read_error(e)),
+        }
+        reader.get_ref().set_read_timeout(None)?;
+        let conn = Arc::new(Conn {
+            writer: Mutex::new(writer),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            broken: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&conn);
+        std::thread::Builder::new()
+            .name("kmsd-client-reader".into())
+            .spawn(move || reader_loop(reader, weak))?;
+        Ok(conn)
+    }
+
+    fn call(&self, request: crate::messages::Request, timeout: Duration) -> Reply {
+        if self.broken.load(Ordering::Acquire) {
+            return Err(ClientError::Io(std::io::ErrorKind::NotConnected.into()));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        lock(&self.pending).insert(id, tx);
+        let mut buf = Zeroizing::new(Vec::with_capacity(256));
+        let frame = ClientFrame::Request { id, request };
+        let sent = codec::encode(&frame, &mut buf)
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+            .and_then(|()| lock(&self.writer).write_all(&buf).map_err(ClientError::Io));
+        if let Err(e) = sent {
+            lock(&self.pending).remove(&id);
+            if matches!(e, ClientError::Io(_)) {
+                self.fail_all("write to kmsd failed");
+            }
+            return Err(e);
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(reply) => reply,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                lock(&self.pending).remove(&id);
+                Err(ClientError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("kmsd did not answer within {timeout:?}"),
+                )))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ClientError::Io(
+                std::io::ErrorKind::ConnectionAborted.into(),
+            )),
+        }
+    }
+
+    /// Marks the connection broken and fails every waiting call.
+    fn fail_all(&self, why: &str) {
+        self.broken.store(true, Ordering::Release);
+        for (_, tx) in lock(&self.pending).drain() {
+            let _ = tx.try_send(Err(ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                why.to_string(),
+            ))));
+        }
+    }
+
+    fn shut(&self) {
+        self.broken.store(true, Ordering::Release);
+        let _ = lock(&self.writer).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn read_error(e: ReadError) -> ClientError {
+    match e {
+        ReadError::Io(e) => ClientError::Io(e),
+        ReadError::Frame(f) => ClientError::Protocol(f.to_string()),
+    }
+}
+
+fn reader_loop(mut reader: BufReader<UnixStream>, conn: std::sync::Weak<Conn>) {
+    let why = loop {
+        let frame = codec::read_frame::<_, ServerFrame>(&mut reader);
+        let Some(conn) = conn.upgrade() else { return };
+        match frame {
+            Ok(Some(ServerFrame::Response { id, result })) => {
+                if let Some(tx) = lock(&conn.pending).remove(&id) {
+                    let _ = tx.try_send(result.map_err(ClientError::Kms));
+                }
+            }
+            Ok(Some(ServerFrame::Goodbye(e))) => break format!("kmsd closed the connection: {e}"),
+            Ok(Some(ServerFrame::Hello(_))) => break "unexpected hello from kmsd".to_string(),
+            Ok(None) => break "kmsd closed the connection".to_string(),
+            Err(e) => break read_error(e).to_string(),
+        }
+    };
+    if let Some(conn) = conn.upgrade() {
+        conn.fail_all(&why);
+    }
+}
+
+/// Convenience: the error a closed-over `KmsError` produces.
+impl From<ClientError> for KmsError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Kms(k) => k,
+            other => KmsError::internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The kmsd client library: wire types, the frame codec and a blocking
+//! client. kmsd, kmsctl and kmsfs all import these; nothing re-declares
+//! them.
+
+pub mod blob;
+pub mod client;
+pub mod codec;
+pub mod error;
+pub mod messages;
+pub mod secret;
+pub mod socket;
+pub mod types;
+
+pub use blob::Blob;
+pub use client::{Client, ClientConfig};
+pub use error::{ClientError, ErrorKind, KmsError};
+pub use messages::*;
+pub use secret::SecretBytes;
+pub use socket::default_socket_path;
+pub use types::*;

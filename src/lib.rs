@@ -1,0 +1,1 @@
+//! Holds the workspace test suite (tests/) and benchmarks (benches/).
