@@ -1,1 +1,65 @@
-fn main() {}
+//! `kmsd --state-dir DIR [--socket PATH]`: runs the key service in the
+//! foreground until SIGTERM or SIGINT.
+
+use clap::Parser;
+use kmsd::DaemonConfig;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(version, about = "A local key management service with AWS KMS semantics")]
+struct Args {
+    /// Directory of kmsd's state (created on first start).
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Socket path [default: $KMSD_SOCKET, /run/kmsd/kmsd.sock for root, else $XDG_RUNTIME_DIR/kmsd.sock]
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Permission bits of the socket, in octal.
+    #[arg(long, default_value = "660", value_parser = parse_mode)]
+    socket_mode: u32,
+    /// Group owning the socket (name or gid).
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// Root key file [default: STATE_DIR/root.key]; keep it on other storage
+    /// so the state dir alone reveals no key.
+    #[arg(long)]
+    root_key_file: Option<PathBuf>,
+    /// Region in key ARNs.
+    #[arg(long, default_value = "local")]
+    region: String,
+    /// Account id in key ARNs.
+    #[arg(long, default_value = "000000000000")]
+    account: String,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds between sweeps for expired deletion windows and due rotations.
+    #[arg(long, default_value_t = 60)]
+    sweep_interval_secs: u64,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8).map_err(|e| format!("not an octal mode: {e}"))
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let a = Args::parse();
+    let mut cfg = DaemonConfig::new(a.state_dir, a.socket.unwrap_or_else(kmsd_client::default_socket_path));
+    cfg.socket_mode = a.socket_mode;
+    cfg.socket_group = a.socket_group;
+    cfg.root_key_file = a.root_key_file;
+    cfg.service.region = a.region;
+    cfg.service.account = a.account;
+    cfg.server.max_connections = a.max_connections;
+    cfg.sweep_interval = std::time::Duration::from_secs(a.sweep_interval_secs.max(1));
+    if let Err(e) = kmsd::daemon::run(cfg) {
+        eprintln!("kmsd: {e:#}");
+        std::process::exit(1);
+    }
+}

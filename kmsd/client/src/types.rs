@@ -20,6 +20,37 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(days.saturating_mul(Self::DAY)))
     }
 
+    /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS` with an optional
+    /// fraction and `Z` or `+00:00`: UTC only, as kmsd writes it.
+    pub fn parse_iso8601(s: &str) -> Option<Timestamp> {
+        let (date, time) = match s.split_once('T') {
+            Some((d, t)) => (d, Some(t)),
+            None => (s, None),
+        };
+        let mut dp = date.splitn(3, '-');
+        let y: i64 = dp.next()?.parse().ok()?;
+        let m: u32 = dp.next()?.parse().ok()?;
+        let d: u32 = dp.next()?.parse().ok()?;
+        if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+            return None;
+        }
+        let mut secs = 0u64;
+        if let Some(t) = time {
+            let t = t.strip_suffix('Z').or_else(|| t.strip_suffix("+00:00")).unwrap_or(t);
+            let t = t.split('.').next()?;
+            let mut tp = t.splitn(3, ':');
+            let h: u64 = tp.next()?.parse().ok()?;
+            let mi: u64 = tp.next()?.parse().ok()?;
+            let se: u64 = tp.next().unwrap_or("0").parse().ok()?;
+            if h > 23 || mi > 59 || se > 60 {
+                return None;
+            }
+            secs = h * 3600 + mi * 60 + se;
+        }
+        let days = days_from_civil(y, m, d);
+        u64::try_from(days).ok().map(|d| Timestamp(d * 86_400 + secs))
+    }
+
     /// `YYYY-MM-DDTHH:MM:SS+00:00`.
     pub fn iso8601(self) -> String {
         let days = (self.0 / 86_400) as i64;
@@ -61,8 +92,34 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        u64::deserialize(d).map(Timestamp)
+        if d.is_human_readable() {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Repr {
+                Secs(u64),
+                Iso(String),
+            }
+            match Repr::deserialize(d)? {
+                Repr::Secs(s) => Ok(Timestamp(s)),
+                Repr::Iso(s) => Timestamp::parse_iso8601(&s)
+                    .ok_or_else(|| serde::de::Error::custom(format!("not a timestamp: {s}"))),
+            }
+        } else {
+            u64::deserialize(d).map(Timestamp)
+        }
     }
+}
+
+/// Proleptic Gregorian date to days since 1970-01-01 (inverse of
+/// `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 macro_rules! aws_enum {
@@ -200,6 +257,16 @@ mod tests {
             "2023-11-14T22:13:20+00:00"
         );
         assert_eq!(Timestamp(0).plus_days(7).0, 7 * 86_400);
+        for t in [0, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            assert_eq!(Timestamp::parse_iso8601(&Timestamp(t).iso8601()), Some(Timestamp(t)));
+        }
+        assert_eq!(Timestamp::parse_iso8601("2023-11-14"), Some(Timestamp(1_699_920_000)));
+        assert_eq!(Timestamp::parse_iso8601("2023-11-14T22:13:20.5Z"), Some(Timestamp(1_700_000_000)));
+        assert_eq!(Timestamp::parse_iso8601("2023-13-01"), None);
+        assert_eq!(Timestamp::parse_iso8601("yesterday"), None);
+        let j = serde_json::to_string(&Timestamp(1_700_000_000)).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), Timestamp(1_700_000_000));
+        assert_eq!(serde_json::from_str::<Timestamp>("12").unwrap(), Timestamp(12));
     }
 
     #[test]

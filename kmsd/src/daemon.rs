@@ -1,0 +1,198 @@
+//! Starting and stopping the daemon: state dir, root key, store, socket,
+//! process hardening, the sweeper and signal handling. `main.rs` only
+//! parses arguments and calls [`run`]; tests call [`Daemon::start`].
+
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::rootkey::RootKey;
+use crate::server::{ServerConfig, serve};
+use crate::service::{KeyService, ServiceConfig};
+use crate::store::RedbStore;
+use anyhow::{Context, bail};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    pub socket_group: Option<String>,
+    pub root_key_file: Option<PathBuf>,
+    pub service: ServiceConfig,
+    pub server: ServerConfig,
+    /// How often the sweeper destroys expired keys and rotates due ones.
+    pub sweep_interval: Duration,
+}
+
+impl DaemonConfig {
+    pub fn new(state_dir: impl Into<PathBuf>, socket: impl Into<PathBuf>) -> Self {
+        DaemonConfig {
+            state_dir: state_dir.into(),
+            socket: socket.into(),
+            socket_mode: 0o660,
+            socket_group: None,
+            root_key_file: None,
+            // SAFETY: geteuid cannot fail.
+            service: ServiceConfig { admin_uid: unsafe { libc::geteuid() }, ..ServiceConfig::default() },
+            server: ServerConfig::default(),
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Opens the state (creating it on first start) and returns the service.
+pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<KeyService>> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.state_dir)
+        .with_context(|| format!("cannot create state dir {}", cfg.state_dir.display()))?;
+    let root_path = cfg.root_key_file.clone().unwrap_or_else(|| cfg.state_dir.join("root.key"));
+    let (root, created) = RootKey::load_or_create(&root_path)
+        .with_context(|| format!("cannot load root key {}", root_path.display()))?;
+    if created {
+        tracing::info!(path = %root_path.display(), "created a new root key");
+    }
+    let store = RedbStore::open(&cfg.state_dir.join("state.redb"))?;
+    let svc = KeyService::new(cfg.service.clone(), Box::new(store), clock, &root)?;
+    Ok(Arc::new(svc))
+}
+
+/// Makes the process non-dumpable (no core files, no ptrace by others) and
+/// locks its memory where permitted; warns and continues where not.
+pub fn harden_process() {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "could not make the process non-dumpable");
+    }
+    // SAFETY: mlockall takes flags only.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "could not lock memory; keys may be swapped out");
+    }
+}
+
+/// Binds the socket, replacing a stale one nobody listens on.
+pub fn bind_socket(cfg: &DaemonConfig) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    let path = &cfg.socket;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("another kmsd is already listening on {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.socket_mode))?;
+    if let Some(group) = &cfg.socket_group {
+        let gid = match group.parse::<u32>() {
+            Ok(g) => g,
+            Err(_) => nix::unistd::Group::from_name(group)?
+                .with_context(|| format!("no such group: {group}"))?
+                .gid
+                .as_raw(),
+        };
+        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))?;
+    }
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// A running daemon on its own runtime thread; stops on [`Daemon::stop`] or
+/// drop. Used by `main` and by in-process tests (with a manual clock).
+pub struct Daemon {
+    pub service: Arc<KeyService>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(cfg: DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Daemon> {
+        let service = open_service(&cfg, clock)?;
+        let std_listener = bind_socket(&cfg)?;
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("kmsd").build()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let svc = service.clone();
+        let socket = cfg.socket.clone();
+        let thread = std::thread::Builder::new().name("kmsd-main".into()).spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::UnixListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot register the listener");
+                        return;
+                    }
+                };
+                let sweeper = tokio::spawn(sweep_loop(svc.clone(), cfg.sweep_interval));
+                serve(listener, svc, cfg.server.clone(), async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+                sweeper.abort();
+            });
+            rt.shutdown_timeout(Duration::from_secs(5));
+        })?;
+        Ok(Daemon { service, stop: Some(stop_tx), thread: Some(thread), socket })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Stops accepting, finishes in-flight requests, removes the socket.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Blocks until SIGTERM or SIGINT, then stops.
+    pub fn wait_for_signal(mut self) -> anyhow::Result<()> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        set.add(Signal::SIGINT);
+        let sig = set.wait()?;
+        tracing::info!(signal = %sig, "stopping");
+        self.stop();
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn sweep_loop(svc: Arc<KeyService>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let s = svc.clone();
+        let _ = tokio::task::spawn_blocking(move || s.tick()).await;
+    }
+}
+
+/// The daemon's whole life, for `main`.
+pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
+    // Block the stop signals before any thread starts, so every thread
+    // inherits the mask and `sigwait` in this one receives them.
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.thread_block()?;
+    harden_process();
+    let daemon = Daemon::start(cfg.clone(), Arc::new(SystemClock))?;
+    tracing::info!(socket = %cfg.socket.display(), state_dir = %cfg.state_dir.display(), "kmsd ready");
+    daemon.wait_for_signal()
+}

@@ -1,0 +1,9 @@
+//! The socket side: accept connections, identify the peer (SO_PEERCRED),
+//! read frames, run requests, write responses. See `docs/WIRE.md`.
+
+mod connection;
+mod listener;
+mod peer;
+
+pub use listener::{ServerConfig, serve};
+pub use peer::peer_caller;
