@@ -35,7 +35,10 @@ impl DaemonConfig {
             socket_group: None,
             root_key_file: None,
             // SAFETY: geteuid cannot fail.
-            service: ServiceConfig { admin_uid: unsafe { libc::geteuid() }, ..ServiceConfig::default() },
+            service: ServiceConfig {
+                admin_uid: unsafe { libc::geteuid() },
+                ..ServiceConfig::default()
+            },
             server: ServerConfig::default(),
             sweep_interval: Duration::from_secs(60),
         }
@@ -49,7 +52,10 @@ pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
         .mode(0o700)
         .create(&cfg.state_dir)
         .with_context(|| format!("cannot create state dir {}", cfg.state_dir.display()))?;
-    let root_path = cfg.root_key_file.clone().unwrap_or_else(|| cfg.state_dir.join("root.key"));
+    let root_path = cfg
+        .root_key_file
+        .clone()
+        .unwrap_or_else(|| cfg.state_dir.join("root.key"));
     let (root, created) = RootKey::load_or_create(&root_path)
         .with_context(|| format!("cannot load root key {}", root_path.display()))?;
     if created {
@@ -77,15 +83,20 @@ pub fn harden_process() {
 pub fn bind_socket(cfg: &DaemonConfig) -> anyhow::Result<std::os::unix::net::UnixListener> {
     let path = &cfg.socket;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             bail!("another kmsd is already listening on {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
-    let listener = std::os::unix::net::UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot bind {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.socket_mode))?;
     if let Some(group) = &cfg.socket_group {
         let gid = match group.parse::<u32>() {
@@ -114,29 +125,39 @@ impl Daemon {
     pub fn start(cfg: DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Daemon> {
         let service = open_service(&cfg, clock)?;
         let std_listener = bind_socket(&cfg)?;
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("kmsd").build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("kmsd")
+            .build()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let svc = service.clone();
         let socket = cfg.socket.clone();
-        let thread = std::thread::Builder::new().name("kmsd-main".into()).spawn(move || {
-            rt.block_on(async move {
-                let listener = match tokio::net::UnixListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot register the listener");
-                        return;
-                    }
-                };
-                let sweeper = tokio::spawn(sweep_loop(svc.clone(), cfg.sweep_interval));
-                serve(listener, svc, cfg.server.clone(), async {
-                    let _ = stop_rx.await;
-                })
-                .await;
-                sweeper.abort();
-            });
-            rt.shutdown_timeout(Duration::from_secs(5));
-        })?;
-        Ok(Daemon { service, stop: Some(stop_tx), thread: Some(thread), socket })
+        let thread = std::thread::Builder::new()
+            .name("kmsd-main".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let listener = match tokio::net::UnixListener::from_std(std_listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot register the listener");
+                            return;
+                        }
+                    };
+                    let sweeper = tokio::spawn(sweep_loop(svc.clone(), cfg.sweep_interval));
+                    serve(listener, svc, cfg.server.clone(), async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+                    sweeper.abort();
+                });
+                rt.shutdown_timeout(Duration::from_secs(5));
+            })?;
+        Ok(Daemon {
+            service,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            socket,
+        })
     }
 
     pub fn socket(&self) -> &Path {

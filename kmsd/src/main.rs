@@ -6,7 +6,10 @@ use kmsd::DaemonConfig;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(version, about = "A local key management service with AWS KMS semantics")]
+#[command(
+    version,
+    about = "A local key management service with AWS KMS semantics"
+)]
 struct Args {
     /// Directory of kmsd's state (created on first start).
     #[arg(long)]
@@ -45,12 +48,16 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
-    let mut cfg = DaemonConfig::new(a.state_dir, a.socket.unwrap_or_else(kmsd_client::default_socket_path));
+    let mut cfg = DaemonConfig::new(
+        a.state_dir,
+        a.socket.unwrap_or_else(kmsd_client::default_socket_path),
+    );
     cfg.socket_mode = a.socket_mode;
     cfg.socket_group = a.socket_group;
     cfg.root_key_file = a.root_key_file;

@@ -36,7 +36,10 @@ impl Timestamp {
         }
         let mut secs = 0u64;
         if let Some(t) = time {
-            let t = t.strip_suffix('Z').or_else(|| t.strip_suffix("+00:00")).unwrap_or(t);
+            let t = t
+                .strip_suffix('Z')
+                .or_else(|| t.strip_suffix("+00:00"))
+                .unwrap_or(t);
             let t = t.split('.').next()?;
             let mut tp = t.splitn(3, ':');
             let h: u64 = tp.next()?.parse().ok()?;
@@ -48,7 +51,9 @@ impl Timestamp {
             secs = h * 3600 + mi * 60 + se;
         }
         let days = days_from_civil(y, m, d);
-        u64::try_from(days).ok().map(|d| Timestamp(d * 86_400 + secs))
+        u64::try_from(days)
+            .ok()
+            .map(|d| Timestamp(d * 86_400 + secs))
     }
 
     /// `YYYY-MM-DDTHH:MM:SS+00:00`.
@@ -258,15 +263,30 @@ mod tests {
         );
         assert_eq!(Timestamp(0).plus_days(7).0, 7 * 86_400);
         for t in [0, 951_782_400, 1_700_000_000, 4_102_444_799] {
-            assert_eq!(Timestamp::parse_iso8601(&Timestamp(t).iso8601()), Some(Timestamp(t)));
+            assert_eq!(
+                Timestamp::parse_iso8601(&Timestamp(t).iso8601()),
+                Some(Timestamp(t))
+            );
         }
-        assert_eq!(Timestamp::parse_iso8601("2023-11-14"), Some(Timestamp(1_699_920_000)));
-        assert_eq!(Timestamp::parse_iso8601("2023-11-14T22:13:20.5Z"), Some(Timestamp(1_700_000_000)));
+        assert_eq!(
+            Timestamp::parse_iso8601("2023-11-14"),
+            Some(Timestamp(1_699_920_000))
+        );
+        assert_eq!(
+            Timestamp::parse_iso8601("2023-11-14T22:13:20.5Z"),
+            Some(Timestamp(1_700_000_000))
+        );
         assert_eq!(Timestamp::parse_iso8601("2023-13-01"), None);
         assert_eq!(Timestamp::parse_iso8601("yesterday"), None);
         let j = serde_json::to_string(&Timestamp(1_700_000_000)).unwrap();
-        assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), Timestamp(1_700_000_000));
-        assert_eq!(serde_json::from_str::<Timestamp>("12").unwrap(), Timestamp(12));
+        assert_eq!(
+            serde_json::from_str::<Timestamp>(&j).unwrap(),
+            Timestamp(1_700_000_000)
+        );
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("12").unwrap(),
+            Timestamp(12)
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ pub fn parse_header(blob: &[u8]) -> Result<BlobHeader, BlobError> {
     let mut id = [0u8; 16];
     id.copy_from_slice(&blob[1..17]);
     let key_version = u32::from_be_bytes([blob[17], blob[18], blob[19], blob[20]]);
-    Ok(BlobHeader { key_id: Uuid::from_bytes(id), key_version })
+    Ok(BlobHeader {
+        key_id: Uuid::from_bytes(id),
+        key_version,
+    })
 }
 
 fn aad(header: &[u8], ctx: &EncryptionContext) -> Vec<u8> {
@@ -59,7 +62,12 @@ fn aad(header: &[u8], ctx: &EncryptionContext) -> Vec<u8> {
 
 /// Encrypts `plaintext` under `cipher` (key `header.key_id`, version
 /// `header.key_version`) with a fresh nonce.
-pub fn seal(cipher: &KeyCipher, header: BlobHeader, ctx: &EncryptionContext, plaintext: &[u8]) -> Vec<u8> {
+pub fn seal(
+    cipher: &KeyCipher,
+    header: BlobHeader,
+    ctx: &EncryptionContext,
+    plaintext: &[u8],
+) -> Vec<u8> {
     seal_with_nonce(cipher, header, ctx, plaintext, random_nonce())
 }
 
@@ -85,7 +93,11 @@ fn seal_with_nonce(
 
 /// Decrypts a blob whose header was parsed with [`parse_header`], using the
 /// cipher of the key version it names.
-pub fn open(cipher: &KeyCipher, blob: &[u8], ctx: &EncryptionContext) -> Result<SecretBytes, Unauthentic> {
+pub fn open(
+    cipher: &KeyCipher,
+    blob: &[u8],
+    ctx: &EncryptionContext,
+) -> Result<SecretBytes, Unauthentic> {
     if blob.len() < OVERHEAD + 1 {
         return Err(Unauthentic);
     }
@@ -94,7 +106,12 @@ pub fn open(cipher: &KeyCipher, blob: &[u8], ctx: &EncryptionContext) -> Result<
     let mut tag = [0u8; TAG_SIZE];
     tag.copy_from_slice(&blob[blob.len() - TAG_SIZE..]);
     let mut plain = SecretBytes::from_slice(&blob[HEADER_SIZE + NONCE_SIZE..blob.len() - TAG_SIZE]);
-    cipher.open(&nonce, &aad(&blob[..HEADER_SIZE], ctx), plain.expose_mut(), &tag)?;
+    cipher.open(
+        &nonce,
+        &aad(&blob[..HEADER_SIZE], ctx),
+        plain.expose_mut(),
+        &tag,
+    )?;
     Ok(plain)
 }
 
@@ -104,11 +121,17 @@ mod tests {
     use crate::crypto::aead::KeyBytes;
 
     fn header() -> BlobHeader {
-        BlobHeader { key_id: Uuid::from_u128(0x1234), key_version: 3 }
+        BlobHeader {
+            key_id: Uuid::from_u128(0x1234),
+            key_version: 3,
+        }
     }
 
     fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -184,6 +207,9 @@ mod tests {
             )
         );
         assert_eq!(blob.len(), OVERHEAD + 2);
-        assert_eq!(open(&c, &blob, &ctx(&[("k", "v")])).unwrap().expose(), b"hi");
+        assert_eq!(
+            open(&c, &blob, &ctx(&[("k", "v")])).unwrap().expose(),
+            b"hi"
+        );
     }
 }

@@ -12,7 +12,10 @@
 use kmsd_client::EncryptionContext;
 
 pub fn canonical(ctx: &EncryptionContext) -> Vec<u8> {
-    let size = 4 + ctx.iter().map(|(k, v)| 8 + k.len() + v.len()).sum::<usize>();
+    let size = 4 + ctx
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len())
+        .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     canonical_into(ctx, &mut out);
     out
@@ -35,7 +38,10 @@ mod tests {
     use super::*;
 
     fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -43,15 +49,23 @@ mod tests {
         assert_eq!(canonical(&ctx(&[])), vec![0, 0, 0, 0]);
         assert_eq!(
             canonical(&ctx(&[("b", "2"), ("a", "1")])),
-            vec![0, 0, 0, 2, 0, 0, 0, 1, b'a', 0, 0, 0, 1, b'1', 0, 0, 0, 1, b'b', 0, 0, 0, 1, b'2']
+            vec![
+                0, 0, 0, 2, 0, 0, 0, 1, b'a', 0, 0, 0, 1, b'1', 0, 0, 0, 1, b'b', 0, 0, 0, 1, b'2'
+            ]
         );
     }
 
     #[test]
     fn no_collisions_between_splits() {
-        assert_ne!(canonical(&ctx(&[("ab", "c")])), canonical(&ctx(&[("a", "bc")])));
+        assert_ne!(
+            canonical(&ctx(&[("ab", "c")])),
+            canonical(&ctx(&[("a", "bc")]))
+        );
         assert_ne!(canonical(&ctx(&[("a", "")])), canonical(&ctx(&[])));
-        assert_ne!(canonical(&ctx(&[("a", "b"), ("c", "d")])), canonical(&ctx(&[("a", "bcd")])));
+        assert_ne!(
+            canonical(&ctx(&[("a", "b"), ("c", "d")])),
+            canonical(&ctx(&[("a", "bcd")]))
+        );
     }
 
     #[test]

@@ -35,7 +35,12 @@ pub fn wrap(wrap_key: &KeyCipher, key_id: Uuid, version: u32, material: &KeyByte
     out
 }
 
-pub fn unwrap(wrap_key: &KeyCipher, key_id: Uuid, version: u32, wrapped: &[u8]) -> Result<KeyBytes, Unauthentic> {
+pub fn unwrap(
+    wrap_key: &KeyCipher,
+    key_id: Uuid,
+    version: u32,
+    wrapped: &[u8],
+) -> Result<KeyBytes, Unauthentic> {
     if wrapped.len() != WRAPPED_SIZE {
         return Err(Unauthentic);
     }
@@ -60,7 +65,10 @@ mod tests {
         let m = KeyBytes::random();
         let w = wrap(&wk, id, 1, &m);
         assert_eq!(w.len(), WRAPPED_SIZE);
-        assert!(!w.windows(KEY_SIZE).any(|win| win == m.expose()), "material appears in clear");
+        assert!(
+            !w.windows(KEY_SIZE).any(|win| win == m.expose()),
+            "material appears in clear"
+        );
         assert_eq!(unwrap(&wk, id, 1, &w).unwrap().expose(), m.expose());
         assert!(unwrap(&wk, id, 2, &w).is_err());
         assert!(unwrap(&wk, Uuid::new_v4(), 1, &w).is_err());

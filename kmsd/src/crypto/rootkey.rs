@@ -22,7 +22,12 @@ impl RootKey {
     /// Reads the root key, or creates it (exclusively, mode 0600) when the
     /// file does not exist. Returns whether it was created.
     pub fn load_or_create(path: &Path) -> std::io::Result<(RootKey, bool)> {
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
             Ok(mut f) => {
                 let key = KeyBytes::random();
                 f.write_all(key.expose())?;
@@ -32,7 +37,9 @@ impl RootKey {
                 }
                 Ok((RootKey(key), true))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((RootKey::load(path)?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Ok((RootKey::load(path)?, false))
+            }
             Err(e) => Err(e),
         }
     }
@@ -48,7 +55,10 @@ impl RootKey {
         KeyBytes::from_slice(&buf).map(RootKey).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("root key file {} must hold exactly {KEY_SIZE} bytes", path.display()),
+                format!(
+                    "root key file {} must hold exactly {KEY_SIZE} bytes",
+                    path.display()
+                ),
             )
         })
     }
@@ -78,7 +88,10 @@ mod tests {
         let p = dir.path().join("root.key");
         let (a, created) = RootKey::load_or_create(&p).unwrap();
         assert!(created);
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (b, created) = RootKey::load_or_create(&p).unwrap();
         assert!(!created);
         assert_eq!(a.0.expose(), b.0.expose());

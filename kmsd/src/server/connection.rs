@@ -5,7 +5,9 @@
 use super::listener::ServerConfig;
 use crate::service::dispatch::is_mutation;
 use crate::service::{Caller, KeyService};
-use kmsd_client::codec::{self, ClientFrame, FrameError, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, ServerHello};
+use kmsd_client::codec::{
+    self, ClientFrame, FrameError, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, ServerHello,
+};
 use kmsd_client::{KmsError, Request};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,25 +54,38 @@ struct FrameReader {
 impl FrameReader {
     async fn next(&mut self) -> Result<Option<ClientFrame>, ReadError> {
         loop {
-            if let Some((msg, used)) = codec::decode::<ClientFrame>(&self.buf).map_err(ReadError::Frame)? {
+            if let Some((msg, used)) =
+                codec::decode::<ClientFrame>(&self.buf).map_err(ReadError::Frame)?
+            {
                 self.consume(used);
                 return Ok(Some(msg));
             }
-            let want = codec::peek_len(&self.buf).map_err(ReadError::Frame)?.map_or(4096, |l| l + codec::LEN_PREFIX);
+            let want = codec::peek_len(&self.buf)
+                .map_err(ReadError::Frame)?
+                .map_or(4096, |l| l + codec::LEN_PREFIX);
             let len = self.buf.len();
             if self.buf.capacity() < want {
                 self.buf.reserve(want - len);
             }
             let n = if self.buf.is_empty() {
-                self.rd.read_buf(&mut *self.buf).await.map_err(ReadError::Io)?
+                self.rd
+                    .read_buf(&mut *self.buf)
+                    .await
+                    .map_err(ReadError::Io)?
             } else {
-                match tokio::time::timeout(self.frame_timeout, self.rd.read_buf(&mut *self.buf)).await {
+                match tokio::time::timeout(self.frame_timeout, self.rd.read_buf(&mut *self.buf))
+                    .await
+                {
                     Ok(r) => r.map_err(ReadError::Io)?,
                     Err(_) => return Err(ReadError::Stalled),
                 }
             };
             if n == 0 {
-                return if self.buf.is_empty() { Ok(None) } else { Err(ReadError::Frame(FrameError::Truncated)) };
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ReadError::Frame(FrameError::Truncated))
+                };
             }
         }
     }
@@ -87,7 +102,9 @@ fn encode(frame: &ServerFrame) -> Frame {
     let mut out = Zeroizing::new(Vec::with_capacity(256));
     if let Err(e) = codec::encode(frame, &mut out) {
         out.clear();
-        let fallback = ServerFrame::Goodbye(KmsError::internal(format!("response could not be encoded: {e}")));
+        let fallback = ServerFrame::Goodbye(KmsError::internal(format!(
+            "response could not be encoded: {e}"
+        )));
         let _ = codec::encode(&fallback, &mut out);
     }
     out
@@ -120,12 +137,23 @@ impl Connection {
         shutdown: broadcast::Receiver<()>,
         done: mpsc::Sender<()>,
     ) -> Self {
-        Connection { stream, caller, service, config, shutdown, _done: done }
+        Connection {
+            stream,
+            caller,
+            service,
+            config,
+            shutdown,
+            _done: done,
+        }
     }
 
     /// Answers a connection over the limit with one error frame.
     pub async fn refuse_busy(mut self) {
-        tracing::warn!(uid = self.caller.uid, pid = self.caller.pid, "connection limit reached; refusing");
+        tracing::warn!(
+            uid = self.caller.uid,
+            pid = self.caller.pid,
+            "connection limit reached; refusing"
+        );
         let f = encode(&ServerFrame::Goodbye(KmsError::limit_exceeded(format!(
             "kmsd is serving its maximum of {} connections; try again later",
             self.config.max_connections
@@ -135,11 +163,20 @@ impl Connection {
 
     pub async fn run(mut self) {
         let caller = self.caller.clone();
-        tracing::debug!(uid = caller.uid, gid = caller.gid, pid = caller.pid, "connection opened");
+        tracing::debug!(
+            uid = caller.uid,
+            gid = caller.gid,
+            pid = caller.pid,
+            "connection opened"
+        );
         let (rd, wr) = self.stream.into_split();
         let (tx, rx) = mpsc::channel::<Frame>(self.config.max_in_flight);
         let writer = tokio::spawn(write_loop(wr, rx));
-        let mut reader = FrameReader { rd, buf: Zeroizing::new(Vec::with_capacity(8192)), frame_timeout: self.config.frame_timeout };
+        let mut reader = FrameReader {
+            rd,
+            buf: Zeroizing::new(Vec::with_capacity(8192)),
+            frame_timeout: self.config.frame_timeout,
+        };
         let in_flight = Arc::new(Semaphore::new(self.config.max_in_flight));
 
         let hello = tokio::time::timeout(self.config.handshake_timeout, reader.next()).await;
@@ -155,13 +192,20 @@ impl Connection {
                 true
             }
             Ok(Ok(Some(ClientFrame::Hello(h)))) => {
-                let msg = format!("protocol version {} is not supported; this kmsd speaks {PROTOCOL_VERSION}", h.protocol_version);
-                let _ = tx.send(encode(&ServerFrame::Goodbye(KmsError::validation(msg)))).await;
+                let msg = format!(
+                    "protocol version {} is not supported; this kmsd speaks {PROTOCOL_VERSION}",
+                    h.protocol_version
+                );
+                let _ = tx
+                    .send(encode(&ServerFrame::Goodbye(KmsError::validation(msg))))
+                    .await;
                 false
             }
             Ok(Ok(Some(ClientFrame::Request { .. }))) => {
                 let msg = "the first frame must be a hello";
-                let _ = tx.send(encode(&ServerFrame::Goodbye(KmsError::validation(msg)))).await;
+                let _ = tx
+                    .send(encode(&ServerFrame::Goodbye(KmsError::validation(msg))))
+                    .await;
                 false
             }
             Ok(Ok(None)) => false,
@@ -170,7 +214,11 @@ impl Connection {
                 false
             }
             Err(_) => {
-                let _ = tx.send(encode(&ServerFrame::Goodbye(KmsError::validation("no hello within the handshake timeout")))).await;
+                let _ = tx
+                    .send(encode(&ServerFrame::Goodbye(KmsError::validation(
+                        "no hello within the handshake timeout",
+                    ))))
+                    .await;
                 false
             }
         };
@@ -182,7 +230,9 @@ impl Connection {
             };
             match frame {
                 Ok(Some(ClientFrame::Request { id, request })) => {
-                    let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        break;
+                    };
                     let (svc, tx, caller) = (self.service.clone(), tx.clone(), caller.clone());
                     tokio::spawn(async move {
                         let result = run_request(svc, caller, request).await;
@@ -191,7 +241,11 @@ impl Connection {
                     });
                 }
                 Ok(Some(ClientFrame::Hello(_))) => {
-                    let _ = tx.send(encode(&ServerFrame::Goodbye(KmsError::validation("unexpected second hello")))).await;
+                    let _ = tx
+                        .send(encode(&ServerFrame::Goodbye(KmsError::validation(
+                            "unexpected second hello",
+                        ))))
+                        .await;
                     break;
                 }
                 Ok(None) => break,
@@ -205,17 +259,24 @@ impl Connection {
         let _ = writer.await;
         tracing::debug!(uid = caller.uid, pid = caller.pid, "connection closed");
     }
-
 }
 
 async fn goodbye(caller: &Caller, tx: &mpsc::Sender<Frame>, e: &ReadError) {
     tracing::warn!(uid = caller.uid, pid = caller.pid, error = %e.describe(), "closing connection after a bad frame");
     if !matches!(e, ReadError::Io(_)) {
-        let _ = tx.send(encode(&ServerFrame::Goodbye(KmsError::validation(e.describe())))).await;
+        let _ = tx
+            .send(encode(&ServerFrame::Goodbye(KmsError::validation(
+                e.describe(),
+            ))))
+            .await;
     }
 }
 
-async fn run_request(svc: Arc<KeyService>, caller: Caller, request: Request) -> Result<kmsd_client::Response, KmsError> {
+async fn run_request(
+    svc: Arc<KeyService>,
+    caller: Caller,
+    request: Request,
+) -> Result<kmsd_client::Response, KmsError> {
     let name = request.name();
     let result = if is_mutation(&request) {
         let c = caller.clone();

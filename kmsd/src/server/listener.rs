@@ -35,7 +35,12 @@ impl Default for ServerConfig {
 }
 
 /// Serves until `shutdown` completes, then waits for in-flight requests.
-pub async fn serve(listener: UnixListener, service: Arc<KeyService>, config: ServerConfig, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: UnixListener,
+    service: Arc<KeyService>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let (notify, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -62,7 +67,14 @@ pub async fn serve(listener: UnixListener, service: Arc<KeyService>, config: Ser
             }
         };
         let permit = limit.clone().try_acquire_owned().ok();
-        let conn = Connection::new(stream, caller, service.clone(), config.clone(), notify.subscribe(), done_tx.clone());
+        let conn = Connection::new(
+            stream,
+            caller,
+            service.clone(),
+            config.clone(),
+            notify.subscribe(),
+            done_tx.clone(),
+        );
         tokio::spawn(async move {
             match permit {
                 Some(p) => {

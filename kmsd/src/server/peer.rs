@@ -8,5 +8,9 @@ use std::os::fd::AsFd;
 /// the kernel recorded them at connect time.
 pub fn peer_caller(sock: &impl AsFd) -> std::io::Result<Caller> {
     let cred = getsockopt(sock, PeerCredentials).map_err(std::io::Error::from)?;
-    Ok(Caller { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() })
+    Ok(Caller {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid: cred.pid(),
+    })
 }

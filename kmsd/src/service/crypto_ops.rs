@@ -24,12 +24,25 @@ impl KeyService {
         let id = self.resolve(&st, key_ref)?;
         let e = self.entry(&st, id)?;
         self.require_usable(e)?;
-        let (key_version, c) = e.current().ok_or_else(|| KmsError::internal("key has no material"))?;
-        Ok((BlobHeader { key_id: id, key_version }, c))
+        let (key_version, c) = e
+            .current()
+            .ok_or_else(|| KmsError::internal("key has no material"))?;
+        Ok((
+            BlobHeader {
+                key_id: id,
+                key_version,
+            },
+            c,
+        ))
     }
 
     /// Authenticates and decrypts a blob; `expected` is the caller's KeyId.
-    pub(crate) fn open_blob(&self, ct: &[u8], ctx: &EncryptionContext, expected: Option<&str>) -> Result<(Uuid, SecretBytes)> {
+    pub(crate) fn open_blob(
+        &self,
+        ct: &[u8],
+        ctx: &EncryptionContext,
+        expected: Option<&str>,
+    ) -> Result<(Uuid, SecretBytes)> {
         validate::ciphertext_blob(ct.len())?;
         let h = blob::parse_header(ct).map_err(|_| invalid_ciphertext())?;
         let cipher = {
@@ -56,18 +69,33 @@ impl KeyService {
         validate::plaintext(req.plaintext.len())?;
         let (h, c) = self.current_cipher(&req.key_id)?;
         let ct = blob::seal(&c, h, &req.encryption_context, req.plaintext.expose());
-        Ok(EncryptResponse { ciphertext_blob: Blob(ct), key_id: self.key_arn(h.key_id), encryption_algorithm: ALGORITHM.into() })
+        Ok(EncryptResponse {
+            ciphertext_blob: Blob(ct),
+            key_id: self.key_arn(h.key_id),
+            encryption_algorithm: ALGORITHM.into(),
+        })
     }
 
     pub fn decrypt(&self, req: DecryptRequest) -> Result<DecryptResponse> {
-        let (id, plaintext) = self.open_blob(&req.ciphertext_blob.0, &req.encryption_context, req.key_id.as_deref())?;
-        Ok(DecryptResponse { key_id: self.key_arn(id), plaintext, encryption_algorithm: ALGORITHM.into() })
+        let (id, plaintext) = self.open_blob(
+            &req.ciphertext_blob.0,
+            &req.encryption_context,
+            req.key_id.as_deref(),
+        )?;
+        Ok(DecryptResponse {
+            key_id: self.key_arn(id),
+            plaintext,
+            encryption_algorithm: ALGORITHM.into(),
+        })
     }
 
     pub fn re_encrypt(&self, req: ReEncryptRequest) -> Result<ReEncryptResponse> {
         let (dh, dc) = self.current_cipher(&req.destination_key_id)?;
-        let (src, plain) =
-            self.open_blob(&req.ciphertext_blob.0, &req.source_encryption_context, req.source_key_id.as_deref())?;
+        let (src, plain) = self.open_blob(
+            &req.ciphertext_blob.0,
+            &req.source_encryption_context,
+            req.source_key_id.as_deref(),
+        )?;
         let ct = blob::seal(&dc, dh, &req.destination_encryption_context, plain.expose());
         Ok(ReEncryptResponse {
             ciphertext_blob: Blob(ct),
@@ -93,18 +121,37 @@ impl KeyService {
         Ok((self.key_arn(h.key_id), ct, key))
     }
 
-    pub fn generate_data_key(&self, req: GenerateDataKeyRequest) -> Result<GenerateDataKeyResponse> {
-        let (key_id, ct, plaintext) =
-            self.data_key(&req.key_id, &req.encryption_context, req.key_spec, req.number_of_bytes)?;
-        Ok(GenerateDataKeyResponse { ciphertext_blob: Blob(ct), plaintext, key_id })
+    pub fn generate_data_key(
+        &self,
+        req: GenerateDataKeyRequest,
+    ) -> Result<GenerateDataKeyResponse> {
+        let (key_id, ct, plaintext) = self.data_key(
+            &req.key_id,
+            &req.encryption_context,
+            req.key_spec,
+            req.number_of_bytes,
+        )?;
+        Ok(GenerateDataKeyResponse {
+            ciphertext_blob: Blob(ct),
+            plaintext,
+            key_id,
+        })
     }
 
     pub fn generate_data_key_without_plaintext(
         &self,
         req: GenerateDataKeyWithoutPlaintextRequest,
     ) -> Result<GenerateDataKeyWithoutPlaintextResponse> {
-        let (key_id, ct, _) = self.data_key(&req.key_id, &req.encryption_context, req.key_spec, req.number_of_bytes)?;
-        Ok(GenerateDataKeyWithoutPlaintextResponse { ciphertext_blob: Blob(ct), key_id })
+        let (key_id, ct, _) = self.data_key(
+            &req.key_id,
+            &req.encryption_context,
+            req.key_spec,
+            req.number_of_bytes,
+        )?;
+        Ok(GenerateDataKeyWithoutPlaintextResponse {
+            ciphertext_blob: Blob(ct),
+            key_id,
+        })
     }
 
     pub fn generate_random(&self, req: GenerateRandomRequest) -> Result<GenerateRandomResponse> {
@@ -121,10 +168,18 @@ mod tests {
     use kmsd_client::*;
 
     fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
-    fn encrypt(t: &TestService, key: &str, pt: &[u8], c: &EncryptionContext) -> Result<Vec<u8>, KmsError> {
+    fn encrypt(
+        t: &TestService,
+        key: &str,
+        pt: &[u8],
+        c: &EncryptionContext,
+    ) -> Result<Vec<u8>, KmsError> {
         t.svc
             .encrypt(EncryptRequest {
                 key_id: key.into(),
@@ -135,7 +190,12 @@ mod tests {
             .map(|r| r.ciphertext_blob.0)
     }
 
-    fn decrypt(t: &TestService, ct: &[u8], c: &EncryptionContext, key: Option<&str>) -> Result<Vec<u8>, KmsError> {
+    fn decrypt(
+        t: &TestService,
+        ct: &[u8],
+        c: &EncryptionContext,
+        key: Option<&str>,
+    ) -> Result<Vec<u8>, KmsError> {
         t.svc
             .decrypt(DecryptRequest {
                 ciphertext_blob: Blob(ct.to_vec()),
@@ -155,18 +215,41 @@ mod tests {
         let ct = encrypt(&t, &a.key_id, b"hello", &c).unwrap();
         assert_eq!(decrypt(&t, &ct, &c, None).unwrap(), b"hello");
         assert_eq!(decrypt(&t, &ct, &c, Some(&a.arn)).unwrap(), b"hello");
-        assert_eq!(decrypt(&t, &ct, &c, Some(&b.key_id)).err().unwrap().kind, ErrorKind::IncorrectKeyException);
-        for wrong in [ctx(&[]), ctx(&[("Purpose", "Prod"), ("App", "kms-demo")]), ctx(&[("Purpose", "Lab")])] {
-            assert_eq!(decrypt(&t, &ct, &wrong, None).err().unwrap().kind, ErrorKind::InvalidCiphertextException);
+        assert_eq!(
+            decrypt(&t, &ct, &c, Some(&b.key_id)).err().unwrap().kind,
+            ErrorKind::IncorrectKeyException
+        );
+        for wrong in [
+            ctx(&[]),
+            ctx(&[("Purpose", "Prod"), ("App", "kms-demo")]),
+            ctx(&[("Purpose", "Lab")]),
+        ] {
+            assert_eq!(
+                decrypt(&t, &ct, &wrong, None).err().unwrap().kind,
+                ErrorKind::InvalidCiphertextException
+            );
         }
         for i in 0..ct.len() {
             let mut bad = ct.clone();
             bad[i] ^= 0x20;
-            assert_eq!(decrypt(&t, &bad, &c, None).err().unwrap().kind, ErrorKind::InvalidCiphertextException, "byte {i}");
+            assert_eq!(
+                decrypt(&t, &bad, &c, None).err().unwrap().kind,
+                ErrorKind::InvalidCiphertextException,
+                "byte {i}"
+            );
         }
-        assert_eq!(decrypt(&t, &[], &c, None).err().unwrap().kind, ErrorKind::ValidationException);
-        assert_eq!(encrypt(&t, &a.key_id, &[], &c).err().unwrap().kind, ErrorKind::ValidationException);
-        assert_eq!(encrypt(&t, &a.key_id, &[0; 4097], &c).err().unwrap().kind, ErrorKind::ValidationException);
+        assert_eq!(
+            decrypt(&t, &[], &c, None).err().unwrap().kind,
+            ErrorKind::ValidationException
+        );
+        assert_eq!(
+            encrypt(&t, &a.key_id, &[], &c).err().unwrap().kind,
+            ErrorKind::ValidationException
+        );
+        assert_eq!(
+            encrypt(&t, &a.key_id, &[0; 4097], &c).err().unwrap().kind,
+            ErrorKind::ValidationException
+        );
         assert!(encrypt(&t, &a.key_id, &[0; 4096], &c).is_ok());
     }
 
@@ -175,12 +258,31 @@ mod tests {
         let t = TestService::new();
         let a = t.create("a").key_id;
         let ct = encrypt(&t, &a, b"x", &ctx(&[])).unwrap();
-        t.svc.disable_key(DisableKeyRequest { key_id: a.clone() }).unwrap();
-        assert_eq!(encrypt(&t, &a, b"x", &ctx(&[])).err().unwrap().kind, ErrorKind::DisabledException);
-        assert_eq!(decrypt(&t, &ct, &ctx(&[]), None).err().unwrap().kind, ErrorKind::DisabledException);
-        t.svc.schedule_key_deletion(ScheduleKeyDeletionRequest { key_id: a.clone(), pending_window_in_days: Some(7) }).unwrap();
-        assert_eq!(encrypt(&t, &a, b"x", &ctx(&[])).err().unwrap().kind, ErrorKind::KMSInvalidStateException);
-        assert_eq!(decrypt(&t, &ct, &ctx(&[]), None).err().unwrap().kind, ErrorKind::KMSInvalidStateException);
+        t.svc
+            .disable_key(DisableKeyRequest { key_id: a.clone() })
+            .unwrap();
+        assert_eq!(
+            encrypt(&t, &a, b"x", &ctx(&[])).err().unwrap().kind,
+            ErrorKind::DisabledException
+        );
+        assert_eq!(
+            decrypt(&t, &ct, &ctx(&[]), None).err().unwrap().kind,
+            ErrorKind::DisabledException
+        );
+        t.svc
+            .schedule_key_deletion(ScheduleKeyDeletionRequest {
+                key_id: a.clone(),
+                pending_window_in_days: Some(7),
+            })
+            .unwrap();
+        assert_eq!(
+            encrypt(&t, &a, b"x", &ctx(&[])).err().unwrap().kind,
+            ErrorKind::KMSInvalidStateException
+        );
+        assert_eq!(
+            decrypt(&t, &ct, &ctx(&[]), None).err().unwrap().kind,
+            ErrorKind::KMSInvalidStateException
+        );
         assert!(t.svc.describe_key(DescribeKeyRequest { key_id: a }).is_ok());
     }
 
@@ -201,7 +303,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(dk.plaintext.len(), 32);
-        assert_eq!(decrypt(&t, &dk.ciphertext_blob.0, &c, None).unwrap(), dk.plaintext.expose());
+        assert_eq!(
+            decrypt(&t, &dk.ciphertext_blob.0, &c, None).unwrap(),
+            dk.plaintext.expose()
+        );
         let wp = t
             .svc
             .generate_data_key_without_plaintext(GenerateDataKeyWithoutPlaintextRequest {
@@ -212,7 +317,10 @@ mod tests {
                 grant_tokens: vec![],
             })
             .unwrap();
-        assert_eq!(decrypt(&t, &wp.ciphertext_blob.0, &c, None).unwrap().len(), 7);
+        assert_eq!(
+            decrypt(&t, &wp.ciphertext_blob.0, &c, None).unwrap().len(),
+            7
+        );
 
         let c2 = ctx(&[("file", "2")]);
         let re = t
@@ -227,7 +335,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(re.key_id, t.svc.key_arn(b.parse().unwrap()));
-        assert_eq!(decrypt(&t, &re.ciphertext_blob.0, &c2, Some(&b)).unwrap(), dk.plaintext.expose());
+        assert_eq!(
+            decrypt(&t, &re.ciphertext_blob.0, &c2, Some(&b)).unwrap(),
+            dk.plaintext.expose()
+        );
         let wrong_src = t.svc.re_encrypt(ReEncryptRequest {
             ciphertext_blob: dk.ciphertext_blob,
             source_encryption_context: c2,
@@ -236,10 +347,22 @@ mod tests {
             destination_encryption_context: c,
             grant_tokens: vec![],
         });
-        assert_eq!(wrong_src.err().unwrap().kind, ErrorKind::InvalidCiphertextException);
+        assert_eq!(
+            wrong_src.err().unwrap().kind,
+            ErrorKind::InvalidCiphertextException
+        );
 
-        let r = t.svc.generate_random(GenerateRandomRequest { number_of_bytes: 1024 }).unwrap();
+        let r = t
+            .svc
+            .generate_random(GenerateRandomRequest {
+                number_of_bytes: 1024,
+            })
+            .unwrap();
         assert_eq!(r.plaintext.len(), 1024);
-        assert!(t.svc.generate_random(GenerateRandomRequest { number_of_bytes: 0 }).is_err());
+        assert!(
+            t.svc
+                .generate_random(GenerateRandomRequest { number_of_bytes: 0 })
+                .is_err()
+        );
     }
 }

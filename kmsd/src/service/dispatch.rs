@@ -9,7 +9,10 @@ impl KeyService {
         use Response as R;
         Ok(match request {
             Q::CreateKey(r) => {
-                let policy = r.policy.clone().unwrap_or_else(|| self.default_key_policy(caller));
+                let policy = r
+                    .policy
+                    .clone()
+                    .unwrap_or_else(|| self.default_key_policy(caller));
                 R::CreateKey(self.create_key(caller, r, policy)?)
             }
             Q::DescribeKey(r) => R::DescribeKey(self.describe_key(r)?),

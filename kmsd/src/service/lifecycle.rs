@@ -21,13 +21,19 @@ impl KeyService {
             let doomed = st
                 .keys
                 .values()
-                .filter(|e| e.record.state == KeyState::PendingDeletion && e.record.deletion_date.is_some_and(|d| d <= now))
+                .filter(|e| {
+                    e.record.state == KeyState::PendingDeletion
+                        && e.record.deletion_date.is_some_and(|d| d <= now)
+                })
                 .map(|e| e.record.key_id)
                 .collect();
             let due = st
                 .keys
                 .values()
-                .filter(|e| e.record.state == KeyState::Enabled && e.record.rotation.is_some_and(|r| r.next_rotation <= now))
+                .filter(|e| {
+                    e.record.state == KeyState::Enabled
+                        && e.record.rotation.is_some_and(|r| r.next_rotation <= now)
+                })
                 .map(|e| e.record.key_id)
                 .collect();
             (doomed, due)
@@ -59,14 +65,28 @@ impl KeyService {
     /// material is wiped when the last in-flight call drops its cipher.
     fn destroy(&self, id: Uuid) -> super::Result<()> {
         self.mutate(|st, now| {
-            let Some(e) = st.keys.get(&id) else { return Ok(((), vec![])) };
-            if e.record.state != KeyState::PendingDeletion || e.record.deletion_date.is_none_or(|d| d > now) {
+            let Some(e) = st.keys.get(&id) else {
+                return Ok(((), vec![]));
+            };
+            if e.record.state != KeyState::PendingDeletion
+                || e.record.deletion_date.is_none_or(|d| d > now)
+            {
                 return Ok(((), vec![]));
             }
             let mut batch = vec![Mutation::DeleteKey(id)];
-            batch.extend(st.aliases.values().filter(|a| a.target == id).map(|a| Mutation::DeleteAlias(a.name.clone())));
+            batch.extend(
+                st.aliases
+                    .values()
+                    .filter(|a| a.target == id)
+                    .map(|a| Mutation::DeleteAlias(a.name.clone())),
+            );
             let prefix = grant_store_key(id, "");
-            batch.extend(st.grants.keys().filter(|g| g.starts_with(&prefix)).map(|g| Mutation::DeleteGrant(g.clone())));
+            batch.extend(
+                st.grants
+                    .keys()
+                    .filter(|g| g.starts_with(&prefix))
+                    .map(|g| Mutation::DeleteGrant(g.clone())),
+            );
             Ok(((), batch))
         })?;
         tracing::info!(key_id = %id, "deletion window ended: key material destroyed");
@@ -83,7 +103,12 @@ mod tests {
     fn key_destroyed_after_window_with_its_aliases() {
         let t = TestService::new();
         let id = t.create("doomed").key_id;
-        t.svc.create_alias(CreateAliasRequest { alias_name: "alias/doomed".into(), target_key_id: id.clone() }).unwrap();
+        t.svc
+            .create_alias(CreateAliasRequest {
+                alias_name: "alias/doomed".into(),
+                target_key_id: id.clone(),
+            })
+            .unwrap();
         let ct = t
             .svc
             .encrypt(EncryptRequest {
@@ -94,20 +119,46 @@ mod tests {
             })
             .unwrap()
             .ciphertext_blob;
-        t.svc.schedule_key_deletion(ScheduleKeyDeletionRequest { key_id: id.clone(), pending_window_in_days: Some(7) }).unwrap();
+        t.svc
+            .schedule_key_deletion(ScheduleKeyDeletionRequest {
+                key_id: id.clone(),
+                pending_window_in_days: Some(7),
+            })
+            .unwrap();
         t.clock.advance_days(6);
         t.svc.tick();
         assert_eq!(t.state_of(&id), KeyState::PendingDeletion);
         t.clock.advance_days(1);
         t.svc.tick();
-        let e = t.svc.describe_key(DescribeKeyRequest { key_id: id.clone() }).err().unwrap();
+        let e = t
+            .svc
+            .describe_key(DescribeKeyRequest { key_id: id.clone() })
+            .err()
+            .unwrap();
         assert_eq!(e.kind, ErrorKind::NotFoundException);
-        assert!(t.svc.list_aliases(ListAliasesRequest::default()).unwrap().aliases.is_empty());
-        let d = t.svc.decrypt(DecryptRequest { ciphertext_blob: ct, encryption_context: Default::default(), key_id: None, grant_tokens: vec![] });
+        assert!(
+            t.svc
+                .list_aliases(ListAliasesRequest::default())
+                .unwrap()
+                .aliases
+                .is_empty()
+        );
+        let d = t.svc.decrypt(DecryptRequest {
+            ciphertext_blob: ct,
+            encryption_context: Default::default(),
+            key_id: None,
+            grant_tokens: vec![],
+        });
         assert_eq!(d.err().unwrap().kind, ErrorKind::InvalidCiphertextException);
         // Gone after a restart too.
         drop(t.svc);
         let svc = TestService::open(&t.dir, t.clock.clone());
-        assert_eq!(svc.describe_key(DescribeKeyRequest { key_id: id }).err().unwrap().kind, ErrorKind::NotFoundException);
+        assert_eq!(
+            svc.describe_key(DescribeKeyRequest { key_id: id })
+                .err()
+                .unwrap()
+                .kind,
+            ErrorKind::NotFoundException
+        );
     }
 }

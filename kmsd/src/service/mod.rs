@@ -49,7 +49,11 @@ pub struct ServiceConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { region: "local".into(), account: "000000000000".into(), admin_uid: 0 }
+        ServiceConfig {
+            region: "local".into(),
+            account: "000000000000".into(),
+            admin_uid: 0,
+        }
     }
 }
 
@@ -68,11 +72,23 @@ fn internal_store(e: impl std::fmt::Display) -> KmsError {
 }
 
 impl KeyService {
-    pub fn new(config: ServiceConfig, store: Box<dyn Store>, clock: Arc<dyn Clock>, root: &RootKey) -> Result<Self> {
+    pub fn new(
+        config: ServiceConfig,
+        store: Box<dyn Store>,
+        clock: Arc<dyn Clock>,
+        root: &RootKey,
+    ) -> Result<Self> {
         let wrap_key = KeyCipher::new(&root.derive(MATERIAL_WRAP_LABEL));
         let snap = store.load().map_err(internal_store)?;
         let state = State::from_snapshot(snap, &wrap_key)?;
-        Ok(KeyService { config, store, clock, wrap_key, state: RwLock::new(state), writer: Mutex::new(()) })
+        Ok(KeyService {
+            config,
+            store,
+            clock,
+            wrap_key,
+            state: RwLock::new(state),
+            writer: Mutex::new(()),
+        })
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -102,7 +118,10 @@ impl KeyService {
     /// Runs one mutation: `plan` looks at the current state and returns its
     /// answer and the changes; the changes are committed durably, then
     /// applied in memory. Mutations never interleave.
-    pub(crate) fn mutate<T>(&self, plan: impl FnOnce(&State, Timestamp) -> Result<(T, Vec<Mutation>)>) -> Result<T> {
+    pub(crate) fn mutate<T>(
+        &self,
+        plan: impl FnOnce(&State, Timestamp) -> Result<(T, Vec<Mutation>)>,
+    ) -> Result<T> {
         let _w = self.writer();
         let now = self.clock.now();
         let (out, batch) = plan(&self.read(), now)?;
@@ -114,11 +133,17 @@ impl KeyService {
     }
 
     pub fn key_arn(&self, id: Uuid) -> String {
-        format!("arn:aws:kms:{}:{}:key/{id}", self.config.region, self.config.account)
+        format!(
+            "arn:aws:kms:{}:{}:key/{id}",
+            self.config.region, self.config.account
+        )
     }
 
     pub fn alias_arn(&self, name: &str) -> String {
-        format!("arn:aws:kms:{}:{}:{name}", self.config.region, self.config.account)
+        format!(
+            "arn:aws:kms:{}:{}:{name}",
+            self.config.region, self.config.account
+        )
     }
 
     /// Resolves a key id, key ARN, alias name or alias ARN to a key id.
@@ -129,16 +154,19 @@ impl KeyService {
             None => key_ref,
         };
         if local.starts_with("alias/") {
-            return st
-                .aliases
-                .get(local)
-                .map(|a| a.target)
-                .ok_or_else(|| KmsError::not_found(format!("Alias {} is not found.", self.alias_arn(local))));
+            return st.aliases.get(local).map(|a| a.target).ok_or_else(|| {
+                KmsError::not_found(format!("Alias {} is not found.", self.alias_arn(local)))
+            });
         }
         let id = local.strip_prefix("key/").unwrap_or(local);
-        let not_found = || KmsError::not_found(format!("Key '{}' does not exist", self.key_arn_or_raw(id)));
+        let not_found =
+            || KmsError::not_found(format!("Key '{}' does not exist", self.key_arn_or_raw(id)));
         let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-        if st.keys.contains_key(&id) { Ok(id) } else { Err(not_found()) }
+        if st.keys.contains_key(&id) {
+            Ok(id)
+        } else {
+            Err(not_found())
+        }
     }
 
     fn key_arn_or_raw(&self, id: &str) -> String {
@@ -162,21 +190,29 @@ impl KeyService {
                 "'{arn}' names another region or account than this kmsd's ({}:{})",
                 self.config.region, self.config.account
             ))),
-            _ => Err(KmsError::new(kmsd_client::ErrorKind::InvalidArnException, format!("'{arn}' is not a valid KMS ARN"))),
+            _ => Err(KmsError::new(
+                kmsd_client::ErrorKind::InvalidArnException,
+                format!("'{arn}' is not a valid KMS ARN"),
+            )),
         }
     }
 
     /// The key entry for a resolved id (it exists: `resolve` said so under
     /// the same lock).
     pub fn entry<'s>(&self, st: &'s State, id: Uuid) -> Result<&'s KeyEntry> {
-        st.keys.get(&id).ok_or_else(|| KmsError::not_found(format!("Key '{}' does not exist", self.key_arn(id))))
+        st.keys.get(&id).ok_or_else(|| {
+            KmsError::not_found(format!("Key '{}' does not exist", self.key_arn(id)))
+        })
     }
 
     /// Key state rule of every cryptographic operation.
     pub fn require_usable(&self, e: &KeyEntry) -> Result<()> {
         match e.record.state {
             KeyState::Enabled => Ok(()),
-            KeyState::Disabled => Err(KmsError::disabled(format!("{} is disabled.", self.key_arn(e.record.key_id)))),
+            KeyState::Disabled => Err(KmsError::disabled(format!(
+                "{} is disabled.",
+                self.key_arn(e.record.key_id)
+            ))),
             KeyState::PendingDeletion => Err(KmsError::invalid_state(format!(
                 "{} is pending deletion.",
                 self.key_arn(e.record.key_id)
@@ -187,7 +223,10 @@ impl KeyService {
     /// Rejects changes to a key pending deletion.
     pub fn require_not_pending_deletion(&self, e: &KeyEntry) -> Result<()> {
         if e.record.state == KeyState::PendingDeletion {
-            return Err(KmsError::invalid_state(format!("{} is pending deletion.", self.key_arn(e.record.key_id))));
+            return Err(KmsError::invalid_state(format!(
+                "{} is pending deletion.",
+                self.key_arn(e.record.key_id)
+            )));
         }
         Ok(())
     }
@@ -203,7 +242,11 @@ impl KeyService {
             let entry = self.entry(st, id)?;
             let mut rec = entry.record.clone();
             let out = f(entry, &mut rec, now)?;
-            let batch = if rec == entry.record { vec![] } else { vec![Mutation::PutKey(rec)] };
+            let batch = if rec == entry.record {
+                vec![]
+            } else {
+                vec![Mutation::PutKey(rec)]
+            };
             Ok((out, batch))
         })
     }

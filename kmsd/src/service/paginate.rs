@@ -34,7 +34,10 @@ pub fn paginate<T>(
         out.push(item);
     }
     let next_marker = if more { out.last().map(&key) } else { None };
-    Ok(Page { items: out, next_marker })
+    Ok(Page {
+        items: out,
+        next_marker,
+    })
 }
 
 #[cfg(test)]
@@ -47,7 +50,8 @@ mod tests {
         let mut seen = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let page = paginate(items.iter().cloned(), |s| s.clone(), 10, marker.as_deref()).unwrap();
+            let page =
+                paginate(items.iter().cloned(), |s| s.clone(), 10, marker.as_deref()).unwrap();
             assert!(page.items.len() <= 10);
             seen.extend(page.items);
             match page.next_marker {
@@ -60,7 +64,13 @@ mod tests {
 
     #[test]
     fn exact_multiple_has_no_dangling_marker() {
-        let page = paginate(vec!["a".to_string(), "b".to_string()], |s| s.clone(), 2, None).unwrap();
+        let page = paginate(
+            vec!["a".to_string(), "b".to_string()],
+            |s| s.clone(),
+            2,
+            None,
+        )
+        .unwrap();
         assert_eq!(page.items.len(), 2);
         assert!(page.next_marker.is_none());
         assert!(paginate(Vec::<String>::new(), |s| s.clone(), 1, Some("")).is_err());

@@ -18,7 +18,10 @@ impl KeyService {
             if next < now {
                 next = now;
             }
-            rec.rotation = Some(RotationSchedule { period_days: days, next_rotation: next });
+            rec.rotation = Some(RotationSchedule {
+                period_days: days,
+                next_rotation: next,
+            });
             Ok(Empty {})
         })
     }
@@ -31,7 +34,10 @@ impl KeyService {
         })
     }
 
-    pub fn get_key_rotation_status(&self, req: GetKeyRotationStatusRequest) -> Result<GetKeyRotationStatusResponse> {
+    pub fn get_key_rotation_status(
+        &self,
+        req: GetKeyRotationStatusRequest,
+    ) -> Result<GetKeyRotationStatusResponse> {
         let st = self.read();
         let id = self.resolve(&st, &req.key_id)?;
         let e = self.entry(&st, id)?;
@@ -63,16 +69,22 @@ impl KeyService {
             }
             rec.on_demand_rotations += 1;
             self.add_version(rec, now, RotationType::OnDemand);
-            Ok(KeyIdResponse { key_id: self.key_arn(rec.key_id) })
+            Ok(KeyIdResponse {
+                key_id: self.key_arn(rec.key_id),
+            })
         })
     }
 
     pub(crate) fn add_version(&self, rec: &mut KeyRecord, now: Timestamp, how: RotationType) {
         let v = rec.versions.last().map_or(1, |v| v.version + 1);
-        rec.versions.push(self.new_version(rec.key_id, v, now, Some(how)));
+        rec.versions
+            .push(self.new_version(rec.key_id, v, now, Some(how)));
     }
 
-    pub fn list_key_rotations(&self, req: ListKeyRotationsRequest) -> Result<ListKeyRotationsResponse> {
+    pub fn list_key_rotations(
+        &self,
+        req: ListKeyRotationsRequest,
+    ) -> Result<ListKeyRotationsResponse> {
         let limit = validate::list_limit(req.limit)?;
         let st = self.read();
         let id = self.resolve(&st, &req.key_id)?;
@@ -86,7 +98,12 @@ impl KeyService {
                 key_version: v.version,
             })
         });
-        let page = paginate(rotations, |r| format!("{:010}", r.key_version), limit, req.marker.as_deref())?;
+        let page = paginate(
+            rotations,
+            |r| format!("{:010}", r.key_version),
+            limit,
+            req.marker.as_deref(),
+        )?;
         Ok(ListKeyRotationsResponse {
             rotations: page.items,
             truncated: page.next_marker.is_some(),
@@ -130,21 +147,40 @@ mod tests {
         let t = TestService::new();
         let id = t.create("r").key_id;
         let old = enc(&t, &id);
-        t.svc.rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() }).unwrap();
+        t.svc
+            .rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() })
+            .unwrap();
         let new = enc(&t, &id);
         assert_eq!(u32::from_be_bytes(old[17..21].try_into().unwrap()), 1);
         assert_eq!(u32::from_be_bytes(new[17..21].try_into().unwrap()), 2);
         assert_eq!(dec(&t, &old).unwrap(), b"data");
         assert_eq!(dec(&t, &new).unwrap(), b"data");
         for _ in 1..25 {
-            t.svc.rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() }).unwrap();
+            t.svc
+                .rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() })
+                .unwrap();
         }
-        let e = t.svc.rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() }).err().unwrap();
+        let e = t
+            .svc
+            .rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() })
+            .err()
+            .unwrap();
         assert_eq!(e.kind, ErrorKind::LimitExceededException);
-        let list = t.svc.list_key_rotations(ListKeyRotationsRequest { key_id: id.clone(), limit: Some(10), marker: None }).unwrap();
+        let list = t
+            .svc
+            .list_key_rotations(ListKeyRotationsRequest {
+                key_id: id.clone(),
+                limit: Some(10),
+                marker: None,
+            })
+            .unwrap();
         assert_eq!(list.rotations.len(), 10);
         assert!(list.truncated);
-        assert!(list.rotations.iter().all(|r| r.rotation_type == RotationType::OnDemand));
+        assert!(
+            list.rotations
+                .iter()
+                .all(|r| r.rotation_type == RotationType::OnDemand)
+        );
         assert_eq!(dec(&t, &old).unwrap(), b"data");
     }
 
@@ -153,30 +189,68 @@ mod tests {
         let t = TestService::new();
         let id = t.create("auto").key_id;
         for bad in [89, 2561] {
-            let e = t.svc.enable_key_rotation(EnableKeyRotationRequest { key_id: id.clone(), rotation_period_in_days: Some(bad) });
+            let e = t.svc.enable_key_rotation(EnableKeyRotationRequest {
+                key_id: id.clone(),
+                rotation_period_in_days: Some(bad),
+            });
             assert_eq!(e.err().unwrap().kind, ErrorKind::ValidationException);
         }
-        t.svc.enable_key_rotation(EnableKeyRotationRequest { key_id: id.clone(), rotation_period_in_days: Some(90) }).unwrap();
-        let s = t.svc.get_key_rotation_status(GetKeyRotationStatusRequest { key_id: id.clone() }).unwrap();
+        t.svc
+            .enable_key_rotation(EnableKeyRotationRequest {
+                key_id: id.clone(),
+                rotation_period_in_days: Some(90),
+            })
+            .unwrap();
+        let s = t
+            .svc
+            .get_key_rotation_status(GetKeyRotationStatusRequest { key_id: id.clone() })
+            .unwrap();
         assert!(s.key_rotation_enabled);
         assert_eq!(s.rotation_period_in_days, Some(90));
         assert_eq!(s.next_rotation_date, Some(t.clock.now().plus_days(90)));
         let old = enc(&t, &id);
         t.clock.advance_days(89);
         t.svc.tick();
-        assert_eq!(t.svc.describe_key(DescribeKeyRequest { key_id: id.clone() }).unwrap().key_metadata.current_key_version, 1);
+        assert_eq!(
+            t.svc
+                .describe_key(DescribeKeyRequest { key_id: id.clone() })
+                .unwrap()
+                .key_metadata
+                .current_key_version,
+            1
+        );
         t.clock.advance_days(1);
         t.svc.tick();
-        let meta = t.svc.describe_key(DescribeKeyRequest { key_id: id.clone() }).unwrap().key_metadata;
+        let meta = t
+            .svc
+            .describe_key(DescribeKeyRequest { key_id: id.clone() })
+            .unwrap()
+            .key_metadata;
         assert_eq!(meta.current_key_version, 2);
-        let rot = t.svc.list_key_rotations(ListKeyRotationsRequest { key_id: id.clone(), limit: None, marker: None }).unwrap();
+        let rot = t
+            .svc
+            .list_key_rotations(ListKeyRotationsRequest {
+                key_id: id.clone(),
+                limit: None,
+                marker: None,
+            })
+            .unwrap();
         assert_eq!(rot.rotations.len(), 1);
         assert_eq!(rot.rotations[0].rotation_type, RotationType::Automatic);
         assert_eq!(dec(&t, &old).unwrap(), b"data");
-        t.svc.disable_key_rotation(DisableKeyRotationRequest { key_id: id.clone() }).unwrap();
+        t.svc
+            .disable_key_rotation(DisableKeyRotationRequest { key_id: id.clone() })
+            .unwrap();
         t.clock.advance_days(400);
         t.svc.tick();
-        assert_eq!(t.svc.describe_key(DescribeKeyRequest { key_id: id }).unwrap().key_metadata.current_key_version, 2);
+        assert_eq!(
+            t.svc
+                .describe_key(DescribeKeyRequest { key_id: id })
+                .unwrap()
+                .key_metadata
+                .current_key_version,
+            2
+        );
     }
 
     #[test]
@@ -184,11 +258,17 @@ mod tests {
         let t = TestService::new();
         let id = t.create("persist").key_id;
         let old = enc(&t, &id);
-        t.svc.rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() }).unwrap();
+        t.svc
+            .rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() })
+            .unwrap();
         let new = enc(&t, &id);
         drop(t.svc);
         let svc = TestService::open(&t.dir, t.clock.clone());
-        let t2 = TestService { svc, clock: t.clock, dir: t.dir };
+        let t2 = TestService {
+            svc,
+            clock: t.clock,
+            dir: t.dir,
+        };
         assert_eq!(dec(&t2, &old).unwrap(), b"data");
         assert_eq!(dec(&t2, &new).unwrap(), b"data");
     }

@@ -41,7 +41,11 @@ impl State {
         for r in snap.keys {
             st.put_key(r, wrap_key)?;
         }
-        st.aliases = snap.aliases.into_iter().map(|a| (a.name.clone(), a)).collect();
+        st.aliases = snap
+            .aliases
+            .into_iter()
+            .map(|a| (a.name.clone(), a))
+            .collect();
         st.grants = snap.grants.into_iter().collect();
         st.meta = snap.meta.into_iter().collect();
         Ok(st)
@@ -77,18 +81,24 @@ impl State {
 
     /// Inserts or replaces a key, unwrapping only versions it lacks.
     fn put_key(&mut self, record: KeyRecord, wrap_key: &KeyCipher) -> Result<(), KmsError> {
-        let mut ciphers = self.keys.remove(&record.key_id).map(|e| e.ciphers).unwrap_or_default();
+        let mut ciphers = self
+            .keys
+            .remove(&record.key_id)
+            .map(|e| e.ciphers)
+            .unwrap_or_default();
         ciphers.truncate(record.versions.len());
         for v in &record.versions[ciphers.len()..] {
-            let m = material::unwrap(wrap_key, record.key_id, v.version, &v.wrapped_material).map_err(|_| {
-                KmsError::internal(format!(
-                    "key material of {} version {} does not authenticate under the root key",
-                    record.key_id, v.version
-                ))
-            })?;
+            let m = material::unwrap(wrap_key, record.key_id, v.version, &v.wrapped_material)
+                .map_err(|_| {
+                    KmsError::internal(format!(
+                        "key material of {} version {} does not authenticate under the root key",
+                        record.key_id, v.version
+                    ))
+                })?;
             ciphers.push(Arc::new(KeyCipher::new(&m)));
         }
-        self.keys.insert(record.key_id, KeyEntry { record, ciphers });
+        self.keys
+            .insert(record.key_id, KeyEntry { record, ciphers });
         Ok(())
     }
 }

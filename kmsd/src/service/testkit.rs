@@ -14,7 +14,11 @@ pub struct TestService {
 }
 
 pub fn root() -> Caller {
-    Caller { uid: 0, gid: 0, pid: 1 }
+    Caller {
+        uid: 0,
+        gid: 0,
+        pid: 1,
+    }
 }
 
 impl TestService {
@@ -28,18 +32,36 @@ impl TestService {
     pub fn open(dir: &tempfile::TempDir, clock: Arc<ManualClock>) -> KeyService {
         let store = RedbStore::open(&dir.path().join("state.redb")).expect("store");
         let (rk, _) = RootKey::load_or_create(&dir.path().join("root.key")).expect("root key");
-        KeyService::new(ServiceConfig::default(), Box::new(store), clock as Arc<dyn Clock>, &rk).expect("service")
+        KeyService::new(
+            ServiceConfig::default(),
+            Box::new(store),
+            clock as Arc<dyn Clock>,
+            &rk,
+        )
+        .expect("service")
     }
 
     pub fn create_req(&self, req: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
-        self.svc.create_key(&root(), req, "{}".into()).map(|r| r.key_metadata)
+        self.svc
+            .create_key(&root(), req, "{}".into())
+            .map(|r| r.key_metadata)
     }
 
     pub fn create(&self, description: &str) -> KeyMetadata {
-        self.create_req(CreateKeyRequest { description: Some(description.into()), ..Default::default() }).expect("create")
+        self.create_req(CreateKeyRequest {
+            description: Some(description.into()),
+            ..Default::default()
+        })
+        .expect("create")
     }
 
     pub fn state_of(&self, key_id: &str) -> KeyState {
-        self.svc.describe_key(DescribeKeyRequest { key_id: key_id.into() }).expect("describe").key_metadata.key_state
+        self.svc
+            .describe_key(DescribeKeyRequest {
+                key_id: key_id.into(),
+            })
+            .expect("describe")
+            .key_metadata
+            .key_state
     }
 }

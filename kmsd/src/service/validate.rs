@@ -25,7 +25,9 @@ fn in_range(field: &str, v: u32, (lo, hi): (u32, u32)) -> Result<u32, KmsError> 
     if (lo..=hi).contains(&v) {
         Ok(v)
     } else {
-        Err(KmsError::validation(format!("{field} must be between {lo} and {hi}; got {v}")))
+        Err(KmsError::validation(format!(
+            "{field} must be between {lo} and {hi}; got {v}"
+        )))
     }
 }
 
@@ -51,7 +53,10 @@ pub fn tags(tags: &[Tag]) -> Result<(), KmsError> {
         if v > MAX_TAG_VALUE {
             return Err(KmsError::new(
                 kmsd_client::ErrorKind::TagException,
-                format!("TagValue of '{}' must be at most {MAX_TAG_VALUE} characters; got {v}", t.tag_key),
+                format!(
+                    "TagValue of '{}' must be at most {MAX_TAG_VALUE} characters; got {v}",
+                    t.tag_key
+                ),
             ));
         }
         if t.tag_key.starts_with("aws:") {
@@ -90,18 +95,32 @@ pub fn random_bytes(n: u32) -> Result<usize, KmsError> {
 pub fn data_key_len(spec: Option<DataKeySpec>, bytes: Option<u32>) -> Result<usize, KmsError> {
     match (spec, bytes) {
         (Some(s), None) => Ok(s.len()),
-        (None, Some(n)) => in_range("NumberOfBytes", n, (1, MAX_DATA_KEY_BYTES)).map(|n| n as usize),
-        (Some(_), Some(_)) => Err(KmsError::validation("specify either KeySpec or NumberOfBytes, not both")),
-        (None, None) => Err(KmsError::validation("specify either KeySpec or NumberOfBytes")),
+        (None, Some(n)) => {
+            in_range("NumberOfBytes", n, (1, MAX_DATA_KEY_BYTES)).map(|n| n as usize)
+        }
+        (Some(_), Some(_)) => Err(KmsError::validation(
+            "specify either KeySpec or NumberOfBytes, not both",
+        )),
+        (None, None) => Err(KmsError::validation(
+            "specify either KeySpec or NumberOfBytes",
+        )),
     }
 }
 
 pub fn pending_window(days: Option<u32>) -> Result<u32, KmsError> {
-    in_range("PendingWindowInDays", days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS), PENDING_WINDOW_DAYS)
+    in_range(
+        "PendingWindowInDays",
+        days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS),
+        PENDING_WINDOW_DAYS,
+    )
 }
 
 pub fn rotation_period(days: Option<u32>) -> Result<u32, KmsError> {
-    in_range("RotationPeriodInDays", days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS), ROTATION_PERIOD_DAYS)
+    in_range(
+        "RotationPeriodInDays",
+        days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS),
+        ROTATION_PERIOD_DAYS,
+    )
 }
 
 pub fn list_limit(limit: Option<u32>) -> Result<usize, KmsError> {
@@ -111,7 +130,9 @@ pub fn list_limit(limit: Option<u32>) -> Result<usize, KmsError> {
 /// `^alias/[a-zA-Z0-9/_-]+$`, 1–256 characters, `alias/aws/` reserved.
 pub fn alias_name(name: &str) -> Result<(), KmsError> {
     let Some(rest) = name.strip_prefix("alias/") else {
-        return Err(KmsError::validation(format!("alias name '{name}' must begin with 'alias/'")));
+        return Err(KmsError::validation(format!(
+            "alias name '{name}' must begin with 'alias/'"
+        )));
     };
     if name.len() > MAX_ALIAS_NAME {
         return Err(KmsError::validation(format!(
@@ -119,7 +140,11 @@ pub fn alias_name(name: &str) -> Result<(), KmsError> {
             name.len()
         )));
     }
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b)) {
+    if rest.is_empty()
+        || !rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+    {
         return Err(KmsError::validation(format!(
             "alias name '{name}' must match ^alias/[a-zA-Z0-9/_-]+$"
         )));
@@ -134,7 +159,9 @@ pub fn alias_name(name: &str) -> Result<(), KmsError> {
 
 pub fn key_ref(key_id: &str) -> Result<(), KmsError> {
     if key_id.is_empty() || key_id.len() > MAX_KEY_ID {
-        return Err(KmsError::validation(format!("KeyId must be 1 to {MAX_KEY_ID} characters")));
+        return Err(KmsError::validation(format!(
+            "KeyId must be 1 to {MAX_KEY_ID} characters"
+        )));
     }
     Ok(())
 }
@@ -145,16 +172,35 @@ mod tests {
     use kmsd_client::ErrorKind;
 
     fn tag(k: &str, v: &str) -> Tag {
-        Tag { tag_key: k.into(), tag_value: v.into() }
+        Tag {
+            tag_key: k.into(),
+            tag_value: v.into(),
+        }
     }
 
     #[test]
     fn alias_names() {
-        for ok in ["alias/a", "alias/My_Key-1/sub", &format!("alias/{}", "x".repeat(250))] {
+        for ok in [
+            "alias/a",
+            "alias/My_Key-1/sub",
+            &format!("alias/{}", "x".repeat(250)),
+        ] {
             assert!(alias_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["a", "alias/", "alias/a b", "alias/é", "alias/aws/x", "ALIAS/x", &format!("alias/{}", "x".repeat(251))] {
-            assert_eq!(alias_name(bad).unwrap_err().kind, ErrorKind::ValidationException, "{bad}");
+        for bad in [
+            "a",
+            "alias/",
+            "alias/a b",
+            "alias/é",
+            "alias/aws/x",
+            "ALIAS/x",
+            &format!("alias/{}", "x".repeat(251)),
+        ] {
+            assert_eq!(
+                alias_name(bad).unwrap_err().kind,
+                ErrorKind::ValidationException,
+                "{bad}"
+            );
         }
     }
 
@@ -162,21 +208,45 @@ mod tests {
     fn tag_limits() {
         assert!(tags(&[tag("k", "")]).is_ok());
         assert!(tags(&[tag(&"k".repeat(128), &"v".repeat(256))]).is_ok());
-        for bad in [tag("", "v"), tag(&"k".repeat(129), ""), tag("k", &"v".repeat(257)), tag("aws:x", "")] {
+        for bad in [
+            tag("", "v"),
+            tag(&"k".repeat(129), ""),
+            tag("k", &"v".repeat(257)),
+            tag("aws:x", ""),
+        ] {
             assert_eq!(tags(&[bad]).unwrap_err().kind, ErrorKind::TagException);
         }
     }
 
     #[test]
     fn numeric_ranges() {
-        assert!(plaintext(0).is_err() && plaintext(1).is_ok() && plaintext(4096).is_ok() && plaintext(4097).is_err());
-        assert!(random_bytes(0).is_err() && random_bytes(1024).is_ok() && random_bytes(1025).is_err());
+        assert!(
+            plaintext(0).is_err()
+                && plaintext(1).is_ok()
+                && plaintext(4096).is_ok()
+                && plaintext(4097).is_err()
+        );
+        assert!(
+            random_bytes(0).is_err() && random_bytes(1024).is_ok() && random_bytes(1025).is_err()
+        );
         assert_eq!(pending_window(None), Ok(30));
-        assert!(pending_window(Some(6)).is_err() && pending_window(Some(7)).is_ok() && pending_window(Some(31)).is_err());
+        assert!(
+            pending_window(Some(6)).is_err()
+                && pending_window(Some(7)).is_ok()
+                && pending_window(Some(31)).is_err()
+        );
         assert_eq!(rotation_period(None), Ok(365));
-        assert!(rotation_period(Some(89)).is_err() && rotation_period(Some(2560)).is_ok() && rotation_period(Some(2561)).is_err());
+        assert!(
+            rotation_period(Some(89)).is_err()
+                && rotation_period(Some(2560)).is_ok()
+                && rotation_period(Some(2561)).is_err()
+        );
         assert_eq!(list_limit(None), Ok(100));
-        assert!(list_limit(Some(0)).is_err() && list_limit(Some(1000)).is_ok() && list_limit(Some(1001)).is_err());
+        assert!(
+            list_limit(Some(0)).is_err()
+                && list_limit(Some(1000)).is_ok()
+                && list_limit(Some(1001)).is_err()
+        );
         assert!(description(&"d".repeat(8192)).is_ok() && description(&"d".repeat(8193)).is_err());
     }
 

@@ -21,7 +21,8 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        let db =
+            Database::create(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(err)?;
         for t in [KEYS, ALIASES, GRANTS, META] {
             tx.open_table(t).map_err(err)?;
@@ -31,7 +32,10 @@ impl RedbStore {
     }
 }
 
-fn read_all(tx: &redb::ReadTransaction, def: TableDefinition<&str, &str>) -> Result<Vec<(String, String)>, StoreError> {
+fn read_all(
+    tx: &redb::ReadTransaction,
+    def: TableDefinition<&str, &str>,
+) -> Result<Vec<(String, String)>, StoreError> {
     let table = tx.open_table(def).map_err(err)?;
     let mut out = Vec::new();
     for row in table.iter().map_err(err)? {
@@ -46,13 +50,24 @@ impl Store for RedbStore {
         let tx = self.db.begin_read().map_err(err)?;
         let keys = read_all(&tx, KEYS)?
             .into_iter()
-            .map(|(k, v)| serde_json::from_str::<KeyRecord>(&v).map_err(|e| StoreError(format!("key {k}: {e}"))))
+            .map(|(k, v)| {
+                serde_json::from_str::<KeyRecord>(&v)
+                    .map_err(|e| StoreError(format!("key {k}: {e}")))
+            })
             .collect::<Result<_, _>>()?;
         let aliases = read_all(&tx, ALIASES)?
             .into_iter()
-            .map(|(k, v)| serde_json::from_str::<AliasRecord>(&v).map_err(|e| StoreError(format!("alias {k}: {e}"))))
+            .map(|(k, v)| {
+                serde_json::from_str::<AliasRecord>(&v)
+                    .map_err(|e| StoreError(format!("alias {k}: {e}")))
+            })
             .collect::<Result<_, _>>()?;
-        Ok(Snapshot { keys, aliases, grants: read_all(&tx, GRANTS)?, meta: read_all(&tx, META)? })
+        Ok(Snapshot {
+            keys,
+            aliases,
+            grants: read_all(&tx, GRANTS)?,
+            meta: read_all(&tx, META)?,
+        })
     }
 
     fn commit(&self, batch: &[Mutation]) -> Result<(), StoreError> {
@@ -66,20 +81,25 @@ impl Store for RedbStore {
                 match m {
                     Mutation::PutKey(r) => {
                         let json = serde_json::to_string(r).map_err(err)?;
-                        keys.insert(r.key_id.to_string().as_str(), json.as_str()).map_err(err)?;
+                        keys.insert(r.key_id.to_string().as_str(), json.as_str())
+                            .map_err(err)?;
                     }
                     Mutation::DeleteKey(id) => {
                         keys.remove(id.to_string().as_str()).map_err(err)?;
                     }
                     Mutation::PutAlias(a) => {
                         let json = serde_json::to_string(a).map_err(err)?;
-                        aliases.insert(a.name.as_str(), json.as_str()).map_err(err)?;
+                        aliases
+                            .insert(a.name.as_str(), json.as_str())
+                            .map_err(err)?;
                     }
                     Mutation::DeleteAlias(name) => {
                         aliases.remove(name.as_str()).map_err(err)?;
                     }
                     Mutation::PutGrant { grant_id, json } => {
-                        grants.insert(grant_id.as_str(), json.as_str()).map_err(err)?;
+                        grants
+                            .insert(grant_id.as_str(), json.as_str())
+                            .map_err(err)?;
                     }
                     Mutation::DeleteGrant(id) => {
                         grants.remove(id.as_str()).map_err(err)?;
@@ -127,8 +147,16 @@ mod tests {
             s.commit(&[
                 Mutation::PutKey(key(a)),
                 Mutation::PutKey(key(b)),
-                Mutation::PutAlias(AliasRecord { name: "alias/x".into(), target: a, created: Timestamp(2), updated: Timestamp(2) }),
-                Mutation::PutMeta { name: "service-policy".into(), json: "{}".into() },
+                Mutation::PutAlias(AliasRecord {
+                    name: "alias/x".into(),
+                    target: a,
+                    created: Timestamp(2),
+                    updated: Timestamp(2),
+                }),
+                Mutation::PutMeta {
+                    name: "service-policy".into(),
+                    json: "{}".into(),
+                },
             ])
             .unwrap();
             s.commit(&[Mutation::DeleteKey(b)]).unwrap();
@@ -138,6 +166,9 @@ mod tests {
         assert_eq!(snap.keys, vec![key(a)]);
         assert_eq!(snap.aliases.len(), 1);
         assert_eq!(snap.aliases[0].target, a);
-        assert_eq!(snap.meta, vec![("service-policy".to_string(), "{}".to_string())]);
+        assert_eq!(
+            snap.meta,
+            vec![("service-policy".to_string(), "{}".to_string())]
+        );
     }
 }

@@ -1,0 +1,175 @@
+//! The chain writer: turns a batch of record bodies into chained lines,
+//! appends them with one write + fdatasync, then rewrites `HEAD`. Runs on
+//! the log's writer thread (and once in `open`). Rotation and periodic
+//! checkpoints happen here.
+
+use crate::chain::LineHash;
+use crate::error::AuditError;
+use crate::head::{Head, write_head};
+use crate::key::AuditKey;
+use crate::record::{RecoveryParams, checkpoint_body, push_line, recovery_body};
+use crate::segments::segment_name;
+use crate::ticket::Seq;
+use crate::time::EventTime;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Tuning of an [`crate::AuditLog`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Start a new file at the first commit after the current one reached
+    /// this size. `None`: never rotate. Default 64 MiB.
+    pub rotate_bytes: Option<u64>,
+    /// Write a signed checkpoint after this many records (besides the ones
+    /// at open, close and rotation). Default 1000; 0 means only those.
+    pub checkpoint_every: u64,
+    /// Most records in one group commit. Default 4096.
+    pub max_batch: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { rotate_bytes: Some(64 << 20), checkpoint_every: 1000, max_batch: 4096 }
+    }
+}
+
+/// One entry of a batch.
+pub(crate) enum Entry<'a> {
+    /// A serialized [`crate::AuditEvent`] body.
+    Event(&'a str),
+    /// A checkpoint with this reason.
+    Checkpoint(&'static str),
+    Recovery(&'a RecoveryParams),
+}
+
+pub(crate) struct ChainWriter {
+    pub dir: PathBuf,
+    pub dir_fd: File,
+    pub file: File,
+    pub seg_index: u32,
+    pub file_len: u64,
+    pub next_seq: Seq,
+    pub prev: LineHash,
+    /// The file holding record `next_seq - 1` (what `HEAD` names).
+    pub last_file: String,
+    pub since_checkpoint: u64,
+    pub rotation_checkpoint_due: bool,
+    pub key: AuditKey,
+    pub opts: Options,
+    pub buf: Vec<u8>,
+    pub poisoned: Option<Arc<str>>,
+}
+
+impl ChainWriter {
+    fn seg_name(&self) -> String {
+        segment_name(self.seg_index)
+    }
+
+    /// The last durable record: what `HEAD` says after a commit.
+    pub fn last_seq(&self) -> Seq {
+        self.next_seq - 1
+    }
+
+    /// Writes `entries` as one durable batch. On success `seqs` holds the
+    /// seq of each entry, in order. On failure nothing of the batch is
+    /// acknowledged and the log is rolled back to its previous state (or,
+    /// if that fails too, the writer is poisoned).
+    pub fn commit(&mut self, entries: &[Entry<'_>], seqs: &mut Vec<Seq>) -> Result<(), AuditError> {
+        seqs.clear();
+        if let Some(message) = &self.poisoned {
+            return Err(AuditError::WriteFailed { message: message.clone(), poisoned: true });
+        }
+        if self.opts.rotate_bytes.is_some_and(|max| self.file_len >= max) && self.file_len > 0 {
+            self.rotate().map_err(|e| AuditError::WriteFailed {
+                message: format!("starting {}: {e}", segment_name(self.seg_index + 1)).into(),
+                poisoned: false,
+            })?;
+        }
+        let saved = (self.next_seq, self.prev, self.since_checkpoint, self.file_len, self.last_file.clone());
+        self.buf.clear();
+        let now = EventTime::now();
+        if self.rotation_checkpoint_due {
+            self.push_checkpoint(now, "rotation");
+        }
+        for entry in entries {
+            if self.opts.checkpoint_every > 0
+                && self.since_checkpoint >= self.opts.checkpoint_every
+                && !matches!(entry, Entry::Checkpoint(_))
+            {
+                self.push_checkpoint(now, "interval");
+            }
+            let seq = self.next_seq;
+            match entry {
+                Entry::Event(body) => self.push(body),
+                Entry::Checkpoint(reason) => self.push_checkpoint(now, reason),
+                Entry::Recovery(params) => self.push(&recovery_body(now, params)),
+            }
+            seqs.push(seq);
+        }
+        match self.write_batch() {
+            Ok(()) => {
+                self.file_len += self.buf.len() as u64;
+                self.last_file = self.seg_name();
+                self.rotation_checkpoint_due = false;
+                Ok(())
+            }
+            Err(e) => {
+                seqs.clear();
+                let message = e.to_string();
+                (self.next_seq, self.prev, self.since_checkpoint, self.file_len, self.last_file) = saved;
+                let poisoned = self.roll_back().is_err();
+                let message: Arc<str> = message.into();
+                if poisoned {
+                    self.poisoned = Some(message.clone());
+                }
+                Err(AuditError::WriteFailed { message, poisoned })
+            }
+        }
+    }
+
+    fn push(&mut self, body: &str) {
+        self.prev = push_line(&mut self.buf, self.next_seq, &self.prev, body);
+        self.next_seq += 1;
+        self.since_checkpoint += 1;
+    }
+
+    fn push_checkpoint(&mut self, now: EventTime, reason: &str) {
+        let mac = self.key.checkpoint_mac(self.next_seq, &self.prev);
+        self.push(&checkpoint_body(now, reason, &mac));
+        self.since_checkpoint = 0;
+    }
+
+    fn write_batch(&mut self) -> std::io::Result<()> {
+        self.file.write_all(&self.buf)?;
+        self.file.sync_data()?;
+        let head = Head::new(&self.key, self.next_seq - 1, self.prev, self.seg_name());
+        write_head(&self.dir, &self.dir_fd, &head)
+    }
+
+    /// Cuts the current file back to `file_len` and restores `HEAD`.
+    fn roll_back(&mut self) -> std::io::Result<()> {
+        self.file.set_len(self.file_len)?;
+        self.file.sync_data()?;
+        let head = Head::new(&self.key, self.next_seq - 1, self.prev, self.last_file.clone());
+        write_head(&self.dir, &self.dir_fd, &head)
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let index = self.seg_index + 1;
+        let file = create_segment(&self.dir, index)?;
+        self.dir_fd.sync_all()?;
+        self.file = file;
+        self.seg_index = index;
+        self.file_len = 0;
+        self.rotation_checkpoint_due = true;
+        Ok(())
+    }
+}
+
+/// Creates a new, empty segment file opened for appending.
+pub(crate) fn create_segment(dir: &std::path::Path, index: u32) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new().append(true).create_new(true).mode(0o600).open(dir.join(segment_name(index)))
+}
