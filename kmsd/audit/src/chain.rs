@@ -100,9 +100,6 @@ mod tests {
         assert_eq!(LineHash::from_hex(""), None);
         assert_eq!(LineHash::from_hex(&"0".repeat(63)), None);
         assert_eq!(LineHash::from_hex(&"g".repeat(64)), None);
-        assert_eq!(
-            LineHash::from_hex(&"0".repeat(64)),
-            Some(LineHash::GENESIS)
-        );
+        assert_eq!(LineHash::from_hex(&"0".repeat(64)), Some(LineHash::GENESIS));
     }
 }

@@ -96,18 +96,24 @@ pub fn run_to(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
 fn write_output(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
     match cmd {
-        AuditCommand::Verify { dir, root_key_file, json } => {
+        AuditCommand::Verify {
+            dir,
+            root_key_file,
+            json,
+        } => {
             let dir = dir.resolve()?;
             let key = match &root_key_file {
                 Some(p) => Some(audit_key_from_root_file(p)?),
                 None => None,
             };
-            let report = verify(&dir, key.as_ref()).with_context(|| format!("verifying {}", dir.display()))?;
+            let report = verify(&dir, key.as_ref())
+                .with_context(|| format!("verifying {}", dir.display()))?;
             if json {
                 serde_json::to_writer_pretty(&mut *out, &report)?;
                 writeln!(out)?;
@@ -118,16 +124,28 @@ fn write_output(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
         }
         AuditCommand::Tail { dir, lines, follow } => {
             let dir = dir.resolve()?;
-            let it = tail(&dir, lines, follow).with_context(|| format!("reading {}", dir.display()))?;
+            let it =
+                tail(&dir, lines, follow).with_context(|| format!("reading {}", dir.display()))?;
             print_entries(it, out, follow)
         }
-        AuditCommand::Query { dir, key_id, principal, event, since } => {
+        AuditCommand::Query {
+            dir,
+            key_id,
+            principal,
+            event,
+            since,
+        } => {
             let dir = dir.resolve()?;
             let since = match since {
                 Some(s) => Some(parse_since(&s, EventTime::now()).map_err(anyhow::Error::msg)?),
                 None => None,
             };
-            let filter = Filter { key_id, principal, event, since };
+            let filter = Filter {
+                key_id,
+                principal,
+                event,
+                since,
+            };
             let it = query(&dir, filter).with_context(|| format!("reading {}", dir.display()))?;
             print_entries(it, out, false)
         }

@@ -11,7 +11,10 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum AuditError {
     /// An I/O operation failed; `context` says which.
-    Io { context: String, source: Arc<io::Error> },
+    Io {
+        context: String,
+        source: Arc<io::Error>,
+    },
     /// The existing log cannot be resumed safely (records acknowledged
     /// earlier are missing, `HEAD` is forged or damaged, ...). Run
     /// `kmsctl audit verify` to see where; the log is left untouched.
@@ -31,7 +34,10 @@ pub enum AuditError {
 
 impl AuditError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> AuditError {
-        AuditError::Io { context: context.into(), source: Arc::new(source) }
+        AuditError::Io {
+            context: context.into(),
+            source: Arc::new(source),
+        }
     }
 }
 

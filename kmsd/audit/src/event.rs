@@ -37,8 +37,14 @@ impl Principal {
             uid,
             gid,
             pid,
-            user_name: User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name),
-            group_name: Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name),
+            user_name: User::from_uid(Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name),
+            group_name: Group::from_gid(Gid::from_raw(gid))
+                .ok()
+                .flatten()
+                .map(|g| g.name),
             executable: pid.and_then(exe_path),
         }
     }
@@ -83,7 +89,11 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event stamped now, with empty parameters and resources.
-    pub fn new(event_name: impl Into<String>, request_id: impl Into<String>, principal: Principal) -> AuditEvent {
+    pub fn new(
+        event_name: impl Into<String>,
+        request_id: impl Into<String>,
+        principal: Principal,
+    ) -> AuditEvent {
         AuditEvent {
             event_time: EventTime::now(),
             event_name: event_name.into(),
@@ -106,7 +116,10 @@ impl AuditEvent {
     }
 
     pub fn with_error(mut self, code: impl Into<String>, message: impl Into<String>) -> AuditEvent {
-        self.error = Some(EventError { code: code.into(), message: message.into() });
+        self.error = Some(EventError {
+            code: code.into(),
+            message: message.into(),
+        });
         self
     }
 
@@ -164,7 +177,13 @@ mod tests {
     use serde_json::json;
 
     fn principal() -> Principal {
-        Principal { uid: 1000, gid: 100, pid: Some(42), user_name: Some("alice".into()), ..Default::default() }
+        Principal {
+            uid: 1000,
+            gid: 100,
+            pid: Some(42),
+            user_name: Some("alice".into()),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -35,7 +35,12 @@ struct HeadJson {
 impl Head {
     pub(crate) fn new(key: &AuditKey, seq: u64, hash: LineHash, file: String) -> Head {
         let mac = key.head_mac(seq, &hash, &file);
-        Head { seq, hash, file, mac }
+        Head {
+            seq,
+            hash,
+            file,
+            mac,
+        }
     }
 
     pub fn mac_ok(&self, key: &AuditKey) -> bool {
@@ -61,7 +66,12 @@ impl Head {
         if j.file.contains('/') || j.file.is_empty() {
             return Err(format!("bad file name {:?}", j.file));
         }
-        Ok(Head { seq: j.seq, hash, file: j.file, mac })
+        Ok(Head {
+            seq: j.seq,
+            hash,
+            file: j.file,
+            mac,
+        })
     }
 }
 
@@ -80,7 +90,11 @@ pub(crate) fn read_head(dir: &Path) -> Result<Option<Head>, AuditError> {
 /// Atomically replaces `dir/HEAD`; durable when this returns.
 pub(crate) fn write_head(dir: &Path, dir_fd: &File, head: &Head) -> io::Result<()> {
     let tmp = dir.join(HEAD_TMP_FILE);
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     f.write_all(&head.encode())?;
     f.sync_data()?;
     drop(f);
@@ -107,7 +121,12 @@ mod tests {
 
     #[test]
     fn parse_rejects_damage() {
-        for bad in [&b""[..], b"{", b"{\"seq\":1}", b"{\"seq\":1,\"hash\":\"00\",\"file\":\"a\",\"mac\":\"00\"}"] {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{\"seq\":1}",
+            b"{\"seq\":1,\"hash\":\"00\",\"file\":\"a\",\"mac\":\"00\"}",
+        ] {
             assert!(Head::parse(bad).is_err());
         }
     }

@@ -177,7 +177,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("root.key");
         std::fs::write(&p, [5u8; 32]).unwrap();
-        assert_eq!(audit_key_from_root_file(&p).unwrap().0, audit_key_from_root(&[5; 32]).0);
+        assert_eq!(
+            audit_key_from_root_file(&p).unwrap().0,
+            audit_key_from_root(&[5; 32]).0
+        );
         std::fs::write(&p, [5u8; 31]).unwrap();
         let e = audit_key_from_root_file(&p).err().unwrap().to_string();
         assert!(e.contains("exactly 32") && e.contains("found 31"), "{e}");

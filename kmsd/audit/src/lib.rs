@@ -70,7 +70,9 @@ mod writer;
 pub use chain::LineHash;
 pub use error::AuditError;
 pub use event::{AuditEvent, EventError, Principal, exe_path};
-pub use key::{AUDIT_KEY_LABEL, AuditKey, ROOT_KEY_LEN, audit_key_from_root, audit_key_from_root_file};
+pub use key::{
+    AUDIT_KEY_LABEL, AuditKey, ROOT_KEY_LEN, audit_key_from_root, audit_key_from_root_file,
+};
 pub use log::AuditLog;
 pub use query::{Entry, Filter, PrincipalFilter, Query, Tail, query, tail};
 pub use record::{CHECKPOINT_EVENT, CheckpointInfo, RECOVERY_EVENT, Record};

@@ -43,7 +43,11 @@ impl LineReader {
         if offset > 0 {
             f.seek(SeekFrom::Start(offset))?;
         }
-        Ok(LineReader { r: BufReader::with_capacity(256 << 10, f), offset, line_no: lines_before })
+        Ok(LineReader {
+            r: BufReader::with_capacity(256 << 10, f),
+            offset,
+            line_no: lines_before,
+        })
     }
 
     pub fn offset(&self) -> u64 {
@@ -52,7 +56,9 @@ impl LineReader {
 
     pub fn next_line(&mut self) -> io::Result<Option<RawLine>> {
         let mut bytes = Vec::new();
-        let n = (&mut self.r).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut bytes)?;
+        let n = (&mut self.r)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut bytes)?;
         if n == 0 {
             return Ok(None);
         }
@@ -81,7 +87,13 @@ impl LineReader {
         }
         self.offset += consumed;
         self.line_no += 1;
-        Ok(Some(RawLine { bytes, complete, oversize, offset: start, line_no: self.line_no }))
+        Ok(Some(RawLine {
+            bytes,
+            complete,
+            oversize,
+            offset: start,
+            line_no: self.line_no,
+        }))
     }
 }
 
@@ -103,12 +115,17 @@ pub(crate) struct LogScan {
 
 impl LogScan {
     pub fn open(dir: &Path) -> Result<LogScan, AuditError> {
-        let segs = list_segments(dir).map_err(|e| AuditError::io(format!("listing {}", dir.display()), e))?;
+        let segs = list_segments(dir)
+            .map_err(|e| AuditError::io(format!("listing {}", dir.display()), e))?;
         Ok(LogScan::over(segs))
     }
 
     pub fn over(segments: Vec<Segment>) -> LogScan {
-        LogScan { segments: segments.into(), current: None, ahead: VecDeque::new() }
+        LogScan {
+            segments: segments.into(),
+            current: None,
+            ahead: VecDeque::new(),
+        }
     }
 
     fn pull(&mut self) -> Result<Option<Item>, AuditError> {
@@ -122,7 +139,9 @@ impl LogScan {
                     None => self.current = None,
                 }
             }
-            let Some(seg) = self.segments.pop_front() else { return Ok(None) };
+            let Some(seg) = self.segments.pop_front() else {
+                return Ok(None);
+            };
             let reader = LineReader::open(&seg.path)
                 .map_err(|e| AuditError::io(format!("opening {}", seg.path.display()), e))?;
             self.current = Some((seg.clone(), reader));
@@ -205,7 +224,10 @@ mod tests {
         assert!(l.oversize && l.complete);
         assert_eq!(l.bytes.len(), MAX_LINE);
         let l = r.next_line().unwrap().unwrap();
-        assert_eq!((l.bytes.as_slice(), l.offset, l.line_no), (&b"ok"[..], MAX_LINE as u64 + 11, 2));
+        assert_eq!(
+            (l.bytes.as_slice(), l.offset, l.line_no),
+            (&b"ok"[..], MAX_LINE as u64 + 11, 2)
+        );
     }
 
     #[test]
@@ -224,7 +246,9 @@ mod tests {
         while let Some(i) = s.next_item().unwrap() {
             seq.push(match i {
                 Item::FileStart(seg) => format!("F{}", seg.index),
-                Item::Line(seg, l) => format!("{}:{}", seg.index, String::from_utf8(l.bytes).unwrap()),
+                Item::Line(seg, l) => {
+                    format!("{}:{}", seg.index, String::from_utf8(l.bytes).unwrap())
+                }
             });
         }
         assert_eq!(seq, ["1:1", "1:2", "F2", "F3", "3:3"]);

@@ -39,7 +39,11 @@ impl AuditLog {
     /// with [`AuditError::Damaged`] if acknowledged records are missing or
     /// `HEAD` does not verify under `key`, and with [`AuditError::Locked`]
     /// if another process has the log open.
-    pub fn open(dir: impl AsRef<Path>, key: AuditKey, options: Options) -> Result<AuditLog, AuditError> {
+    pub fn open(
+        dir: impl AsRef<Path>,
+        key: AuditKey,
+        options: Options,
+    ) -> Result<AuditLog, AuditError> {
         let dir = dir.as_ref();
         create_private_dir(dir)?;
         let lock_path = dir.join(LOCK_FILE);
@@ -49,9 +53,13 @@ impl AuditLog {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| AuditError::io(format!("opening {}", lock_path.display()), e))?;
-        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-            AuditError::Locked(format!("{} is held by another process ({errno})", lock_path.display()))
-        })?;
+        let lock =
+            Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                AuditError::Locked(format!(
+                    "{} is held by another process ({errno})",
+                    lock_path.display()
+                ))
+            })?;
         let max_batch = options.max_batch.max(1);
         let (mut writer, recovery) = resume(dir, key, options)?;
         let mut entries = Vec::new();
@@ -66,7 +74,12 @@ impl AuditLog {
             .name("kmsd-audit-writer".into())
             .spawn(move || run_writer(writer, rx, max_batch))
             .map_err(|e| AuditError::io("starting the audit writer thread", e))?;
-        Ok(AuditLog { tx: Some(tx), thread: Some(thread), dir: dir.to_path_buf(), _lock: lock })
+        Ok(AuditLog {
+            tx: Some(tx),
+            thread: Some(thread),
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     /// The audit directory.
@@ -103,7 +116,9 @@ impl AuditLog {
     }
 
     fn shutdown(&mut self) -> Result<(), AuditError> {
-        let Some(tx) = self.tx.take() else { return Ok(()) };
+        let Some(tx) = self.tx.take() else {
+            return Ok(());
+        };
         let (t, c) = ticket();
         let _ = tx.send(Msg::Close(c));
         drop(tx);

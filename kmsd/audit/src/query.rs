@@ -75,7 +75,9 @@ impl Filter {
         if let Some(pf) = &self.principal {
             let ok = match (&r.principal, pf) {
                 (Some(p), PrincipalFilter::Uid(uid)) => p.uid == *uid,
-                (Some(p), PrincipalFilter::User(name)) => p.user_name.as_deref() == Some(name.as_str()),
+                (Some(p), PrincipalFilter::User(name)) => {
+                    p.user_name.as_deref() == Some(name.as_str())
+                }
                 (None, _) => false,
             };
             if !ok {
@@ -84,10 +86,15 @@ impl Filter {
         }
         if let Some(key) = &self.key_id {
             let in_params = r.request_parameters.as_ref().is_some_and(|p| {
-                KEY_FIELDS.iter().any(|f| matches!(p.get(*f), Some(Value::String(v)) if v == key))
+                KEY_FIELDS
+                    .iter()
+                    .any(|f| matches!(p.get(*f), Some(Value::String(v)) if v == key))
             });
             let suffix = format!("key/{key}");
-            let in_resources = r.resources.iter().any(|arn| arn == key || arn.ends_with(&suffix));
+            let in_resources = r
+                .resources
+                .iter()
+                .any(|arn| arn == key || arn.ends_with(&suffix));
             if !in_params && !in_resources {
                 return false;
             }
@@ -99,16 +106,30 @@ impl Filter {
 fn entry(seg: &Segment, line: RawLine) -> Result<Entry, AuditError> {
     let at = || format!("{} line {}", seg.name, line.line_no);
     if !line.complete {
-        return Err(AuditError::Damaged(format!("{}: partial line ({} bytes)", at(), line.bytes.len())));
+        return Err(AuditError::Damaged(format!(
+            "{}: partial line ({} bytes)",
+            at(),
+            line.bytes.len()
+        )));
     }
-    let record = Record::parse(&line.bytes).map_err(|e| AuditError::Damaged(format!("{}: not a record: {e}", at())))?;
-    let raw = String::from_utf8(line.bytes).map_err(|_| AuditError::Damaged(format!("{}: not UTF-8", at())))?;
-    Ok(Entry { file: seg.name.clone(), line: line.line_no, record, raw })
+    let record = Record::parse(&line.bytes)
+        .map_err(|e| AuditError::Damaged(format!("{}: not a record: {e}", at())))?;
+    let raw = String::from_utf8(line.bytes)
+        .map_err(|_| AuditError::Damaged(format!("{}: not UTF-8", at())))?;
+    Ok(Entry {
+        file: seg.name.clone(),
+        line: line.line_no,
+        record,
+        raw,
+    })
 }
 
 /// Records of the log in `dir` that match `filter`, in log order.
 pub fn query(dir: &Path, filter: Filter) -> Result<Query, AuditError> {
-    Ok(Query { scan: LogScan::open(dir)?, filter })
+    Ok(Query {
+        scan: LogScan::open(dir)?,
+        filter,
+    })
 }
 
 /// Iterator returned by [`query`].
@@ -139,7 +160,8 @@ impl Iterator for Query {
 /// The last `n` records of the log in `dir`; with `follow`, the iterator
 /// then waits for new records (polling, across rotations) and never ends.
 pub fn tail(dir: &Path, n: usize, follow: bool) -> Result<Tail, AuditError> {
-    let segs = list_segments(dir).map_err(|e| AuditError::io(format!("listing {}", dir.display()), e))?;
+    let segs =
+        list_segments(dir).map_err(|e| AuditError::io(format!("listing {}", dir.display()), e))?;
     // Walk back over files until `n` complete lines are collected.
     let mut start = segs.len();
     let mut have = 0usize;
@@ -150,10 +172,14 @@ pub fn tail(dir: &Path, n: usize, follow: bool) -> Result<Tail, AuditError> {
     let mut ring: VecDeque<Result<Entry, AuditError>> = VecDeque::new();
     let mut pos = None;
     for seg in &segs[start..] {
-        let mut r = LineReader::open(&seg.path).map_err(|e| AuditError::io(format!("opening {}", seg.name), e))?;
+        let mut r = LineReader::open(&seg.path)
+            .map_err(|e| AuditError::io(format!("opening {}", seg.name), e))?;
         let mut lines_done = 0;
         let mut offset = 0;
-        while let Some(line) = r.next_line().map_err(|e| AuditError::io(format!("reading {}", seg.name), e))? {
+        while let Some(line) = r
+            .next_line()
+            .map_err(|e| AuditError::io(format!("reading {}", seg.name), e))?
+        {
             if !line.complete {
                 break;
             }
@@ -166,18 +192,36 @@ pub fn tail(dir: &Path, n: usize, follow: bool) -> Result<Tail, AuditError> {
                 ring.push_back(entry(seg, line));
             }
         }
-        pos = Some(FollowPos { seg: seg.clone(), offset, lines: lines_done });
+        pos = Some(FollowPos {
+            seg: seg.clone(),
+            offset,
+            lines: lines_done,
+        });
     }
     if pos.is_none() {
-        pos = segs.last().map(|seg| FollowPos { seg: seg.clone(), offset: 0, lines: 0 });
+        pos = segs.last().map(|seg| FollowPos {
+            seg: seg.clone(),
+            offset: 0,
+            lines: 0,
+        });
     }
-    Ok(Tail { dir: dir.to_path_buf(), ready: ring, follow, pos, poll: Duration::from_millis(200) })
+    Ok(Tail {
+        dir: dir.to_path_buf(),
+        ready: ring,
+        follow,
+        pos,
+        poll: Duration::from_millis(200),
+    })
 }
 
 fn count_complete_lines(seg: &Segment) -> Result<usize, AuditError> {
-    let mut r = LineReader::open(&seg.path).map_err(|e| AuditError::io(format!("opening {}", seg.name), e))?;
+    let mut r = LineReader::open(&seg.path)
+        .map_err(|e| AuditError::io(format!("opening {}", seg.name), e))?;
     let mut n = 0;
-    while let Some(l) = r.next_line().map_err(|e| AuditError::io(format!("reading {}", seg.name), e))? {
+    while let Some(l) = r
+        .next_line()
+        .map_err(|e| AuditError::io(format!("reading {}", seg.name), e))?
+    {
         if l.complete {
             n += 1;
         }
@@ -219,13 +263,19 @@ impl Tail {
             let segs = list_segments(&self.dir)
                 .map_err(|e| AuditError::io(format!("listing {}", self.dir.display()), e))?;
             let current = self.pos.as_ref().map_or(0, |p| p.seg.index);
-            let Some(next) = segs.into_iter().find(|s| s.index > current) else { return Ok(()) };
+            let Some(next) = segs.into_iter().find(|s| s.index > current) else {
+                return Ok(());
+            };
             // Lines may have landed in the current file just before the
             // newer one was created: read it once more before leaving it.
             if self.read_current()? > 0 {
                 return Ok(());
             }
-            self.pos = Some(FollowPos { seg: next, offset: 0, lines: 0 });
+            self.pos = Some(FollowPos {
+                seg: next,
+                offset: 0,
+                lines: 0,
+            });
         }
     }
 
@@ -234,7 +284,10 @@ impl Tail {
         let mut r = LineReader::open_at(&p.seg.path, p.offset, p.lines)
             .map_err(|e| AuditError::io(format!("opening {}", p.seg.name), e))?;
         let mut n = 0;
-        while let Some(line) = r.next_line().map_err(|e| AuditError::io(format!("reading {}", p.seg.name), e))? {
+        while let Some(line) = r
+            .next_line()
+            .map_err(|e| AuditError::io(format!("reading {}", p.seg.name), e))?
+        {
             if !line.complete {
                 break;
             }
@@ -273,14 +326,26 @@ mod tests {
     use crate::event::Principal;
     use serde_json::json;
 
-    fn rec(name: &str, uid: u32, user: &str, params: Value, resources: &[&str], time: &str) -> Record {
+    fn rec(
+        name: &str,
+        uid: u32,
+        user: &str,
+        params: Value,
+        resources: &[&str],
+        time: &str,
+    ) -> Record {
         Record {
             seq: 1,
             prev_hash: "0".repeat(64),
             event_time: time.into(),
             event_name: name.into(),
             request_id: Some("r".into()),
-            principal: Some(Principal { uid, gid: 0, user_name: Some(user.into()), ..Default::default() }),
+            principal: Some(Principal {
+                uid,
+                gid: 0,
+                user_name: Some(user.into()),
+                ..Default::default()
+            }),
             request_parameters: Some(params),
             resources: resources.iter().map(|s| s.to_string()).collect(),
             error_code: None,
@@ -300,15 +365,24 @@ mod tests {
             "2025-01-02T00:00:00.000Z",
         );
         assert!(Filter::default().matches(&r));
-        let f = |key: Option<&str>, p: Option<&str>, ev: Option<&str>, since: Option<&str>| Filter {
-            key_id: key.map(String::from),
-            principal: p.map(|p| p.parse().unwrap()),
-            event: ev.map(String::from),
-            since: since.map(|s| EventTime::parse_rfc3339(s).unwrap()),
-        };
+        let f =
+            |key: Option<&str>, p: Option<&str>, ev: Option<&str>, since: Option<&str>| Filter {
+                key_id: key.map(String::from),
+                principal: p.map(|p| p.parse().unwrap()),
+                event: ev.map(String::from),
+                since: since.map(|s| EventTime::parse_rfc3339(s).unwrap()),
+            };
         assert!(f(Some("1234"), None, None, None).matches(&r));
         assert!(f(Some("alias/app"), None, None, None).matches(&r));
-        assert!(f(Some("arn:aws:kms:local:111122223333:key/1234"), None, None, None).matches(&r));
+        assert!(
+            f(
+                Some("arn:aws:kms:local:111122223333:key/1234"),
+                None,
+                None,
+                None
+            )
+            .matches(&r)
+        );
         assert!(!f(Some("234"), None, None, None).matches(&r));
         assert!(f(None, Some("uid:1000"), None, None).matches(&r));
         assert!(f(None, Some("user:alice"), None, None).matches(&r));
@@ -318,8 +392,24 @@ mod tests {
         assert!(!f(None, None, Some("Decrypt"), None).matches(&r));
         assert!(f(None, None, None, Some("2025-01-02")).matches(&r));
         assert!(!f(None, None, None, Some("2025-01-02T00:00:00.001Z")).matches(&r));
-        assert!(f(Some("1234"), Some("uid:1000"), Some("Encrypt"), Some("2025-01-01")).matches(&r));
-        assert!(!f(Some("1234"), Some("uid:1000"), Some("Decrypt"), Some("2025-01-01")).matches(&r));
+        assert!(
+            f(
+                Some("1234"),
+                Some("uid:1000"),
+                Some("Encrypt"),
+                Some("2025-01-01")
+            )
+            .matches(&r)
+        );
+        assert!(
+            !f(
+                Some("1234"),
+                Some("uid:1000"),
+                Some("Decrypt"),
+                Some("2025-01-01")
+            )
+            .matches(&r)
+        );
     }
 
     #[test]

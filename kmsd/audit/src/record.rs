@@ -101,7 +101,10 @@ pub(crate) fn checkpoint_body(time: EventTime, reason: &str, mac: &[u8; 32]) -> 
     let body = CheckpointBody {
         event_time: time,
         event_name: CHECKPOINT_EVENT,
-        checkpoint: CheckpointInfo { reason: reason.to_string(), mac: hex_encode(mac) },
+        checkpoint: CheckpointInfo {
+            reason: reason.to_string(),
+            mac: hex_encode(mac),
+        },
     };
     serde_json::to_string(&body).unwrap_or_default()
 }
@@ -125,7 +128,11 @@ struct RecoveryBody<'a> {
 }
 
 pub(crate) fn recovery_body(time: EventTime, params: &RecoveryParams) -> String {
-    let body = RecoveryBody { event_time: time, event_name: RECOVERY_EVENT, request_parameters: params };
+    let body = RecoveryBody {
+        event_time: time,
+        event_name: RECOVERY_EVENT,
+        request_parameters: params,
+    };
     serde_json::to_string(&body).unwrap_or_default()
 }
 
@@ -136,7 +143,8 @@ mod tests {
     #[test]
     fn lines_chain_and_parse_back() {
         let mut buf = Vec::new();
-        let body = r#"{"eventTime":"2025-01-01T00:00:00.000Z","eventName":"Encrypt","requestId":"r1"}"#;
+        let body =
+            r#"{"eventTime":"2025-01-01T00:00:00.000Z","eventName":"Encrypt","requestId":"r1"}"#;
         let h1 = push_line(&mut buf, 1, &LineHash::GENESIS, body);
         let first_len = buf.len();
         let h2 = push_line(&mut buf, 2, &h1, body);
@@ -160,7 +168,12 @@ mod tests {
     #[test]
     fn checkpoint_and_recovery_bodies_parse_as_records() {
         let mut buf = Vec::new();
-        push_line(&mut buf, 7, &LineHash::GENESIS, &checkpoint_body(EventTime::from_millis(0), "open", &[0xab; 32]));
+        push_line(
+            &mut buf,
+            7,
+            &LineHash::GENESIS,
+            &checkpoint_body(EventTime::from_millis(0), "open", &[0xab; 32]),
+        );
         let r = Record::parse(&buf[..buf.len() - 1]).unwrap();
         assert!(r.is_checkpoint());
         let cp = r.checkpoint.unwrap();
@@ -174,7 +187,12 @@ mod tests {
             discarded_sha256: "00".repeat(32),
         };
         let mut buf = Vec::new();
-        push_line(&mut buf, 8, &LineHash::GENESIS, &recovery_body(EventTime::from_millis(0), &params));
+        push_line(
+            &mut buf,
+            8,
+            &LineHash::GENESIS,
+            &recovery_body(EventTime::from_millis(0), &params),
+        );
         let r = Record::parse(&buf[..buf.len() - 1]).unwrap();
         assert_eq!(r.event_name, RECOVERY_EVENT);
         assert_eq!(r.request_parameters.unwrap()["discardedBytes"], 3);
@@ -184,7 +202,12 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert!(Record::parse(b"").is_err());
         assert!(Record::parse(b"{\"seq\":1").is_err());
-        assert!(Record::parse(b"{\"seq\":\"one\",\"prevHash\":\"\",\"eventTime\":\"\",\"eventName\":\"\"}").is_err());
+        assert!(
+            Record::parse(
+                b"{\"seq\":\"one\",\"prevHash\":\"\",\"eventTime\":\"\",\"eventName\":\"\"}"
+            )
+            .is_err()
+        );
         assert!(Record::parse(&[0xff, 0xfe]).is_err());
     }
 }

@@ -104,12 +104,20 @@ impl fmt::Display for Report {
         let files = if self.files == 1 { "file" } else { "files" };
         match &self.problem {
             None => {
-                write!(f, "INTACT: {} records in {} {files}", self.records, self.files)?;
+                write!(
+                    f,
+                    "INTACT: {} records in {} {files}",
+                    self.records, self.files
+                )?;
                 if let Some(last) = self.last_seq {
                     write!(f, " (seq 1..{last})")?;
                 }
                 if self.macs_verified {
-                    writeln!(f, "; {} checkpoints and HEAD verified with the audit key", self.checkpoints)?;
+                    writeln!(
+                        f,
+                        "; {} checkpoints and HEAD verified with the audit key",
+                        self.checkpoints
+                    )?;
                 } else {
                     writeln!(
                         f,
@@ -122,7 +130,10 @@ impl fmt::Display for Report {
                 writeln!(f, "TAMPERED: {p}")?;
                 writeln!(f, "  {} records before it chain correctly", self.records)?;
                 if !self.macs_verified {
-                    writeln!(f, "  (checkpoints and HEAD NOT verified: no root key given)")?;
+                    writeln!(
+                        f,
+                        "  (checkpoints and HEAD NOT verified: no root key given)"
+                    )?;
                 }
             }
         }

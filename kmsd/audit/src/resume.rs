@@ -39,8 +39,10 @@ pub(crate) fn resume(
     key: AuditKey,
     opts: Options,
 ) -> Result<(ChainWriter, Option<RecoveryParams>), AuditError> {
-    let dir_fd = File::open(dir).map_err(|e| AuditError::io(format!("opening {}", dir.display()), e))?;
-    let segments = list_segments(dir).map_err(|e| AuditError::io(format!("listing {}", dir.display()), e))?;
+    let dir_fd =
+        File::open(dir).map_err(|e| AuditError::io(format!("opening {}", dir.display()), e))?;
+    let segments =
+        list_segments(dir).map_err(|e| AuditError::io(format!("listing {}", dir.display()), e))?;
     let head = read_head(dir)?;
     if let Some(h) = &head {
         if !h.mac_ok(&key) {
@@ -65,7 +67,18 @@ pub(crate) fn resume(
         let file = create_segment(dir, 1).map_err(io(format!("creating {first}")))?;
         let genesis = Head::new(&key, 0, LineHash::GENESIS, first.clone());
         write_head(dir, &dir_fd, &genesis).map_err(io("writing HEAD".into()))?;
-        let writer = writer(dir, dir_fd, file, 1, 0, 1, LineHash::GENESIS, first, key, opts);
+        let writer = writer(
+            dir,
+            dir_fd,
+            file,
+            1,
+            0,
+            1,
+            LineHash::GENESIS,
+            first,
+            key,
+            opts,
+        );
         return Ok((writer, None));
     };
     let Some(head) = head else {
@@ -75,18 +88,44 @@ pub(crate) fn resume(
         )));
     };
     let tail = scan_tail(&segments, &head)?;
-    let mut file_len = std::fs::metadata(&last.path).map_err(io(format!("reading {}", last.name)))?.len();
+    let mut file_len = std::fs::metadata(&last.path)
+        .map_err(io(format!("reading {}", last.name)))?
+        .len();
     let mut recovery = None;
     if let Some((offset, len)) = tail.torn {
-        let discarded_sha256 = hash_range(&last.path, offset, len).map_err(io(format!("reading {}", last.name)))?;
-        let f = OpenOptions::new().write(true).open(&last.path).map_err(io(format!("opening {}", last.name)))?;
-        f.set_len(offset).map_err(io(format!("truncating {}", last.name)))?;
+        let discarded_sha256 =
+            hash_range(&last.path, offset, len).map_err(io(format!("reading {}", last.name)))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&last.path)
+            .map_err(io(format!("opening {}", last.name)))?;
+        f.set_len(offset)
+            .map_err(io(format!("truncating {}", last.name)))?;
         f.sync_all().map_err(io(format!("syncing {}", last.name)))?;
         file_len = offset;
-        recovery = Some(RecoveryParams { file: last.name.clone(), offset, discarded_bytes: len, discarded_sha256 });
+        recovery = Some(RecoveryParams {
+            file: last.name.clone(),
+            offset,
+            discarded_bytes: len,
+            discarded_sha256,
+        });
     }
-    let file = OpenOptions::new().append(true).open(&last.path).map_err(io(format!("opening {}", last.name)))?;
-    let writer = writer(dir, dir_fd, file, last.index, file_len, tail.next_seq, tail.prev, tail.last_file, key, opts);
+    let file = OpenOptions::new()
+        .append(true)
+        .open(&last.path)
+        .map_err(io(format!("opening {}", last.name)))?;
+    let writer = writer(
+        dir,
+        dir_fd,
+        file,
+        last.index,
+        file_len,
+        tail.next_seq,
+        tail.prev,
+        tail.last_file,
+        key,
+        opts,
+    );
     Ok((writer, recovery))
 }
 
@@ -128,12 +167,22 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
     let start = if head.seq == 0 {
         match segments.first() {
             Some(s) if s.index == 1 => 0,
-            _ => return damaged(format!("HEAD is at the start of the log but {} is missing", segment_name(1))),
+            _ => {
+                return damaged(format!(
+                    "HEAD is at the start of the log but {} is missing",
+                    segment_name(1)
+                ));
+            }
         }
     } else {
         match segments.iter().position(|s| s.name == head.file) {
             Some(i) => i,
-            None => return damaged(format!("HEAD names record {} in {}, which is missing", head.seq, head.file)),
+            None => {
+                return damaged(format!(
+                    "HEAD names record {} in {}, which is missing",
+                    head.seq, head.file
+                ));
+            }
         }
     };
     // Before HEAD's record is found, `found` is false and lines are skipped.
@@ -144,22 +193,31 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
     let mut torn = None;
     let last_index = segments.len() - 1;
     for (i, seg) in segments.iter().enumerate().skip(start) {
-        let mut reader = LineReader::open(&seg.path).map_err(|e| AuditError::io(format!("opening {}", seg.name), e))?;
-        while let Some(line) = reader.next_line().map_err(|e| AuditError::io(format!("reading {}", seg.name), e))? {
+        let mut reader = LineReader::open(&seg.path)
+            .map_err(|e| AuditError::io(format!("opening {}", seg.name), e))?;
+        while let Some(line) = reader
+            .next_line()
+            .map_err(|e| AuditError::io(format!("reading {}", seg.name), e))?
+        {
             let at = format!("{} line {}", seg.name, line.line_no);
             if !line.complete {
                 if i == last_index {
                     torn = Some((line.offset, line.bytes.len() as u64));
                     break;
                 }
-                return damaged(format!("{at}: partial line at the end of a file that is not the last"));
+                return damaged(format!(
+                    "{at}: partial line at the end of a file that is not the last"
+                ));
             }
             let record = Record::parse(&line.bytes);
             if !found {
                 if let Ok(r) = &record {
                     if r.seq == head.seq {
                         if LineHash::of_line(&line.bytes) != head.hash {
-                            return damaged(format!("{at}: record {} differs from the one HEAD names", head.seq));
+                            return damaged(format!(
+                                "{at}: record {} differs from the one HEAD names",
+                                head.seq
+                            ));
                         }
                         found = true;
                     }
@@ -168,7 +226,11 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
             }
             let r = match record {
                 Ok(r) => r,
-                Err(e) => return damaged(format!("{at}: not a record after the last acknowledged one: {e}")),
+                Err(e) => {
+                    return damaged(format!(
+                        "{at}: not a record after the last acknowledged one: {e}"
+                    ));
+                }
             };
             if r.seq != next_seq || r.prev_hash() != Some(prev) {
                 return damaged(format!(
@@ -189,7 +251,12 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
             head.seq, head.file
         ));
     }
-    Ok(Tail { next_seq, prev, last_file, torn })
+    Ok(Tail {
+        next_seq,
+        prev,
+        last_file,
+        torn,
+    })
 }
 
 fn hash_range(path: &Path, offset: u64, len: u64) -> std::io::Result<String> {

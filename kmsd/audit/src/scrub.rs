@@ -29,7 +29,13 @@ pub const SECRET_FIELDS: &[&str] = &[
 
 /// Substrings that mark a field as secret too (`SourcePlaintext`,
 /// `ciphertext_blob`, `wrappedKeyMaterial`, ...).
-const SECRET_SUBSTRINGS: &[&str] = &["plaintext", "ciphertext", "keymaterial", "secret", "password"];
+const SECRET_SUBSTRINGS: &[&str] = &[
+    "plaintext",
+    "ciphertext",
+    "keymaterial",
+    "secret",
+    "password",
+];
 
 /// Whether a field of this name is removed by [`scrub`].
 pub fn is_secret_field(name: &str) -> bool {
@@ -105,10 +111,26 @@ mod tests {
 
     #[test]
     fn names_are_matched_loosely_but_not_key_ids() {
-        for secret in ["Plaintext", "plaintext", "PLAINTEXT", "plain_text", "Ciphertext-Blob", "Mac", "signature"] {
+        for secret in [
+            "Plaintext",
+            "plaintext",
+            "PLAINTEXT",
+            "plain_text",
+            "Ciphertext-Blob",
+            "Mac",
+            "signature",
+        ] {
             assert!(is_secret_field(secret), "{secret}");
         }
-        for fine in ["KeyId", "KeyArn", "AliasName", "GrantTokens", "EncryptionContext", "KeySpec", "MacAlgorithm"] {
+        for fine in [
+            "KeyId",
+            "KeyArn",
+            "AliasName",
+            "GrantTokens",
+            "EncryptionContext",
+            "KeySpec",
+            "MacAlgorithm",
+        ] {
             assert!(!is_secret_field(fine), "{fine}");
         }
     }

@@ -56,7 +56,11 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<Segment>> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if let Some(index) = parse_segment_name(name) {
-            out.push(Segment { index, name: name.to_string(), path: entry.path() });
+            out.push(Segment {
+                index,
+                name: name.to_string(),
+                path: entry.path(),
+            });
         }
     }
     out.sort_by_key(|s| s.index);
@@ -75,8 +79,15 @@ mod tests {
             assert_eq!(parse_segment_name(&segment_name(n)), Some(n));
         }
         for other in [
-            "HEAD", "LOCK", "audit-1.jsonl", "audit-0000001.jsonl", "audit-000000.jsonl",
-            "audit-00000a.jsonl", "audit-000001.json", "xaudit-000001.jsonl", "audit-000001.jsonl.tmp",
+            "HEAD",
+            "LOCK",
+            "audit-1.jsonl",
+            "audit-0000001.jsonl",
+            "audit-000000.jsonl",
+            "audit-00000a.jsonl",
+            "audit-000001.json",
+            "xaudit-000001.jsonl",
+            "audit-000001.jsonl.tmp",
         ] {
             assert_eq!(parse_segment_name(other), None, "{other}");
         }
@@ -85,7 +96,13 @@ mod tests {
     #[test]
     fn listing_sorts_by_index_and_skips_other_files() {
         let dir = tempfile::tempdir().unwrap();
-        for n in ["audit-000010.jsonl", "audit-000002.jsonl", "HEAD", "notes.txt", "audit-1000000.jsonl"] {
+        for n in [
+            "audit-000010.jsonl",
+            "audit-000002.jsonl",
+            "HEAD",
+            "notes.txt",
+            "audit-1000000.jsonl",
+        ] {
             std::fs::write(dir.path().join(n), b"").unwrap();
         }
         let segs = list_segments(dir.path()).unwrap();

@@ -44,14 +44,25 @@ pub(crate) struct Completer {
 }
 
 pub(crate) fn ticket() -> (Ticket, Completer) {
-    let slot = Arc::new(Slot { state: Mutex::new(State::Waiting(None)), ready: Condvar::new() });
-    (Ticket { slot: slot.clone() }, Completer { slot: Some(slot) })
+    let slot = Arc::new(Slot {
+        state: Mutex::new(State::Waiting(None)),
+        ready: Condvar::new(),
+    });
+    (
+        Ticket { slot: slot.clone() },
+        Completer { slot: Some(slot) },
+    )
 }
 
 impl Ticket {
     /// An already resolved ticket (e.g. a submit that failed up front).
     pub(crate) fn ready(result: Result<Seq, AuditError>) -> Ticket {
-        Ticket { slot: Arc::new(Slot { state: Mutex::new(State::Done(result)), ready: Condvar::new() }) }
+        Ticket {
+            slot: Arc::new(Slot {
+                state: Mutex::new(State::Done(result)),
+                ready: Condvar::new(),
+            }),
+        }
     }
 
     /// Blocks until the record is durable (`Ok(seq)`) or failed. Do not
@@ -139,7 +150,9 @@ mod tests {
 
     #[test]
     fn await_works_on_a_runtime() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let (t, c) = ticket();
         std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -33,7 +33,10 @@ impl EventTime {
 
     /// This time minus `d` (saturating).
     pub fn minus(self, d: Duration) -> EventTime {
-        EventTime(self.0.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        EventTime(
+            self.0
+                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -254,16 +257,29 @@ mod tests {
     #[test]
     fn parses_dates_offsets_and_fractions() {
         let base = EventTime::parse_rfc3339("2025-01-31T12:00:00Z").unwrap();
-        assert_eq!(EventTime::parse_rfc3339("2025-01-31").unwrap().millis() + 12 * 3_600_000, base.millis());
-        assert_eq!(EventTime::parse_rfc3339("2025-01-31T14:00:00+02:00"), Ok(base));
-        assert_eq!(EventTime::parse_rfc3339("2025-01-31 07:30:00-04:30"), Ok(base));
+        assert_eq!(
+            EventTime::parse_rfc3339("2025-01-31").unwrap().millis() + 12 * 3_600_000,
+            base.millis()
+        );
+        assert_eq!(
+            EventTime::parse_rfc3339("2025-01-31T14:00:00+02:00"),
+            Ok(base)
+        );
+        assert_eq!(
+            EventTime::parse_rfc3339("2025-01-31 07:30:00-04:30"),
+            Ok(base)
+        );
         assert_eq!(EventTime::parse_rfc3339("2025-01-31T12:00"), Ok(base));
         assert_eq!(
-            EventTime::parse_rfc3339("2025-01-31T12:00:00.5Z").unwrap().millis(),
+            EventTime::parse_rfc3339("2025-01-31T12:00:00.5Z")
+                .unwrap()
+                .millis(),
             base.millis() + 500
         );
         assert_eq!(
-            EventTime::parse_rfc3339("2025-01-31T12:00:00.123456789Z").unwrap().millis(),
+            EventTime::parse_rfc3339("2025-01-31T12:00:00.123456789Z")
+                .unwrap()
+                .millis(),
             base.millis() + 123
         );
     }
@@ -271,8 +287,15 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "2025", "2025-13-01", "2025-02-30", "2025-01-31T24:00:00Z", "2025-01-31T12:00:00.Z",
-            "2025-01-31T12:00:00Q", "2025-01-31T12:00:00Zjunk", "yesterday",
+            "",
+            "2025",
+            "2025-13-01",
+            "2025-02-30",
+            "2025-01-31T24:00:00Z",
+            "2025-01-31T12:00:00.Z",
+            "2025-01-31T12:00:00Q",
+            "2025-01-31T12:00:00Zjunk",
+            "yesterday",
         ] {
             assert!(EventTime::parse_rfc3339(bad).is_err(), "{bad:?} accepted");
         }
@@ -283,9 +306,18 @@ mod tests {
     #[test]
     fn since_accepts_ages_and_times() {
         let now = EventTime(10 * MS_PER_DAY);
-        assert_eq!(parse_since("90s", now), Ok(EventTime(10 * MS_PER_DAY - 90_000)));
-        assert_eq!(parse_since("15m", now), Ok(EventTime(10 * MS_PER_DAY - 900_000)));
-        assert_eq!(parse_since("2h", now), Ok(EventTime(10 * MS_PER_DAY - 7_200_000)));
+        assert_eq!(
+            parse_since("90s", now),
+            Ok(EventTime(10 * MS_PER_DAY - 90_000))
+        );
+        assert_eq!(
+            parse_since("15m", now),
+            Ok(EventTime(10 * MS_PER_DAY - 900_000))
+        );
+        assert_eq!(
+            parse_since("2h", now),
+            Ok(EventTime(10 * MS_PER_DAY - 7_200_000))
+        );
         assert_eq!(parse_since("7d", now), Ok(EventTime(3 * MS_PER_DAY)));
         assert_eq!(parse_since("1970-01-02", now), Ok(EventTime(MS_PER_DAY)));
         assert!(parse_since("xd", now).is_err());

@@ -96,7 +96,13 @@ struct Verifier<'k> {
 }
 
 fn problem(kind: ProblemKind, pos: &Pos, seq: Option<u64>, detail: String) -> Option<Problem> {
-    Some(Problem { kind, file: pos.file.clone(), line: pos.line, seq, detail })
+    Some(Problem {
+        kind,
+        file: pos.file.clone(),
+        line: pos.line,
+        seq,
+        detail,
+    })
 }
 
 /// A complete line parsed as a record with a well-formed prevHash.
@@ -123,27 +129,50 @@ impl Verifier<'_> {
         let missing = if seg.index == expected + 1 {
             segment_name(expected)
         } else {
-            format!("{} .. {}", segment_name(expected), segment_name(seg.index - 1))
+            format!(
+                "{} .. {}",
+                segment_name(expected),
+                segment_name(seg.index - 1)
+            )
         };
-        let pos = Pos { file: segment_name(expected), line: 0 };
+        let pos = Pos {
+            file: segment_name(expected),
+            line: 0,
+        };
         problem(
             ProblemKind::MissingFile,
             &pos,
             Some(self.exp_seq),
-            format!("{missing} missing from the rotation set (next present: {})", seg.name),
+            format!(
+                "{missing} missing from the rotation set (next present: {})",
+                seg.name
+            ),
         )
     }
 
     /// Whether the `n`th line ahead continues the chain from (seq, prev).
-    fn chains_at(scan: &mut LogScan, n: usize, seq: u64, prev: LineHash) -> Result<bool, AuditError> {
+    fn chains_at(
+        scan: &mut LogScan,
+        n: usize,
+        seq: u64,
+        prev: LineHash,
+    ) -> Result<bool, AuditError> {
         Ok(match scan.peek_line(n)? {
             Some((_, l)) => matches!(parse(l), Ok((r, p)) if r.seq == seq && p == prev),
             None => false,
         })
     }
 
-    fn line(&mut self, seg: &Segment, line: &RawLine, scan: &mut LogScan) -> Result<Option<Problem>, AuditError> {
-        let pos = Pos { file: seg.name.clone(), line: line.line_no };
+    fn line(
+        &mut self,
+        seg: &Segment,
+        line: &RawLine,
+        scan: &mut LogScan,
+    ) -> Result<Option<Problem>, AuditError> {
+        let pos = Pos {
+            file: seg.name.clone(),
+            line: line.line_no,
+        };
         let exp = self.exp_seq;
         if !line.complete {
             let at_end = scan.peek_line(0)?.is_none();
@@ -153,7 +182,10 @@ impl Verifier<'_> {
                     line.bytes.len()
                 )
             } else {
-                format!("partial line ({} bytes) at the end of a file that is not the last", line.bytes.len())
+                format!(
+                    "partial line ({} bytes) at the end of a file that is not the last",
+                    line.bytes.len()
+                )
             };
             return Ok(problem(ProblemKind::TornLine, &pos, Some(exp), detail));
         }
@@ -169,7 +201,12 @@ impl Verifier<'_> {
                         format!("line is not a record ({e}) and the chain continues around it"),
                     ));
                 }
-                return Ok(problem(ProblemKind::Altered, &pos, Some(exp), format!("not a valid record: {e}")));
+                return Ok(problem(
+                    ProblemKind::Altered,
+                    &pos,
+                    Some(exp),
+                    format!("not a valid record: {e}"),
+                ));
             }
         };
         if rec.seq == exp && prev == self.exp_prev {
@@ -178,7 +215,13 @@ impl Verifier<'_> {
         Ok(self.diagnose(&rec, prev, hash, &pos, scan)?)
     }
 
-    fn accept(&mut self, rec: &Record, prev: LineHash, hash: LineHash, pos: Pos) -> Option<Problem> {
+    fn accept(
+        &mut self,
+        rec: &Record,
+        prev: LineHash,
+        hash: LineHash,
+        pos: Pos,
+    ) -> Option<Problem> {
         if rec.is_checkpoint() {
             self.report.checkpoints += 1;
             if let Some(key) = self.key {
@@ -211,7 +254,11 @@ impl Verifier<'_> {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
-        self.history.push_back(Seen { seq: rec.seq, hash, pos: pos.clone() });
+        self.history.push_back(Seen {
+            seq: rec.seq,
+            hash,
+            pos: pos.clone(),
+        });
         self.exp_seq = rec.seq + 1;
         self.exp_prev = hash;
         self.last_pos = Some(pos);
@@ -233,7 +280,11 @@ impl Verifier<'_> {
                 ProblemKind::Inserted,
                 pos,
                 Some(rec.seq),
-                format!("record claiming seq {} does not belong here; the next line continues from seq {}", rec.seq, exp - 1),
+                format!(
+                    "record claiming seq {} does not belong here; the next line continues from seq {}",
+                    rec.seq,
+                    exp - 1
+                ),
             ));
         }
         // Chained lines were slipped in after an earlier record: this one
@@ -270,7 +321,10 @@ impl Verifier<'_> {
                         ProblemKind::Altered,
                         &prev_pos,
                         Some(exp - 1),
-                        format!("its hash no longer matches the prevHash stored in seq {exp} ({} line {})", pos.file, pos.line),
+                        format!(
+                            "its hash no longer matches the prevHash stored in seq {exp} ({} line {})",
+                            pos.file, pos.line
+                        ),
                     ));
                 }
             }
@@ -286,36 +340,67 @@ impl Verifier<'_> {
                 ProblemKind::Altered,
                 pos,
                 Some(exp),
-                format!("seq field says {} but the record chains on from seq {}", rec.seq, exp - 1),
+                format!(
+                    "seq field says {} but the record chains on from seq {}",
+                    rec.seq,
+                    exp - 1
+                ),
             ));
         }
         if rec.seq > exp {
             for i in 0..LOOKAHEAD {
-                let Some((seg, l)) = scan.peek_line(i)? else { break };
+                let Some((seg, l)) = scan.peek_line(i)? else {
+                    break;
+                };
                 if let Ok((r, _)) = parse(l) {
                     if r.seq == exp {
                         let detail = if i == 0 {
-                            format!("this line (seq {}) and the next ({} line {}, seq {exp}) are swapped", rec.seq, seg.name, l.line_no)
+                            format!(
+                                "this line (seq {}) and the next ({} line {}, seq {exp}) are swapped",
+                                rec.seq, seg.name, l.line_no
+                            )
                         } else {
-                            format!("seq {} appears before seq {exp} ({} line {})", rec.seq, seg.name, l.line_no)
+                            format!(
+                                "seq {} appears before seq {exp} ({} line {})",
+                                rec.seq, seg.name, l.line_no
+                            )
                         };
                         return Ok(problem(ProblemKind::Reordered, pos, Some(rec.seq), detail));
                     }
                 }
             }
-            let range = if rec.seq - exp == 1 { format!("record {exp} is") } else { format!("records {exp}..{} are", rec.seq - 1) };
+            let range = if rec.seq - exp == 1 {
+                format!("record {exp} is")
+            } else {
+                format!("records {exp}..{} are", rec.seq - 1)
+            };
             let place = if pos.line == 1 {
                 "at the end of the previous file or the start of this one".to_string()
             } else {
                 "before this line".to_string()
             };
-            return Ok(problem(ProblemKind::Removed, pos, Some(exp), format!("{range} missing {place} (found seq {})", rec.seq)));
+            return Ok(problem(
+                ProblemKind::Removed,
+                pos,
+                Some(exp),
+                format!("{range} missing {place} (found seq {})", rec.seq),
+            ));
         }
         // seq goes backwards.
-        let dup = self.history.iter().find(|h| h.hash == hash).map(|h| h.pos.clone());
+        let dup = self
+            .history
+            .iter()
+            .find(|h| h.hash == hash)
+            .map(|h| h.pos.clone());
         let detail = match dup {
-            Some(d) => format!("duplicate of {} line {} (seq {}), expected seq {exp}", d.file, d.line, rec.seq),
-            None => format!("seq {} goes backwards (expected {exp}): a record was inserted or moved here", rec.seq),
+            Some(d) => format!(
+                "duplicate of {} line {} (seq {}), expected seq {exp}",
+                d.file, d.line, rec.seq
+            ),
+            None => format!(
+                "seq {} goes backwards (expected {exp}): a record was inserted or moved here",
+                rec.seq
+            ),
         };
         Ok(problem(ProblemKind::Inserted, pos, Some(rec.seq), detail))
     }
@@ -325,10 +410,20 @@ impl Verifier<'_> {
     }
 
     fn check_head(&mut self, head: Result<Option<Head>, String>) -> Option<Problem> {
-        let head_pos = Pos { file: HEAD_FILE.into(), line: 0 };
+        let head_pos = Pos {
+            file: HEAD_FILE.into(),
+            line: 0,
+        };
         let last = self.exp_seq - 1;
         let head = match head {
-            Err(m) => return problem(ProblemKind::BadHead, &head_pos, None, format!("HEAD is unreadable: {m}")),
+            Err(m) => {
+                return problem(
+                    ProblemKind::BadHead,
+                    &head_pos,
+                    None,
+                    format!("HEAD is unreadable: {m}"),
+                );
+            }
             Ok(None) if last == 0 => return None,
             Ok(None) => {
                 return problem(
@@ -352,20 +447,38 @@ impl Verifier<'_> {
         }
         if head.seq > last {
             let pos = match &self.last_pos {
-                Some(p) => Pos { file: p.file.clone(), line: p.line + 1 },
-                None => Pos { file: head.file.clone(), line: 1 },
+                Some(p) => Pos {
+                    file: p.file.clone(),
+                    line: p.line + 1,
+                },
+                None => Pos {
+                    file: head.file.clone(),
+                    line: 1,
+                },
             };
-            let removed = if head.seq == last + 1 { format!("record {}", head.seq) } else { format!("records {}..{}", last + 1, head.seq) };
+            let removed = if head.seq == last + 1 {
+                format!("record {}", head.seq)
+            } else {
+                format!("records {}..{}", last + 1, head.seq)
+            };
             return problem(
                 ProblemKind::Truncated,
                 &pos,
                 Some(last + 1),
-                format!("the log ends at seq {last} but HEAD says seq {} was written: {removed} removed from the end", head.seq),
+                format!(
+                    "the log ends at seq {last} but HEAD says seq {} was written: {removed} removed from the end",
+                    head.seq
+                ),
             );
         }
         if head.seq == 0 {
             if head.hash != LineHash::GENESIS {
-                return problem(ProblemKind::BadHead, &head_pos, Some(0), "HEAD at seq 0 with a non-genesis hash".into());
+                return problem(
+                    ProblemKind::BadHead,
+                    &head_pos,
+                    Some(0),
+                    "HEAD at seq 0 with a non-genesis hash".into(),
+                );
             }
         } else if let Some((hash, pos)) = &self.head_record {
             if *hash != head.hash {
@@ -381,7 +494,10 @@ impl Verifier<'_> {
                     ProblemKind::BadHead,
                     &head_pos,
                     Some(head.seq),
-                    format!("HEAD places record {} in {} but it is in {}", head.seq, head.file, pos.file),
+                    format!(
+                        "HEAD places record {} in {} but it is in {}",
+                        head.seq, head.file, pos.file
+                    ),
                 );
             }
         }

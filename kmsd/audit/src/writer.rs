@@ -31,7 +31,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { rotate_bytes: Some(64 << 20), checkpoint_every: 1000, max_batch: 4096 }
+        Options {
+            rotate_bytes: Some(64 << 20),
+            checkpoint_every: 1000,
+            max_batch: 4096,
+        }
     }
 }
 
@@ -79,15 +83,29 @@ impl ChainWriter {
     pub fn commit(&mut self, entries: &[Entry<'_>], seqs: &mut Vec<Seq>) -> Result<(), AuditError> {
         seqs.clear();
         if let Some(message) = &self.poisoned {
-            return Err(AuditError::WriteFailed { message: message.clone(), poisoned: true });
+            return Err(AuditError::WriteFailed {
+                message: message.clone(),
+                poisoned: true,
+            });
         }
-        if self.opts.rotate_bytes.is_some_and(|max| self.file_len >= max) && self.file_len > 0 {
+        if self
+            .opts
+            .rotate_bytes
+            .is_some_and(|max| self.file_len >= max)
+            && self.file_len > 0
+        {
             self.rotate().map_err(|e| AuditError::WriteFailed {
                 message: format!("starting {}: {e}", segment_name(self.seg_index + 1)).into(),
                 poisoned: false,
             })?;
         }
-        let saved = (self.next_seq, self.prev, self.since_checkpoint, self.file_len, self.last_file.clone());
+        let saved = (
+            self.next_seq,
+            self.prev,
+            self.since_checkpoint,
+            self.file_len,
+            self.last_file.clone(),
+        );
         self.buf.clear();
         let now = EventTime::now();
         if self.rotation_checkpoint_due {
@@ -118,7 +136,13 @@ impl ChainWriter {
             Err(e) => {
                 seqs.clear();
                 let message = e.to_string();
-                (self.next_seq, self.prev, self.since_checkpoint, self.file_len, self.last_file) = saved;
+                (
+                    self.next_seq,
+                    self.prev,
+                    self.since_checkpoint,
+                    self.file_len,
+                    self.last_file,
+                ) = saved;
                 let poisoned = self.roll_back().is_err();
                 let message: Arc<str> = message.into();
                 if poisoned {
@@ -152,7 +176,12 @@ impl ChainWriter {
     fn roll_back(&mut self) -> std::io::Result<()> {
         self.file.set_len(self.file_len)?;
         self.file.sync_data()?;
-        let head = Head::new(&self.key, self.next_seq - 1, self.prev, self.last_file.clone());
+        let head = Head::new(
+            &self.key,
+            self.next_seq - 1,
+            self.prev,
+            self.last_file.clone(),
+        );
         write_head(&self.dir, &self.dir_fd, &head)
     }
 
@@ -171,5 +200,9 @@ impl ChainWriter {
 /// Creates a new, empty segment file opened for appending.
 pub(crate) fn create_segment(dir: &std::path::Path, index: u32) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new().append(true).create_new(true).mode(0o600).open(dir.join(segment_name(index)))
+    OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join(segment_name(index)))
 }
