@@ -202,8 +202,14 @@ const TABLE: &[(&str, &[Requirement])] = &[
     ("TagResource", &[key("kms:TagResource")]),
     ("UntagResource", &[key("kms:UntagResource")]),
     ("ListResourceTags", &[key("kms:ListResourceTags")]),
-    ("Encrypt", &[granted("kms:Encrypt", Target::Key, G::Encrypt)]),
-    ("Decrypt", &[granted("kms:Decrypt", Target::Key, G::Decrypt)]),
+    (
+        "Encrypt",
+        &[granted("kms:Encrypt", Target::Key, G::Encrypt)],
+    ),
+    (
+        "Decrypt",
+        &[granted("kms:Decrypt", Target::Key, G::Decrypt)],
+    ),
     (
         "ReEncrypt",
         &[
@@ -213,7 +219,11 @@ const TABLE: &[(&str, &[Requirement])] = &[
     ),
     (
         "GenerateDataKey",
-        &[granted("kms:GenerateDataKey", Target::Key, G::GenerateDataKey)],
+        &[granted(
+            "kms:GenerateDataKey",
+            Target::Key,
+            G::GenerateDataKey,
+        )],
     ),
     (
         "GenerateDataKeyWithoutPlaintext",
@@ -318,7 +328,11 @@ mod tests {
         );
         assert_eq!(
             (r[1].action, r[1].target, r[1].grant_operation),
-            ("kms:ReEncryptTo", Target::DestinationKey, Some(G::ReEncryptTo))
+            (
+                "kms:ReEncryptTo",
+                Target::DestinationKey,
+                Some(G::ReEncryptTo)
+            )
         );
         let u = requirements("UpdateAlias").unwrap();
         assert_eq!(

@@ -140,7 +140,9 @@ impl BaseOperator {
         let num = || Some((v.trim().parse::<f64>().ok()?, p.trim().parse::<f64>().ok()?));
         match self {
             StringEquals | StringNotEquals => v == p,
-            StringEqualsIgnoreCase | StringNotEqualsIgnoreCase => v.to_lowercase() == p.to_lowercase(),
+            StringEqualsIgnoreCase | StringNotEqualsIgnoreCase => {
+                v.to_lowercase() == p.to_lowercase()
+            }
             StringLike | StringNotLike => glob_match(p, v),
             NumericEquals | NumericNotEquals => num().is_some_and(|(a, b)| a == b),
             NumericLessThan => num().is_some_and(|(a, b)| a < b),
@@ -288,9 +290,9 @@ impl ConditionKey {
                 .map(|ops| ops.iter().map(|o| o.as_str().to_owned()).collect()),
             ConditionKey::GranteePrincipal => one(ctx.grantee_principal.clone()),
             ConditionKey::RetiringPrincipal => one(ctx.retiring_principal.clone()),
-            ConditionKey::BypassPolicyLockoutSafetyCheck => {
-                one(ctx.bypass_policy_lockout_safety_check.map(|b| b.to_string()))
-            }
+            ConditionKey::BypassPolicyLockoutSafetyCheck => one(ctx
+                .bypass_policy_lockout_safety_check
+                .map(|b| b.to_string())),
         };
         out.filter(|v| !v.is_empty())
     }
@@ -387,7 +389,10 @@ mod tests {
     }
 
     fn ctx(pairs: &[(&str, &str)]) -> RequestContext {
-        let ec = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let ec = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         RequestContext::with_encryption_context(&ec)
     }
 
@@ -406,13 +411,25 @@ mod tests {
         let db = ctx(&[("app", "db")]);
         let none = ctx(&[]);
         assert!(holds("StringEquals", APP, &["db"], &db));
-        assert!(holds("StringEquals", APP, &["web", "db"], &db), "values are OR");
+        assert!(
+            holds("StringEquals", APP, &["web", "db"], &db),
+            "values are OR"
+        );
         assert!(!holds("StringEquals", APP, &["DB"], &db), "case-sensitive");
-        assert!(!holds("StringEquals", APP, &["db"], &none), "absent → false");
+        assert!(
+            !holds("StringEquals", APP, &["db"], &none),
+            "absent → false"
+        );
         assert!(!holds("StringNotEquals", APP, &["db"], &db));
-        assert!(!holds("StringNotEquals", APP, &["web", "db"], &db), "must match none");
+        assert!(
+            !holds("StringNotEquals", APP, &["web", "db"], &db),
+            "must match none"
+        );
         assert!(holds("StringNotEquals", APP, &["web"], &db));
-        assert!(holds("StringNotEquals", APP, &["db"], &none), "negated + absent → true");
+        assert!(
+            holds("StringNotEquals", APP, &["db"], &none),
+            "negated + absent → true"
+        );
     }
 
     #[test]
@@ -438,8 +455,18 @@ mod tests {
 
     #[test]
     fn context_key_name_ignores_case_but_exact_wins() {
-        assert!(holds("StringEquals", "kms:EncryptionContext:APP", &["db"], &ctx(&[("app", "db")])));
-        assert!(holds("StringEquals", "KMS:encryptioncontext:app", &["db"], &ctx(&[("App", "db")])));
+        assert!(holds(
+            "StringEquals",
+            "kms:EncryptionContext:APP",
+            &["db"],
+            &ctx(&[("app", "db")])
+        ));
+        assert!(holds(
+            "StringEquals",
+            "KMS:encryptioncontext:app",
+            &["db"],
+            &ctx(&[("App", "db")])
+        ));
         let both = ctx(&[("APP", "x"), ("app", "db")]);
         assert!(holds("StringEquals", APP, &["db"], &both));
     }
@@ -460,7 +487,12 @@ mod tests {
         assert!(holds("StringEquals", "kms:CallerGid", &["100"], &c));
         assert!(holds("StringEquals", "kms:CallerUid", &["1000"], &c));
         // A non-numeric request value never matches a numeric operator.
-        assert!(!holds("NumericEquals", APP, &["1"], &ctx(&[("app", "one")])));
+        assert!(!holds(
+            "NumericEquals",
+            APP,
+            &["1"],
+            &ctx(&[("app", "one")])
+        ));
         assert!(holds("NumericEquals", APP, &["1"], &ctx(&[("app", "1.0")])));
     }
 
@@ -479,7 +511,12 @@ mod tests {
         assert!(holds("Null", bypass, &["false"], &c));
         assert!(holds("Null", APP, &["false"], &c));
         assert!(holds("Null", "kms:EncryptionContext:other", &["true"], &c));
-        assert!(holds("Null", "kms:EncryptionContextKeys", &["true"], &ctx(&[])));
+        assert!(holds(
+            "Null",
+            "kms:EncryptionContextKeys",
+            &["true"],
+            &ctx(&[])
+        ));
         assert!(holds("Null", "kms:GrantOperations", &["true"], &c));
     }
 
@@ -490,8 +527,18 @@ mod tests {
         assert!(holds("StringEqualsIfExists", APP, &["db"], &none));
         assert!(!holds("StringEqualsIfExists", APP, &["db"], &web));
         assert!(holds("StringLikeIfExists", APP, &["w*"], &web));
-        assert!(holds("NumericLessThanIfExists", "kms:CallerUid", &["2000"], &none));
-        assert!(holds("BoolIfExists", "kms:BypassPolicyLockoutSafetyCheck", &["true"], &none));
+        assert!(holds(
+            "NumericLessThanIfExists",
+            "kms:CallerUid",
+            &["2000"],
+            &none
+        ));
+        assert!(holds(
+            "BoolIfExists",
+            "kms:BypassPolicyLockoutSafetyCheck",
+            &["true"],
+            &none
+        ));
     }
 
     #[test]
@@ -499,12 +546,40 @@ mod tests {
         let keys = "kms:EncryptionContextKeys";
         let op = "ForAllValues:StringEquals";
         assert!(holds(op, keys, &["app", "env"], &ctx(&[("app", "1")])));
-        assert!(holds(op, keys, &["app", "env"], &ctx(&[("app", "1"), ("env", "2")])));
-        assert!(!holds(op, keys, &["app", "env"], &ctx(&[("app", "1"), ("x", "2")])));
-        assert!(holds(op, keys, &["app"], &ctx(&[])), "vacuously true when absent");
-        assert!(holds("ForAllValues:StringLike", keys, &["a*"], &ctx(&[("ab", ""), ("ac", "")])));
-        assert!(holds("ForAllValues:StringNotEquals", keys, &["secret"], &ctx(&[("a", "")])));
-        assert!(!holds("ForAllValues:StringNotEquals", keys, &["a"], &ctx(&[("a", ""), ("b", "")])));
+        assert!(holds(
+            op,
+            keys,
+            &["app", "env"],
+            &ctx(&[("app", "1"), ("env", "2")])
+        ));
+        assert!(!holds(
+            op,
+            keys,
+            &["app", "env"],
+            &ctx(&[("app", "1"), ("x", "2")])
+        ));
+        assert!(
+            holds(op, keys, &["app"], &ctx(&[])),
+            "vacuously true when absent"
+        );
+        assert!(holds(
+            "ForAllValues:StringLike",
+            keys,
+            &["a*"],
+            &ctx(&[("ab", ""), ("ac", "")])
+        ));
+        assert!(holds(
+            "ForAllValues:StringNotEquals",
+            keys,
+            &["secret"],
+            &ctx(&[("a", "")])
+        ));
+        assert!(!holds(
+            "ForAllValues:StringNotEquals",
+            keys,
+            &["a"],
+            &ctx(&[("a", ""), ("b", "")])
+        ));
     }
 
     #[test]
@@ -514,14 +589,34 @@ mod tests {
         assert!(holds(op, keys, &["app"], &ctx(&[("app", "1"), ("x", "2")])));
         assert!(!holds(op, keys, &["app"], &ctx(&[("x", "2")])));
         assert!(!holds(op, keys, &["app"], &ctx(&[])), "false when absent");
-        assert!(holds("ForAnyValue:StringNotLike", keys, &["a*"], &ctx(&[("ab", ""), ("x", "")])));
-        assert!(!holds("ForAnyValue:StringNotLike", keys, &["a*"], &ctx(&[("ab", "")])));
-        assert!(holds("ForAnyValue:StringEqualsIfExists", keys, &["x"], &ctx(&[])));
+        assert!(holds(
+            "ForAnyValue:StringNotLike",
+            keys,
+            &["a*"],
+            &ctx(&[("ab", ""), ("x", "")])
+        ));
+        assert!(!holds(
+            "ForAnyValue:StringNotLike",
+            keys,
+            &["a*"],
+            &ctx(&[("ab", "")])
+        ));
+        assert!(holds(
+            "ForAnyValue:StringEqualsIfExists",
+            keys,
+            &["x"],
+            &ctx(&[])
+        ));
     }
 
     #[test]
     fn set_operators_on_single_valued_keys_treat_them_as_one_value() {
-        assert!(holds("ForAnyValue:StringEquals", APP, &["db"], &ctx(&[("app", "db")])));
+        assert!(holds(
+            "ForAnyValue:StringEquals",
+            APP,
+            &["db"],
+            &ctx(&[("app", "db")])
+        ));
         assert!(holds("ForAllValues:StringEquals", APP, &["db"], &ctx(&[])));
     }
 
@@ -533,33 +628,108 @@ mod tests {
             ..RequestContext::default()
         };
         let ops = "kms:GrantOperations";
-        assert!(holds("ForAllValues:StringEquals", ops, &["Decrypt", "Encrypt", "DescribeKey"], &c));
+        assert!(holds(
+            "ForAllValues:StringEquals",
+            ops,
+            &["Decrypt", "Encrypt", "DescribeKey"],
+            &c
+        ));
         assert!(!holds("ForAllValues:StringEquals", ops, &["Decrypt"], &c));
         assert!(holds("ForAnyValue:StringEquals", ops, &["Encrypt"], &c));
-        assert!(holds("StringEquals", "kms:GranteePrincipal", &["user:bob"], &c));
+        assert!(holds(
+            "StringEquals",
+            "kms:GranteePrincipal",
+            &["user:bob"],
+            &c
+        ));
         assert!(holds("StringLike", "kms:GranteePrincipal", &["user:*"], &c));
-        assert!(!holds("StringEquals", "kms:RetiringPrincipal", &["user:bob"], &c));
+        assert!(!holds(
+            "StringEquals",
+            "kms:RetiringPrincipal",
+            &["user:bob"],
+            &c
+        ));
         c.retiring_principal = Some("uid:0".into());
-        assert!(holds("StringEquals", "kms:RetiringPrincipal", &["uid:0"], &c));
+        assert!(holds(
+            "StringEquals",
+            "kms:RetiringPrincipal",
+            &["uid:0"],
+            &c
+        ));
     }
 
     #[test]
     fn bad_conditions_say_why() {
         let cases = [
-            ("StringEqual", APP, vec!["x"], "unknown condition operator \"StringEqual\""),
+            (
+                "StringEqual",
+                APP,
+                vec!["x"],
+                "unknown condition operator \"StringEqual\"",
+            ),
             ("ArnLike", APP, vec!["x"], "unknown condition operator"),
-            ("ForSomeValues:StringEquals", APP, vec!["x"], "unknown condition operator"),
+            (
+                "ForSomeValues:StringEquals",
+                APP,
+                vec!["x"],
+                "unknown condition operator",
+            ),
             ("NullIfExists", APP, vec!["true"], "Null takes no IfExists"),
-            ("ForAnyValue:Null", APP, vec!["true"], "Null takes no IfExists"),
-            ("StringEquals", "aws:SourceIp", vec!["x"], "unknown condition key \"aws:SourceIp\""),
-            ("StringEquals", "kms:ViaService", vec!["x"], "unknown condition key"),
-            ("StringEquals", "kms:EncryptionContext:", vec!["x"], "names no encryption context key"),
+            (
+                "ForAnyValue:Null",
+                APP,
+                vec!["true"],
+                "Null takes no IfExists",
+            ),
+            (
+                "StringEquals",
+                "aws:SourceIp",
+                vec!["x"],
+                "unknown condition key \"aws:SourceIp\"",
+            ),
+            (
+                "StringEquals",
+                "kms:ViaService",
+                vec!["x"],
+                "unknown condition key",
+            ),
+            (
+                "StringEquals",
+                "kms:EncryptionContext:",
+                vec!["x"],
+                "names no encryption context key",
+            ),
             ("StringEquals", APP, vec![], "has no values"),
-            ("StringEquals", "kms:EncryptionContextKeys", vec!["a"], "multi-valued"),
-            ("StringLike", "kms:GrantOperations", vec!["a"], "multi-valued"),
-            ("NumericEquals", "kms:CallerUid", vec!["abc"], "is not a number"),
-            ("NumericEquals", "kms:CallerUid", vec!["inf"], "is not a number"),
-            ("Bool", "kms:BypassPolicyLockoutSafetyCheck", vec!["yes"], "not true or false"),
+            (
+                "StringEquals",
+                "kms:EncryptionContextKeys",
+                vec!["a"],
+                "multi-valued",
+            ),
+            (
+                "StringLike",
+                "kms:GrantOperations",
+                vec!["a"],
+                "multi-valued",
+            ),
+            (
+                "NumericEquals",
+                "kms:CallerUid",
+                vec!["abc"],
+                "is not a number",
+            ),
+            (
+                "NumericEquals",
+                "kms:CallerUid",
+                vec!["inf"],
+                "is not a number",
+            ),
+            (
+                "Bool",
+                "kms:BypassPolicyLockoutSafetyCheck",
+                vec!["yes"],
+                "not true or false",
+            ),
             ("Null", APP, vec!["1"], "not true or false"),
         ];
         for (op, key, values, want) in cases {

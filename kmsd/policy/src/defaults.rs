@@ -115,9 +115,15 @@ mod tests {
     fn default_policies_parse_and_are_pretty() {
         let kp = default_key_policy(0, 1000);
         assert!(kp.contains("\n  \"Statement\""), "{kp}");
-        assert_eq!(Policy::parse(&kp).unwrap().id.as_deref(), Some(DEFAULT_KEY_POLICY_ID));
+        assert_eq!(
+            Policy::parse(&kp).unwrap().id.as_deref(),
+            Some(DEFAULT_KEY_POLICY_ID)
+        );
         let sp = default_service_policy(0);
-        assert_eq!(Policy::parse(&sp).unwrap().id.as_deref(), Some(DEFAULT_SERVICE_POLICY_ID));
+        assert_eq!(
+            Policy::parse(&sp).unwrap().id.as_deref(),
+            Some(DEFAULT_SERVICE_POLICY_ID)
+        );
         // Creator = administrator: listed once.
         let same = default_key_policy(0, 0);
         assert_eq!(same.matches("uid:0").count(), 1, "{same}");
@@ -128,14 +134,20 @@ mod tests {
         let svc = Policy::parse(&default_service_policy(ADMIN)).unwrap();
         let kp = Policy::parse(&default_key_policy(ADMIN, 1000)).unwrap();
         for action in ["kms:Decrypt", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"] {
-            assert!(decide(0, action, Some(&kp), &svc).is_allowed(), "admin {action}");
+            assert!(
+                decide(0, action, Some(&kp), &svc).is_allowed(),
+                "admin {action}"
+            );
             assert_eq!(
                 decide(1000, action, Some(&kp), &svc),
                 Decision::Allow(Source::KeyPolicy {
                     sid: Some("Allow administrator and key creator".into())
                 })
             );
-            assert_eq!(decide(1001, action, Some(&kp), &svc), Decision::ImplicitDeny);
+            assert_eq!(
+                decide(1001, action, Some(&kp), &svc),
+                Decision::ImplicitDeny
+            );
         }
         assert!(lockout_check(&kp, &caller(1000), ADMIN, "k1", ARN, &svc).is_ok());
         assert!(lockout_check(&kp, &caller(0), ADMIN, "k1", ARN, &svc).is_ok());
@@ -157,9 +169,14 @@ mod tests {
         let kp = Policy::parse(&default_key_policy(ADMIN, 1000)).unwrap();
         assert_eq!(
             decide(1001, "kms:Decrypt", Some(&kp), &svc),
-            Decision::Allow(Source::ServicePolicy { sid: Some("Bob".into()) })
+            Decision::Allow(Source::ServicePolicy {
+                sid: Some("Bob".into())
+            })
         );
-        assert_eq!(decide(1001, "kms:Encrypt", Some(&kp), &svc), Decision::ImplicitDeny);
+        assert_eq!(
+            decide(1001, "kms:Encrypt", Some(&kp), &svc),
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]
@@ -174,8 +191,16 @@ mod tests {
             ("kms:GetServicePolicy", true, false),
             ("kms:PutServicePolicy", true, false),
         ] {
-            assert_eq!(decide(0, action, None, &svc).is_allowed(), admin, "admin {action}");
-            assert_eq!(decide(1000, action, None, &svc).is_allowed(), user, "user {action}");
+            assert_eq!(
+                decide(0, action, None, &svc).is_allowed(),
+                admin,
+                "admin {action}"
+            );
+            assert_eq!(
+                decide(1000, action, None, &svc).is_allowed(),
+                user,
+                "user {action}"
+            );
         }
     }
 }

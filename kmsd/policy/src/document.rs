@@ -355,7 +355,10 @@ fn strings(field: &str, value: Json) -> Result<Vec<String>, String> {
 fn string(field: &str, value: Json) -> Result<String, String> {
     match value {
         Json::String(s) => Ok(s),
-        other => Err(format!("{field} must be a string, not {}", other.type_name())),
+        other => Err(format!(
+            "{field} must be a string, not {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -442,8 +445,10 @@ mod tests {
         assert!(Policy::parse(&one(OK).replace("2012-10-17", "2008-10-17")).is_ok());
         assert!(Policy::parse(&one(&format!(r#""Sid": "", {OK}"#))).is_ok());
         assert!(Policy::parse(&one(&format!(r#"{OK}, "Condition": {{}}"#))).is_ok());
-        let p = Policy::parse(&one(r#""Effect": "Allow", "Principal": {"Unix": "account"},
-            "Action": "*", "Resource": "*""#))
+        let p = Policy::parse(&one(
+            r#""Effect": "Allow", "Principal": {"Unix": "account"},
+            "Action": "*", "Resource": "*""#,
+        ))
         .unwrap();
         assert_eq!(p.statements[0].principals, [Principal::Account]);
     }
@@ -463,58 +468,183 @@ mod tests {
             (r#"{"Version": "2012-10-17"}"#.into(), "missing Statement"),
             (r#"{"Statement": []}"#.into(), "Statement is empty"),
             (r#"{"Statement": "x"}"#.into(), "not a string"),
-            (r#"{"Statement": [1]}"#.into(), "Statement 1 must be an object, not a number"),
-            (format!(r#"{{"Version": "2020-01-01", "Statement": {{{OK}}}}}"#), "Version must be"),
-            (format!(r#"{{"Version": 1, "Statement": {{{OK}}}}}"#), "not a number"),
-            (format!(r#"{{"Id": [], "Statement": {{{OK}}}}}"#), "Id must be a string"),
-            (format!(r#"{{"Statements": [], "Statement": {{{OK}}}}}"#), "unknown top-level field \"Statements\""),
-            (format!(r#"{{"Statement": {{{OK}, "Effect": "Deny"}}}}"#), "duplicate field \"Effect\""),
-            (one(r#""Principal": "*", "Action": "kms:*", "Resource": "*""#), "Statement 1: missing Effect"),
-            (one(r#""Effect": "Allow", "Action": "kms:*", "Resource": "*""#), "missing Principal"),
-            (one(r#""Effect": "Allow", "Principal": "*", "Resource": "*""#), "missing Action"),
-            (one(r#""Effect": "Allow", "Principal": "*", "Action": "kms:*""#), "missing Resource"),
-            (one(r#""Sid": "S", "Effect": "Alow", "Principal": "*", "Action": "kms:*", "Resource": "*""#),
-                "Statement 1 (Sid \"S\"): unknown Effect \"Alow\""),
-            (one(r#""Effect": "allow", "Principal": "*", "Action": "kms:*", "Resource": "*""#), "unknown Effect"),
-            (one(r#""Effect": true, "Principal": "*", "Action": "kms:*", "Resource": "*""#), "unknown Effect a boolean"),
+            (
+                r#"{"Statement": [1]}"#.into(),
+                "Statement 1 must be an object, not a number",
+            ),
+            (
+                format!(r#"{{"Version": "2020-01-01", "Statement": {{{OK}}}}}"#),
+                "Version must be",
+            ),
+            (
+                format!(r#"{{"Version": 1, "Statement": {{{OK}}}}}"#),
+                "not a number",
+            ),
+            (
+                format!(r#"{{"Id": [], "Statement": {{{OK}}}}}"#),
+                "Id must be a string",
+            ),
+            (
+                format!(r#"{{"Statements": [], "Statement": {{{OK}}}}}"#),
+                "unknown top-level field \"Statements\"",
+            ),
+            (
+                format!(r#"{{"Statement": {{{OK}, "Effect": "Deny"}}}}"#),
+                "duplicate field \"Effect\"",
+            ),
+            (
+                one(r#""Principal": "*", "Action": "kms:*", "Resource": "*""#),
+                "Statement 1: missing Effect",
+            ),
+            (
+                one(r#""Effect": "Allow", "Action": "kms:*", "Resource": "*""#),
+                "missing Principal",
+            ),
+            (
+                one(r#""Effect": "Allow", "Principal": "*", "Resource": "*""#),
+                "missing Action",
+            ),
+            (
+                one(r#""Effect": "Allow", "Principal": "*", "Action": "kms:*""#),
+                "missing Resource",
+            ),
+            (
+                one(
+                    r#""Sid": "S", "Effect": "Alow", "Principal": "*", "Action": "kms:*", "Resource": "*""#,
+                ),
+                "Statement 1 (Sid \"S\"): unknown Effect \"Alow\"",
+            ),
+            (
+                one(r#""Effect": "allow", "Principal": "*", "Action": "kms:*", "Resource": "*""#),
+                "unknown Effect",
+            ),
+            (
+                one(r#""Effect": true, "Principal": "*", "Action": "kms:*", "Resource": "*""#),
+                "unknown Effect a boolean",
+            ),
             (one(&format!(r#"{OK}, "Sid": 3"#)), "Sid must be a string"),
-            (one(&format!(r#"{OK}, "Extra": 1"#)), "unknown field \"Extra\""),
-            (one(&format!(r#"{OK}, "NotAction": "kms:Decrypt""#)), "not both"),
-            (one(&format!(r#"{OK}, "NotPrincipal": "*""#)), "NotPrincipal is not supported"),
-            (one(&format!(r#"{OK}, "NotResource": "*""#)), "NotResource is not supported"),
-            (one(r#""Effect": "Allow", "Principal": "alice", "Action": "kms:*", "Resource": "*""#),
-                "Principal must be \"*\" or"),
-            (one(r#""Effect": "Allow", "Principal": {}, "Action": "kms:*", "Resource": "*""#), "Principal is empty"),
-            (one(r#""Effect": "Allow", "Principal": {"Unix": []}, "Action": "kms:*", "Resource": "*""#),
-                "Principal Unix is empty"),
-            (one(r#""Effect": "Allow", "Principal": {"Unix": [1000]}, "Action": "kms:*", "Resource": "*""#),
-                "must hold strings, not a number"),
-            (one(r#""Effect": "Allow", "Principal": {"Unix": "alice"}, "Action": "kms:*", "Resource": "*""#),
-                "invalid principal \"alice\""),
-            (one(r#""Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "kms:*", "Resource": "*""#),
-                "AWS principal \"arn:aws:iam::1:root\" is not supported"),
-            (one(r#""Effect": "Allow", "Principal": {"Service": "x"}, "Action": "kms:*", "Resource": "*""#),
-                "principal type \"Service\" is not supported"),
-            (one(r#""Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*""#), "service prefix \"s3\""),
-            (one(r#""Effect": "Allow", "Principal": "*", "Action": "kms:Encrpyt", "Resource": "*""#),
-                "matches no KMS action"),
-            (one(r#""Effect": "Allow", "Principal": "*", "Action": [], "Resource": "*""#), "Action is empty"),
-            (one(r#""Effect": "Allow", "Principal": "*", "Action": {}, "Resource": "*""#),
-                "Action must be a string or a list of strings, not an object"),
-            (one(r#""Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "key/1""#),
-                "Resource \"key/1\" must be \"*\" or a key ARN"),
-            (one(&format!(r#"{OK}, "Condition": []"#)), "Condition must be an object"),
-            (one(&format!(r#"{OK}, "Condition": {{"StringEquals": "x"}}"#)), "must map condition keys"),
-            (one(&format!(r#"{OK}, "Condition": {{"StringEquals": {{}}}}"#)), "names no condition key"),
-            (one(&format!(r#"{OK}, "Condition": {{"StringEquals": {{"kms:CallerUid": []}}}}"#)), "has no values"),
-            (one(&format!(r#"{OK}, "Condition": {{"StringEquals": {{"kms:CallerUid": {{}}}}}}"#)),
-                "values must be strings, numbers or booleans"),
-            (one(&format!(r#"{OK}, "Condition": {{"StringEquals": {{"kms:CallerUid": [null]}}}}"#)),
-                "not null"),
-            (one(&format!(r#"{OK}, "Condition": {{"DateEquals": {{"kms:CallerUid": "1"}}}}"#)),
-                "unknown condition operator \"DateEquals\""),
-            (one(&format!(r#"{OK}, "Condition": {{"StringEquals": {{"aws:username": "x"}}}}"#)),
-                "unknown condition key \"aws:username\""),
+            (
+                one(&format!(r#"{OK}, "Extra": 1"#)),
+                "unknown field \"Extra\"",
+            ),
+            (
+                one(&format!(r#"{OK}, "NotAction": "kms:Decrypt""#)),
+                "not both",
+            ),
+            (
+                one(&format!(r#"{OK}, "NotPrincipal": "*""#)),
+                "NotPrincipal is not supported",
+            ),
+            (
+                one(&format!(r#"{OK}, "NotResource": "*""#)),
+                "NotResource is not supported",
+            ),
+            (
+                one(
+                    r#""Effect": "Allow", "Principal": "alice", "Action": "kms:*", "Resource": "*""#,
+                ),
+                "Principal must be \"*\" or",
+            ),
+            (
+                one(r#""Effect": "Allow", "Principal": {}, "Action": "kms:*", "Resource": "*""#),
+                "Principal is empty",
+            ),
+            (
+                one(
+                    r#""Effect": "Allow", "Principal": {"Unix": []}, "Action": "kms:*", "Resource": "*""#,
+                ),
+                "Principal Unix is empty",
+            ),
+            (
+                one(
+                    r#""Effect": "Allow", "Principal": {"Unix": [1000]}, "Action": "kms:*", "Resource": "*""#,
+                ),
+                "must hold strings, not a number",
+            ),
+            (
+                one(
+                    r#""Effect": "Allow", "Principal": {"Unix": "alice"}, "Action": "kms:*", "Resource": "*""#,
+                ),
+                "invalid principal \"alice\"",
+            ),
+            (
+                one(
+                    r#""Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "kms:*", "Resource": "*""#,
+                ),
+                "AWS principal \"arn:aws:iam::1:root\" is not supported",
+            ),
+            (
+                one(
+                    r#""Effect": "Allow", "Principal": {"Service": "x"}, "Action": "kms:*", "Resource": "*""#,
+                ),
+                "principal type \"Service\" is not supported",
+            ),
+            (
+                one(r#""Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*""#),
+                "service prefix \"s3\"",
+            ),
+            (
+                one(
+                    r#""Effect": "Allow", "Principal": "*", "Action": "kms:Encrpyt", "Resource": "*""#,
+                ),
+                "matches no KMS action",
+            ),
+            (
+                one(r#""Effect": "Allow", "Principal": "*", "Action": [], "Resource": "*""#),
+                "Action is empty",
+            ),
+            (
+                one(r#""Effect": "Allow", "Principal": "*", "Action": {}, "Resource": "*""#),
+                "Action must be a string or a list of strings, not an object",
+            ),
+            (
+                one(
+                    r#""Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "key/1""#,
+                ),
+                "Resource \"key/1\" must be \"*\" or a key ARN",
+            ),
+            (
+                one(&format!(r#"{OK}, "Condition": []"#)),
+                "Condition must be an object",
+            ),
+            (
+                one(&format!(r#"{OK}, "Condition": {{"StringEquals": "x"}}"#)),
+                "must map condition keys",
+            ),
+            (
+                one(&format!(r#"{OK}, "Condition": {{"StringEquals": {{}}}}"#)),
+                "names no condition key",
+            ),
+            (
+                one(&format!(
+                    r#"{OK}, "Condition": {{"StringEquals": {{"kms:CallerUid": []}}}}"#
+                )),
+                "has no values",
+            ),
+            (
+                one(&format!(
+                    r#"{OK}, "Condition": {{"StringEquals": {{"kms:CallerUid": {{}}}}}}"#
+                )),
+                "values must be strings, numbers or booleans",
+            ),
+            (
+                one(&format!(
+                    r#"{OK}, "Condition": {{"StringEquals": {{"kms:CallerUid": [null]}}}}"#
+                )),
+                "not null",
+            ),
+            (
+                one(&format!(
+                    r#"{OK}, "Condition": {{"DateEquals": {{"kms:CallerUid": "1"}}}}"#
+                )),
+                "unknown condition operator \"DateEquals\"",
+            ),
+            (
+                one(&format!(
+                    r#"{OK}, "Condition": {{"StringEquals": {{"aws:username": "x"}}}}"#
+                )),
+                "unknown condition key \"aws:username\"",
+            ),
         ];
         for (text, want) in &table {
             match Policy::parse(text) {
@@ -529,11 +659,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_statement_by_position() {
-        let text = format!(
-            r#"{{"Statement": [{{{OK}}}, {{"Sid": "Second", "Effect": "Maybe"}}]}}"#
-        );
+        let text =
+            format!(r#"{{"Statement": [{{{OK}}}, {{"Sid": "Second", "Effect": "Maybe"}}]}}"#);
         let e = Policy::parse(&text).unwrap_err();
-        assert!(e.message().starts_with("Statement 2 (Sid \"Second\"): "), "{e}");
+        assert!(
+            e.message().starts_with("Statement 2 (Sid \"Second\"): "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -547,13 +679,22 @@ mod tests {
 
     #[test]
     fn principal_names_must_exist_when_checked() {
-        let dir = FakeDirectory::new().user("alice", 1000, 100).group("storage", 200, &[]);
-        let ok = one(r#""Effect": "Allow", "Principal": {"Unix": ["user:alice", "group:storage", "uid:5"]},
-            "Action": "kms:*", "Resource": "*""#);
+        let dir = FakeDirectory::new()
+            .user("alice", 1000, 100)
+            .group("storage", 200, &[]);
+        let ok = one(
+            r#""Effect": "Allow", "Principal": {"Unix": ["user:alice", "group:storage", "uid:5"]},
+            "Action": "kms:*", "Resource": "*""#,
+        );
         assert!(Policy::parse(&ok).unwrap().check_principals(&dir).is_ok());
-        let bad = one(r#""Sid": "X", "Effect": "Allow", "Principal": {"Unix": ["user:alice", "group:nope"]},
-            "Action": "kms:*", "Resource": "*""#);
-        let e = Policy::parse(&bad).unwrap().check_principals(&dir).unwrap_err();
+        let bad = one(
+            r#""Sid": "X", "Effect": "Allow", "Principal": {"Unix": ["user:alice", "group:nope"]},
+            "Action": "kms:*", "Resource": "*""#,
+        );
+        let e = Policy::parse(&bad)
+            .unwrap()
+            .check_principals(&dir)
+            .unwrap_err();
         assert_eq!(
             e,
             Error::MalformedPolicy("Statement 1 (Sid \"X\"): no group named \"nope\"".into())

@@ -73,11 +73,20 @@ mod tests {
     #[test]
     fn kinds_map_to_aws_exceptions() {
         let cases = [
-            (Error::MalformedPolicy("x".into()), "MalformedPolicyDocumentException"),
-            (Error::Lockout("x".into()), "MalformedPolicyDocumentException"),
+            (
+                Error::MalformedPolicy("x".into()),
+                "MalformedPolicyDocumentException",
+            ),
+            (
+                Error::Lockout("x".into()),
+                "MalformedPolicyDocumentException",
+            ),
             (Error::InvalidGrant("x".into()), "ValidationException"),
             (Error::InvalidPrincipal("x".into()), "ValidationException"),
-            (Error::InvalidGrantToken("x".into()), "InvalidGrantTokenException"),
+            (
+                Error::InvalidGrantToken("x".into()),
+                "InvalidGrantTokenException",
+            ),
             (Error::Internal("x".into()), "KMSInternalException"),
         ];
         for (e, name) in cases {

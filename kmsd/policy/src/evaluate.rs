@@ -54,11 +54,19 @@ pub enum PolicyKind {
 /// What allowed a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
-    KeyPolicy { sid: Option<String> },
-    ServicePolicy { sid: Option<String> },
-    Grant { grant_id: String },
+    KeyPolicy {
+        sid: Option<String>,
+    },
+    ServicePolicy {
+        sid: Option<String>,
+    },
+    Grant {
+        grant_id: String,
+    },
     /// RetireGrant by the grant's retiring principal.
-    RetiringPrincipal { grant_id: String },
+    RetiringPrincipal {
+        grant_id: String,
+    },
     /// The administrator's standing right to Get/PutServicePolicy.
     Administrator,
 }
@@ -131,7 +139,11 @@ pub fn evaluate(q: &Query) -> Decision {
     };
 
     if let Some(key) = q.key
-        && let Some(st) = key.policy.statements.iter().find(|st| applies(st, Effect::Deny))
+        && let Some(st) = key
+            .policy
+            .statements
+            .iter()
+            .find(|st| applies(st, Effect::Deny))
     {
         return Decision::ExplicitDeny {
             policy: PolicyKind::Key,
@@ -151,7 +163,11 @@ pub fn evaluate(q: &Query) -> Decision {
     }
 
     if let Some(key) = q.key
-        && let Some(st) = key.policy.statements.iter().find(|st| applies(st, Effect::Allow))
+        && let Some(st) = key
+            .policy
+            .statements
+            .iter()
+            .find(|st| applies(st, Effect::Allow))
     {
         return Decision::Allow(Source::KeyPolicy {
             sid: st.sid.clone(),
@@ -361,7 +377,12 @@ mod tests {
     }
 
     impl<'a> Case<'a> {
-        fn new(caller: Caller, action: &'a str, key_policy: &'a Policy, service: &'a Policy) -> Self {
+        fn new(
+            caller: Caller,
+            action: &'a str,
+            key_policy: &'a Policy,
+            service: &'a Policy,
+        ) -> Self {
             Case {
                 caller,
                 action,
@@ -402,7 +423,10 @@ mod tests {
     }
 
     fn ec(pairs: &[(&str, &str)]) -> EncryptionContext {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     fn grant(grantee: &str, ops: &[&str], constraints: Option<GrantConstraints>) -> Grant {
@@ -456,7 +480,11 @@ mod tests {
             assert_eq!(got, expect, "{principal}");
         }
         let kp = policy(&[&allow("S", "account", "kms:Encrypt")]);
-        assert!(Case::new(root(), "kms:Encrypt", &kp, &svc).decide().is_allowed());
+        assert!(
+            Case::new(root(), "kms:Encrypt", &kp, &svc)
+                .decide()
+                .is_allowed()
+        );
     }
 
     #[test]
@@ -465,9 +493,19 @@ mod tests {
             "Principal": {"Unix": ["user:bob", "group:storage"]},
             "Action": "kms:Decrypt", "Resource": "*"}"#]);
         let svc = empty_service();
-        assert_eq!(Case::new(alice(), "kms:Decrypt", &kp, &svc).decide(), key_allow("Two"));
-        assert_eq!(Case::new(bob(), "kms:Decrypt", &kp, &svc).decide(), key_allow("Two"));
-        assert!(!Case::new(carol(), "kms:Decrypt", &kp, &svc).decide().is_allowed());
+        assert_eq!(
+            Case::new(alice(), "kms:Decrypt", &kp, &svc).decide(),
+            key_allow("Two")
+        );
+        assert_eq!(
+            Case::new(bob(), "kms:Decrypt", &kp, &svc).decide(),
+            key_allow("Two")
+        );
+        assert!(
+            !Case::new(carol(), "kms:Decrypt", &kp, &svc)
+                .decide()
+                .is_allowed()
+        );
     }
 
     #[test]
@@ -482,16 +520,31 @@ mod tests {
 
         let all = policy(&[&allow("All", "user:alice", "kms:*")]);
         for action in ["kms:Decrypt", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy"] {
-            assert!(Case::new(alice(), action, &all, &svc).decide().is_allowed(), "{action}");
+            assert!(
+                Case::new(alice(), action, &all, &svc).decide().is_allowed(),
+                "{action}"
+            );
         }
         let star = policy(&[&allow("Star", "user:alice", "*")]);
-        assert!(Case::new(alice(), "kms:Decrypt", &star, &svc).decide().is_allowed());
+        assert!(
+            Case::new(alice(), "kms:Decrypt", &star, &svc)
+                .decide()
+                .is_allowed()
+        );
 
         let not = policy(&[r#"{"Sid": "AllButDelete", "Effect": "Allow",
             "Principal": {"Unix": "user:alice"}, "NotAction": ["kms:ScheduleKeyDeletion",
             "kms:PutKeyPolicy"], "Resource": "*"}"#]);
-        assert!(Case::new(alice(), "kms:Decrypt", &not, &svc).decide().is_allowed());
-        assert!(!Case::new(alice(), "kms:ScheduleKeyDeletion", &not, &svc).decide().is_allowed());
+        assert!(
+            Case::new(alice(), "kms:Decrypt", &not, &svc)
+                .decide()
+                .is_allowed()
+        );
+        assert!(
+            !Case::new(alice(), "kms:ScheduleKeyDeletion", &not, &svc)
+                .decide()
+                .is_allowed()
+        );
     }
 
     #[test]
@@ -513,14 +566,24 @@ mod tests {
             }
         );
         // Bob is not in storage: the deny does not apply to him.
-        assert_eq!(Case::new(bob(), "kms:Decrypt", &kp, &svc).decide(), service_allow("SvcAll"));
+        assert_eq!(
+            Case::new(bob(), "kms:Decrypt", &kp, &svc).decide(),
+            service_allow("SvcAll")
+        );
         // Other actions are still allowed to alice.
-        assert_eq!(Case::new(alice(), "kms:Encrypt", &kp, &svc).decide(), key_allow("AliceAll"));
+        assert_eq!(
+            Case::new(alice(), "kms:Encrypt", &kp, &svc).decide(),
+            key_allow("AliceAll")
+        );
     }
 
     #[test]
     fn explicit_deny_in_service_policy_beats_key_policy_allow() {
-        let svc = policy(&[&deny("NoRandomOrDelete", "user:alice", "kms:ScheduleKeyDeletion")]);
+        let svc = policy(&[&deny(
+            "NoRandomOrDelete",
+            "user:alice",
+            "kms:ScheduleKeyDeletion",
+        )]);
         let kp = policy(&[&allow("AliceAll", "user:alice", "kms:*")]);
         assert_eq!(
             Case::new(alice(), "kms:ScheduleKeyDeletion", &kp, &svc).decide(),
@@ -531,7 +594,11 @@ mod tests {
         );
         // Service-policy denies apply even where the key policy does not
         // let the service policy's allows count.
-        assert!(!kp.statements.iter().any(|s| s.principals.contains(&Principal::Account)));
+        assert!(
+            !kp.statements
+                .iter()
+                .any(|s| s.principals.contains(&Principal::Account))
+        );
     }
 
     #[test]
@@ -544,7 +611,11 @@ mod tests {
         for c in [root(), alice(), bob()] {
             assert!(!Case::new(c, "kms:Encrypt", &kp, &svc).decide().is_allowed());
         }
-        assert!(Case::new(alice(), "kms:Decrypt", &kp, &svc).decide().is_allowed());
+        assert!(
+            Case::new(alice(), "kms:Decrypt", &kp, &svc)
+                .decide()
+                .is_allowed()
+        );
     }
 
     #[test]
@@ -591,19 +662,27 @@ mod tests {
             &allow("AdminCreates", "uid:0", "kms:CreateKey"),
             &allow("AllList", "*", "kms:List*"),
         ]);
-        let keyless = |c: Caller, action| Case {
-            caller: c,
-            action,
-            key_policy: None,
-            service: &svc,
-            grants: &[],
-            ctx: RequestContext::default(),
-        }
-        .decide();
-        assert_eq!(keyless(root(), "kms:CreateKey"), service_allow("AdminCreates"));
+        let keyless = |c: Caller, action| {
+            Case {
+                caller: c,
+                action,
+                key_policy: None,
+                service: &svc,
+                grants: &[],
+                ctx: RequestContext::default(),
+            }
+            .decide()
+        };
+        assert_eq!(
+            keyless(root(), "kms:CreateKey"),
+            service_allow("AdminCreates")
+        );
         assert_eq!(keyless(alice(), "kms:CreateKey"), Decision::ImplicitDeny);
         assert_eq!(keyless(alice(), "kms:ListKeys"), service_allow("AllList"));
-        assert_eq!(keyless(alice(), "kms:GenerateRandom"), Decision::ImplicitDeny);
+        assert_eq!(
+            keyless(alice(), "kms:GenerateRandom"),
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]
@@ -612,11 +691,19 @@ mod tests {
             r#"{{"Sid": "ThisKey", "Effect": "Allow", "Principal": {{"Unix": "user:alice"}},
                 "Action": "kms:Decrypt", "Resource": "{ARN}"}}"#
         )]);
-        let other = policy(&[r#"{"Sid": "OtherKey", "Effect": "Allow", "Principal": {"Unix": "user:alice"},
-            "Action": "kms:Decrypt", "Resource": "arn:aws:kms:local:000000000000:key/ffff*"}"#]);
+        let other = policy(&[
+            r#"{"Sid": "OtherKey", "Effect": "Allow", "Principal": {"Unix": "user:alice"},
+            "Action": "kms:Decrypt", "Resource": "arn:aws:kms:local:000000000000:key/ffff*"}"#,
+        ]);
         let kp = policy(&[&allow("Enable", "account", "kms:*")]);
-        assert_eq!(Case::new(alice(), "kms:Decrypt", &kp, &svc).decide(), service_allow("ThisKey"));
-        assert_eq!(Case::new(alice(), "kms:Decrypt", &kp, &other).decide(), Decision::ImplicitDeny);
+        assert_eq!(
+            Case::new(alice(), "kms:Decrypt", &kp, &svc).decide(),
+            service_allow("ThisKey")
+        );
+        assert_eq!(
+            Case::new(alice(), "kms:Decrypt", &kp, &other).decide(),
+            Decision::ImplicitDeny
+        );
         // A key ARN pattern never matches an operation that names no key.
         let keyless = Case {
             caller: alice(),
@@ -683,8 +770,16 @@ mod tests {
             "kms:Encrypt",
             r#"{"NumericGreaterThanEquals": {"kms:CallerUid": 1000}}"#,
         )]);
-        assert!(Case::new(alice(), "kms:Encrypt", &kp, &svc).decide().is_allowed());
-        assert!(!Case::new(root(), "kms:Encrypt", &kp, &svc).decide().is_allowed());
+        assert!(
+            Case::new(alice(), "kms:Encrypt", &kp, &svc)
+                .decide()
+                .is_allowed()
+        );
+        assert!(
+            !Case::new(root(), "kms:Encrypt", &kp, &svc)
+                .decide()
+                .is_allowed()
+        );
     }
 
     #[test]
@@ -695,22 +790,41 @@ mod tests {
             encryption_context_subset: Some(ec(&[("app", "db")])),
             encryption_context_equals: None,
         });
-        let grants = [grant("group:storage", &["Decrypt", "GenerateDataKey"], subset)];
+        let grants = [grant(
+            "group:storage",
+            &["Decrypt", "GenerateDataKey"],
+            subset,
+        )];
         let id = grants[0].grant_id.clone();
         let mut case = Case::new(alice(), "kms:Decrypt", &kp, &svc);
         case.grants = &grants;
         case.ctx = RequestContext::with_encryption_context(&ec(&[("app", "db"), ("f", "1")]));
-        assert_eq!(case.decide(), Decision::Allow(Source::Grant { grant_id: id }));
+        assert_eq!(
+            case.decide(),
+            Decision::Allow(Source::Grant { grant_id: id })
+        );
         case.ctx = RequestContext::with_encryption_context(&ec(&[("app", "web")]));
         assert_eq!(case.decide(), Decision::ImplicitDeny, "constraint not met");
         case.ctx = RequestContext::with_encryption_context(&ec(&[("app", "db")]));
         case.action = "kms:Encrypt";
-        assert_eq!(case.decide(), Decision::ImplicitDeny, "operation not granted");
+        assert_eq!(
+            case.decide(),
+            Decision::ImplicitDeny,
+            "operation not granted"
+        );
         case.action = "kms:ScheduleKeyDeletion";
-        assert_eq!(case.decide(), Decision::ImplicitDeny, "grants never allow management");
+        assert_eq!(
+            case.decide(),
+            Decision::ImplicitDeny,
+            "grants never allow management"
+        );
         case.action = "kms:Decrypt";
         case.caller = bob();
-        assert_eq!(case.decide(), Decision::ImplicitDeny, "bob is not in storage");
+        assert_eq!(
+            case.decide(),
+            Decision::ImplicitDeny,
+            "bob is not in storage"
+        );
     }
 
     #[test]
@@ -760,7 +874,11 @@ mod tests {
                 grant_id: self_retiring.grant_id.clone()
             })
         );
-        assert_eq!(retire(carol(), &plain.grant_id), Decision::ImplicitDeny, "only its own grant");
+        assert_eq!(
+            retire(carol(), &plain.grant_id),
+            Decision::ImplicitDeny,
+            "only its own grant"
+        );
         assert_eq!(retire(root(), &plain.grant_id), key_allow("Admin"));
     }
 
@@ -791,7 +909,8 @@ mod tests {
         let mut case = Case::new(alice(), "kms:CreateGrant", &kp, &svc);
         case.ctx = RequestContext::for_create_grant(&grant("user:bob", &["Decrypt"], None));
         assert!(case.decide().is_allowed());
-        case.ctx = RequestContext::for_create_grant(&grant("user:bob", &["Decrypt", "Encrypt"], None));
+        case.ctx =
+            RequestContext::for_create_grant(&grant("user:bob", &["Decrypt", "Encrypt"], None));
         assert!(!case.decide().is_allowed());
         case.ctx = RequestContext::for_create_grant(&grant("uid:1001", &["Decrypt"], None));
         assert!(!case.decide().is_allowed());
@@ -810,7 +929,10 @@ mod tests {
                 ctx: RequestContext::default(),
             };
             assert_eq!(case.decide(), Decision::Allow(Source::Administrator));
-            let case = Case { caller: alice(), ..case };
+            let case = Case {
+                caller: alice(),
+                ..case
+            };
             assert!(matches!(case.decide(), Decision::ExplicitDeny { .. }));
         }
     }
@@ -818,8 +940,14 @@ mod tests {
     #[test]
     fn first_matching_statement_is_reported() {
         let svc = empty_service();
-        let kp = policy(&[&allow("First", "*", "kms:*"), &allow("Second", "user:alice", "kms:*")]);
-        assert_eq!(Case::new(alice(), "kms:Decrypt", &kp, &svc).decide(), key_allow("First"));
+        let kp = policy(&[
+            &allow("First", "*", "kms:*"),
+            &allow("Second", "user:alice", "kms:*"),
+        ]);
+        assert_eq!(
+            Case::new(alice(), "kms:Decrypt", &kp, &svc).decide(),
+            key_allow("First")
+        );
     }
 
     #[test]
@@ -849,14 +977,28 @@ mod tests {
                  explicitly denied by the key policy statement \"NoDecrypt\""
             )
         );
-        let q2 = Query { action: "kms:Encrypt", ..q };
-        assert!(q2.denied_message(&evaluate(&q2)).ends_with(
-            ": no key policy, service policy or grant allows it"
-        ));
-        let q3 = Query { key: None, action: "kms:CreateKey", ..q };
-        assert!(q3.denied_message(&evaluate(&q3)).contains("kms:CreateKey on *: "));
+        let q2 = Query {
+            action: "kms:Encrypt",
+            ..q
+        };
+        assert!(
+            q2.denied_message(&evaluate(&q2))
+                .ends_with(": no key policy, service policy or grant allows it")
+        );
+        let q3 = Query {
+            key: None,
+            action: "kms:CreateKey",
+            ..q
+        };
+        assert!(
+            q3.denied_message(&evaluate(&q3))
+                .contains("kms:CreateKey on *: ")
+        );
         assert_eq!(
-            Decision::Allow(Source::Grant { grant_id: "g".into() }).to_string(),
+            Decision::Allow(Source::Grant {
+                grant_id: "g".into()
+            })
+            .to_string(),
             "allowed by grant g"
         );
         assert_eq!(
@@ -875,7 +1017,11 @@ mod tests {
         let e = lockout_check(&drops, &alice(), ADMIN, KEY, ARN, &svc).unwrap_err();
         assert_eq!(e.kind().name(), "MalformedPolicyDocumentException");
         assert!(matches!(e, Error::Lockout(_)));
-        assert!(e.message().starts_with("The new key policy will not allow you"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("The new key policy will not allow you"),
+            "{e}"
+        );
 
         // Through the service policy, when the key policy allows account.
         let delegating = policy(&[&allow("Enable", "account", "kms:*")]);

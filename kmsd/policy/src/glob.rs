@@ -73,7 +73,10 @@ mod tests {
 
     #[test]
     fn ignore_case() {
-        assert!(glob_match_ignore_case("KMS:generate*", "kms:GenerateDataKey"));
+        assert!(glob_match_ignore_case(
+            "KMS:generate*",
+            "kms:GenerateDataKey"
+        ));
         assert!(!glob_match_ignore_case("kms:Gen*", "kms:Decrypt"));
     }
 

@@ -8,7 +8,9 @@ use crate::error::Error;
 use crate::principal::{Caller, Principal};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kmsd_client::{CreateGrantRequest, EncryptionContext, GrantConstraints, GrantListEntry, Timestamp};
+use kmsd_client::{
+    CreateGrantRequest, EncryptionContext, GrantConstraints, GrantListEntry, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -262,7 +264,11 @@ impl Grant {
             grantee_principal: self.grantee_principal.to_string(),
             retiring_principal: self.retiring_principal.as_ref().map(|p| p.to_string()),
             issuing_account: self.issuing_principal.to_string(),
-            operations: self.operations.iter().map(|o| o.as_str().to_owned()).collect(),
+            operations: self
+                .operations
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect(),
             constraints: self.constraints.clone(),
         }
     }
@@ -323,8 +329,7 @@ fn check_constraints(c: Option<&GrantConstraints>) -> Result<Option<GrantConstra
     let Some(c) = c else { return Ok(None) };
     match (&c.encryption_context_subset, &c.encryption_context_equals) {
         (Some(_), Some(_)) => Err(Error::InvalidGrant(
-            "Constraints: give EncryptionContextSubset or EncryptionContextEquals, not both"
-                .into(),
+            "Constraints: give EncryptionContextSubset or EncryptionContextEquals, not both".into(),
         )),
         (None, None) => Ok(None),
         (Some(s), None) if s.is_empty() => Ok(None),
@@ -386,7 +391,9 @@ pub fn check_pass_on(
     let new_equals = constraints.and_then(|c| c.encryption_context_equals.as_ref());
     let stricter = match (&pc.encryption_context_equals, &pc.encryption_context_subset) {
         // Equals can only be passed on unchanged.
-        (Some(pe), _) => new_equals.is_some_and(|ne| ne.len() == pe.len() && constraints_met(Some(pc), ne)),
+        (Some(pe), _) => {
+            new_equals.is_some_and(|ne| ne.len() == pe.len() && constraints_met(Some(pc), ne))
+        }
         // Subset S: the new grant must require every pair of S.
         (None, Some(ps)) => new_subset
             .or(new_equals)
@@ -443,7 +450,11 @@ pub fn grant_token(grant_id: &str, nonce: [u8; TOKEN_NONCE_LEN]) -> String {
 
 /// The grant id inside a token, or `InvalidGrantToken`.
 pub fn parse_grant_token(token: &str) -> Result<String, Error> {
-    let bad = |why: &str| Err(Error::InvalidGrantToken(format!("invalid grant token: {why}")));
+    let bad = |why: &str| {
+        Err(Error::InvalidGrantToken(format!(
+            "invalid grant token: {why}"
+        )))
+    };
     if token.is_empty() || token.len() > MAX_GRANT_TOKEN_LEN {
         return bad("wrong length");
     }
@@ -481,7 +492,10 @@ mod tests {
     }
 
     fn ec(pairs: &[(&str, &str)]) -> EncryptionContext {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     fn request(grantee: &str, ops: &[&str]) -> CreateGrantRequest {
@@ -536,7 +550,10 @@ mod tests {
     #[test]
     fn from_request_validates_everything() {
         let g = grant("user:alice", &["Decrypt", "Encrypt", "Decrypt"], None);
-        assert_eq!(g.operations, [GrantOperation::Decrypt, GrantOperation::Encrypt]);
+        assert_eq!(
+            g.operations,
+            [GrantOperation::Decrypt, GrantOperation::Encrypt]
+        );
         assert_eq!(g.grantee_principal, Principal::User("alice".into()));
         assert_eq!(g.issuing_principal, Principal::Uid(0));
         assert_eq!(g.creation_date, Timestamp(7));
@@ -607,8 +624,14 @@ mod tests {
         assert!(constraints_met(None, &req));
         assert!(constraints_met(subset(&[]).as_ref(), &req));
         assert!(constraints_met(subset(&[("app", "db")]).as_ref(), &req));
-        assert!(constraints_met(subset(&[("APP", "db")]).as_ref(), &req), "keys ignore case");
-        assert!(!constraints_met(subset(&[("app", "DB")]).as_ref(), &req), "values do not");
+        assert!(
+            constraints_met(subset(&[("APP", "db")]).as_ref(), &req),
+            "keys ignore case"
+        );
+        assert!(
+            !constraints_met(subset(&[("app", "DB")]).as_ref(), &req),
+            "values do not"
+        );
         assert!(!constraints_met(subset(&[("app", "web")]).as_ref(), &req));
         assert!(!constraints_met(subset(&[("team", "x")]).as_ref(), &req));
         assert!(constraints_met(
@@ -626,7 +649,11 @@ mod tests {
 
     #[test]
     fn grant_allows_grantee_operation_and_constraints() {
-        let g = grant("group:storage", &["Decrypt", "DescribeKey"], subset(&[("app", "db")]));
+        let g = grant(
+            "group:storage",
+            &["Decrypt", "DescribeKey"],
+            subset(&[("app", "db")]),
+        );
         let alice = caller(1000); // in storage
         let bob = caller(1001); // not
         let good = with_ec(&[("app", "db"), ("x", "y")]);
@@ -636,7 +663,11 @@ mod tests {
         assert!(!g.allows(&alice, GrantOperation::Decrypt, &with_ec(&[("app", "web")])));
         assert!(!g.allows(&alice, GrantOperation::Decrypt, &RequestContext::default()));
         // Constraints do not apply to DescribeKey.
-        assert!(g.allows(&alice, GrantOperation::DescribeKey, &RequestContext::default()));
+        assert!(g.allows(
+            &alice,
+            GrantOperation::DescribeKey,
+            &RequestContext::default()
+        ));
     }
 
     #[test]
@@ -666,14 +697,22 @@ mod tests {
         let e = check_pass_on(&parent, &[Decrypt, ReEncryptFrom], None).unwrap_err();
         assert!(e.contains("does not include ReEncryptFrom"), "{e}");
         let no_cg = grant("uid:1000", &["Decrypt"], None);
-        assert!(check_pass_on(&no_cg, &[Decrypt], None).unwrap_err().contains("CreateGrant"));
+        assert!(
+            check_pass_on(&no_cg, &[Decrypt], None)
+                .unwrap_err()
+                .contains("CreateGrant")
+        );
     }
 
     #[test]
     fn pass_on_constraints_must_be_as_strict() {
         use GrantOperation::*;
         let ops = [Decrypt];
-        let sub = grant("uid:1000", &["CreateGrant", "Decrypt"], subset(&[("app", "db")]));
+        let sub = grant(
+            "uid:1000",
+            &["CreateGrant", "Decrypt"],
+            subset(&[("app", "db")]),
+        );
         assert!(check_pass_on(&sub, &ops, subset(&[("app", "db")]).as_ref()).is_ok());
         assert!(check_pass_on(&sub, &ops, subset(&[("app", "db"), ("e", "p")]).as_ref()).is_ok());
         assert!(check_pass_on(&sub, &ops, equals(&[("app", "db")]).as_ref()).is_ok());
@@ -681,7 +720,11 @@ mod tests {
         assert!(check_pass_on(&sub, &ops, subset(&[("e", "p")]).as_ref()).is_err());
         assert!(check_pass_on(&sub, &ops, subset(&[("app", "web")]).as_ref()).is_err());
 
-        let eq = grant("uid:1000", &["CreateGrant", "Decrypt"], equals(&[("app", "db")]));
+        let eq = grant(
+            "uid:1000",
+            &["CreateGrant", "Decrypt"],
+            equals(&[("app", "db")]),
+        );
         assert!(check_pass_on(&eq, &ops, equals(&[("app", "db")]).as_ref()).is_ok());
         assert!(check_pass_on(&eq, &ops, equals(&[("app", "db"), ("e", "p")]).as_ref()).is_err());
         assert!(check_pass_on(&eq, &ops, subset(&[("app", "db")]).as_ref()).is_err());
@@ -699,7 +742,11 @@ mod tests {
         assert!(parent.allows(&alice, GrantOperation::CreateGrant, &ok));
         assert!(!parent.allows(&alice, GrantOperation::CreateGrant, &bad));
         // A context without the new grant's operations never passes.
-        assert!(!parent.allows(&alice, GrantOperation::CreateGrant, &RequestContext::default()));
+        assert!(!parent.allows(
+            &alice,
+            GrantOperation::CreateGrant,
+            &RequestContext::default()
+        ));
     }
 
     #[test]
@@ -717,7 +764,10 @@ mod tests {
     fn grant_serde_round_trip() {
         let g = grant("user:alice", &["Decrypt"], equals(&[("k", "v")]));
         let json = serde_json::to_string(&g).unwrap();
-        assert!(json.contains("\"grantee_principal\":\"user:alice\""), "{json}");
+        assert!(
+            json.contains("\"grantee_principal\":\"user:alice\""),
+            "{json}"
+        );
         assert!(json.contains("\"operations\":[\"Decrypt\"]"), "{json}");
         let cfg = bincode::config::standard();
         let bytes = bincode::serde::encode_to_vec(&g, cfg).unwrap();

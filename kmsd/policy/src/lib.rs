@@ -76,9 +76,7 @@ mod principal;
 mod system;
 
 pub use actions::{ACTIONS, ActionPattern, Requirement, Target, requirements};
-pub use condition::{
-    BaseOperator, Condition, ConditionKey, Operator, RequestContext, SetOperator,
-};
+pub use condition::{BaseOperator, Condition, ConditionKey, Operator, RequestContext, SetOperator};
 pub use defaults::{
     DEFAULT_KEY_POLICY_ID, DEFAULT_SERVICE_POLICY_ID, default_key_policy, default_service_policy,
 };
@@ -87,9 +85,8 @@ pub use document::{Actions, Effect, MAX_POLICY_BYTES, Policy, Statement};
 pub use error::Error;
 pub use evaluate::{Decision, KeyScope, PolicyKind, Query, Source, evaluate, lockout_check};
 pub use grants::{
-    Grant, GrantOperation, MAX_GRANT_NAME_LEN, MAX_GRANT_TOKEN_LEN, check_pass_on,
-    constraints_met, grant_token, is_grant_id, mint_grant_token, new_grant_id,
-    parse_grant_token,
+    Grant, GrantOperation, MAX_GRANT_NAME_LEN, MAX_GRANT_TOKEN_LEN, check_pass_on, constraints_met,
+    grant_token, is_grant_id, mint_grant_token, new_grant_id, parse_grant_token,
 };
 pub use principal::{Caller, MAX_NAME_LEN, Principal};
 pub use system::SystemDirectory;

@@ -19,19 +19,15 @@ const MAX_BUF: usize = 1 << 20;
 const MAX_GROUPS: usize = 65_536;
 
 /// Runs a `get*_r` call with a buffer that doubles on ERANGE. `call` gets
-/// the buffer and returns the call's error code and whether an entry was
-/// found; `read` is called only when one was.
-fn lookup<T>(
-    mut call: impl FnMut(&mut [c_char]) -> (c_int, bool),
-    mut read: impl FnMut() -> Option<T>,
-) -> Option<T> {
+/// the buffer and returns the entry found (or `None`), or the call's error.
+fn lookup<T>(mut call: impl FnMut(&mut [c_char]) -> Result<Option<T>, c_int>) -> Option<T> {
     let mut size = 1024;
     loop {
         let mut buf = vec![0 as c_char; size];
         match call(&mut buf) {
-            (0, true) => return read(),
-            (libc::ERANGE, _) if size < MAX_BUF => size *= 2,
-            _ => return None,
+            Ok(entry) => return entry,
+            Err(libc::ERANGE) if size < MAX_BUF => size *= 2,
+            Err(_) => return None,
         }
     }
 }
@@ -42,83 +38,76 @@ fn string(p: *const c_char) -> Option<String> {
     }
     // SAFETY: libc filled `p` with a NUL-terminated string inside the
     // buffer that is still alive while the caller reads it.
-    unsafe { CStr::from_ptr(p) }.to_str().ok().map(str::to_owned)
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .ok()
+        .map(str::to_owned)
 }
 
 /// (uid, name) of a passwd entry, by name or by uid.
 fn passwd(by: Result<&CStr, u32>) -> Option<(u32, String)> {
     let mut pwd = MaybeUninit::<libc::passwd>::zeroed();
     let mut out: *mut libc::passwd = ptr::null_mut();
-    let mut entry = None;
-    lookup(
-        |buf| {
-            // SAFETY: every pointer is valid for the call; buf.len() is the
-            // buffer's true length.
-            let rc = unsafe {
-                match by {
-                    Ok(name) => libc::getpwnam_r(
-                        name.as_ptr(),
-                        pwd.as_mut_ptr(),
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                        &mut out,
-                    ),
-                    Err(uid) => libc::getpwuid_r(
-                        uid,
-                        pwd.as_mut_ptr(),
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                        &mut out,
-                    ),
+    lookup(|buf| {
+        // SAFETY: every pointer is valid for the call; buf.len() is the
+        // buffer's true length.
+        let rc = unsafe {
+            match by {
+                Ok(name) => libc::getpwnam_r(
+                    name.as_ptr(),
+                    pwd.as_mut_ptr(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut out,
+                ),
+                Err(uid) => {
+                    libc::getpwuid_r(uid, pwd.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut out)
                 }
-            };
-            if rc == 0 && !out.is_null() {
-                // SAFETY: a non-null result points at `pwd`, now filled, and
-                // its strings into `buf`, which lives until this closure ends.
-                let p = unsafe { &*out };
-                entry = string(p.pw_name).map(|n| (p.pw_uid, n));
             }
-            (rc, !out.is_null())
-        },
-        || entry.clone(),
-    )
+        };
+        if rc != 0 {
+            return Err(rc);
+        }
+        if out.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: a non-null result points at `pwd`, now filled, and its
+        // strings into `buf`, which lives until this closure returns.
+        let p = unsafe { &*out };
+        Ok(string(p.pw_name).map(|n| (p.pw_uid, n)))
+    })
 }
 
 /// (gid, name) of a group entry, by name or by gid.
 fn group(by: Result<&CStr, u32>) -> Option<(u32, String)> {
     let mut grp = MaybeUninit::<libc::group>::zeroed();
     let mut out: *mut libc::group = ptr::null_mut();
-    let mut entry = None;
-    lookup(
-        |buf| {
-            // SAFETY: as in `passwd`.
-            let rc = unsafe {
-                match by {
-                    Ok(name) => libc::getgrnam_r(
-                        name.as_ptr(),
-                        grp.as_mut_ptr(),
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                        &mut out,
-                    ),
-                    Err(gid) => libc::getgrgid_r(
-                        gid,
-                        grp.as_mut_ptr(),
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                        &mut out,
-                    ),
+    lookup(|buf| {
+        // SAFETY: as in `passwd`.
+        let rc = unsafe {
+            match by {
+                Ok(name) => libc::getgrnam_r(
+                    name.as_ptr(),
+                    grp.as_mut_ptr(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut out,
+                ),
+                Err(gid) => {
+                    libc::getgrgid_r(gid, grp.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut out)
                 }
-            };
-            if rc == 0 && !out.is_null() {
-                // SAFETY: as in `passwd`.
-                let g = unsafe { &*out };
-                entry = string(g.gr_name).map(|n| (g.gr_gid, n));
             }
-            (rc, !out.is_null())
-        },
-        || entry.clone(),
-    )
+        };
+        if rc != 0 {
+            return Err(rc);
+        }
+        if out.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: as in `passwd`.
+        let g = unsafe { &*out };
+        Ok(string(g.gr_name).map(|n| (g.gr_gid, n)))
+    })
 }
 
 impl Directory for SystemDirectory {
