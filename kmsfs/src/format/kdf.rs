@@ -1,0 +1,127 @@
+//! Data keys and what is derived from them. Every derivation has a named
+//! label (docs/FORMAT.md, "Primitives"); a data key itself is never used as
+//! a cipher or MAC key.
+
+use hkdf::Hkdf;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// HKDF info for the AES-256-GCM key of a file's content blocks.
+pub const CONTENT_KEY_LABEL: &[u8] = b"kmsfs v1 content key AES-256-GCM";
+/// HKDF info for the key of a file header's MAC.
+pub const HEADER_MAC_LABEL: &[u8] = b"kmsfs v1 header mac HMAC-SHA256";
+/// HKDF info for the key of the volume config's MAC.
+pub const CONFIG_MAC_LABEL: &[u8] = b"kmsfs v1 config mac HMAC-SHA256";
+
+/// Bytes of a data key (kmsd `AES_256`).
+pub const DATA_KEY_SIZE: usize = 32;
+/// Bytes of a MAC (HMAC-SHA256).
+pub const MAC_SIZE: usize = 32;
+
+/// A 32-byte plaintext data key from kmsd. No `Debug`, no `Clone`; wiped
+/// when dropped; the bytes are reachable only through [`DataKey::expose`].
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct DataKey([u8; DATA_KEY_SIZE]);
+
+impl DataKey {
+    /// Takes ownership of key bytes and wipes the caller's array.
+    pub fn new(bytes: &mut [u8; DATA_KEY_SIZE]) -> Self {
+        let key = DataKey(*bytes);
+        bytes.zeroize();
+        key
+    }
+
+    /// Copies a key of exactly 32 bytes; `None` for any other length.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let mut a: [u8; DATA_KEY_SIZE] = bytes.try_into().ok()?;
+        Some(DataKey::new(&mut a))
+    }
+
+    /// A random key from the operating system (tests and tools; kmsfs gets
+    /// its keys from kmsd).
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut a = [0u8; DATA_KEY_SIZE];
+        getrandom::fill(&mut a)?;
+        Ok(DataKey::new(&mut a))
+    }
+
+    pub fn expose(&self) -> &[u8; DATA_KEY_SIZE] {
+        &self.0
+    }
+
+    /// HKDF-SHA256(salt empty, ikm = this key, info = `label`), 32 bytes.
+    pub fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: cannot fail.
+        let _ = Hkdf::<Sha256>::new(None, &self.0).expand(label, out.as_mut());
+        out
+    }
+
+    /// HMAC-SHA256 under the key derived with `label`, over `parts` in order.
+    pub fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; MAC_SIZE] {
+        let mut m = self.mac_state(label);
+        for p in parts {
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+
+    /// Checks `tag` against [`DataKey::mac`] in constant time.
+    pub fn verify_mac(&self, label: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
+        let mut m = self.mac_state(label);
+        for p in parts {
+            m.update(p);
+        }
+        m.verify_slice(tag).is_ok()
+    }
+
+    fn mac_state(&self, label: &[u8]) -> Hmac<Sha256> {
+        let k = self.derive(label);
+        // HMAC takes keys of any length: cannot fail.
+        match <Hmac<Sha256> as KeyInit>::new_from_slice(k.as_ref()) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC accepts any key length"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_distinct_and_derivations_differ() {
+        let k = DataKey::from_slice(&[7; 32]).unwrap();
+        let labels = [CONTENT_KEY_LABEL, HEADER_MAC_LABEL, CONFIG_MAC_LABEL];
+        for (i, a) in labels.iter().enumerate() {
+            for b in &labels[i + 1..] {
+                assert_ne!(a, b);
+                assert_ne!(*k.derive(a), *k.derive(b));
+            }
+            assert_ne!(&*k.derive(a), k.expose());
+        }
+    }
+
+    #[test]
+    fn mac_verifies_and_rejects() {
+        let k = DataKey::random().unwrap();
+        let t = k.mac(HEADER_MAC_LABEL, &[b"ab", b"c"]);
+        assert!(k.verify_mac(HEADER_MAC_LABEL, &[b"a", b"bc"], &t));
+        assert!(!k.verify_mac(HEADER_MAC_LABEL, &[b"abd"], &t));
+        assert!(!k.verify_mac(CONFIG_MAC_LABEL, &[b"abc"], &t));
+        assert!(!k.verify_mac(HEADER_MAC_LABEL, &[b"abc"], &t[..31]));
+        let other = DataKey::random().unwrap();
+        assert!(!other.verify_mac(HEADER_MAC_LABEL, &[b"abc"], &t));
+    }
+
+    #[test]
+    fn construction_wipes_the_source_and_checks_length() {
+        let mut raw = [9u8; 32];
+        let k = DataKey::new(&mut raw);
+        assert_eq!(raw, [0; 32]);
+        assert_eq!(k.expose(), &[9; 32]);
+        assert!(DataKey::from_slice(&[1; 16]).is_none());
+        assert!(DataKey::from_slice(&[1; 33]).is_none());
+    }
+}
