@@ -163,6 +163,22 @@ impl Verifier<'_> {
         })
     }
 
+    /// The first line in the lookahead window whose hash is `hash`.
+    #[allow(clippy::type_complexity)]
+    fn find_ahead(
+        scan: &mut LogScan,
+        hash: LineHash,
+    ) -> Result<Option<(usize, String, u64, u64)>, AuditError> {
+        for i in 0..LOOKAHEAD {
+            let Some((seg, l)) = scan.peek_line(i)? else { break };
+            if l.complete && LineHash::of_line(&l.bytes) == hash {
+                let seq = parse(l).map(|(r, _)| r.seq).unwrap_or(0);
+                return Ok(Some((i, seg.name.clone(), l.line_no, seq)));
+            }
+        }
+        Ok(None)
+    }
+
     fn line(
         &mut self,
         seg: &Segment,
@@ -274,8 +290,17 @@ impl Verifier<'_> {
         scan: &mut LogScan,
     ) -> Result<Option<Problem>, AuditError> {
         let exp = self.exp_seq;
-        // An extra line, and the chain goes on after it as if it were not there.
+        // The chain goes on after this line as if it were not there: an
+        // extra line, unless it chains on from a later line (moved back).
         if Self::chains_at(scan, 0, exp, self.exp_prev)? {
+            if let Some((i, file, line, seq)) = Self::find_ahead(scan, prev)? {
+                let detail = if i == 0 {
+                    format!("this line (seq {}) and the next ({file} line {line}, seq {seq}) are swapped", rec.seq)
+                } else {
+                    format!("this record follows seq {seq} ({file} line {line}), which comes after it")
+                };
+                return Ok(problem(ProblemKind::Reordered, pos, Some(rec.seq), detail));
+            }
             return Ok(problem(
                 ProblemKind::Inserted,
                 pos,
@@ -317,6 +342,8 @@ impl Verifier<'_> {
             };
             if this_intact && exp > 1 {
                 if let Some(prev_pos) = self.last_pos.clone() {
+                    // That record was counted as good; it is not.
+                    self.report.records -= 1;
                     return Ok(problem(
                         ProblemKind::Altered,
                         &prev_pos,

@@ -1,22 +1,24 @@
 //! A blocking, thread-safe kmsd client.
 //!
-//! One connection carries many requests in flight: callers on any thread
-//! write their request under a short lock and wait on their own channel; a
-//! reader thread routes each response by its request id. When the
-//! connection breaks, waiting calls fail with an I/O error and the next call
-//! reconnects, no more often than the backoff allows, so a caller such as
-//! kmsfs recovers by itself when kmsd comes back.
+//! One connection carries many requests in flight. Callers on any thread
+//! write their request under a short lock, then take turns reading
+//! (leader/follower): whoever holds the read side reads one frame, keeps
+//! it if it is its own answer and otherwise files it for its owner and
+//! wakes the others. A lone caller thus reads its own answer with no
+//! thread hand-off. When the connection breaks (or kmsd stays silent for
+//! the call timeout), waiting calls fail with an I/O error and the next
+//! call reconnects, no more often than the backoff allows, so a caller
+//! such as kmsfs recovers by itself when kmsd comes back.
 
 use crate::codec::{self, ClientFrame, ClientHello, PROTOCOL_VERSION, ReadError, ServerFrame};
 use crate::error::{ClientError, KmsError};
 use crate::messages::{Operation, Response};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -63,9 +65,22 @@ struct State {
 
 struct Conn {
     writer: Mutex<UnixStream>,
-    pending: Mutex<HashMap<u64, SyncSender<Reply>>>,
+    /// The read side; its holder is the current reader.
+    reader: Mutex<BufReader<UnixStream>>,
+    inbox: Mutex<Inbox>,
+    /// Signalled whenever a reply is filed or the read side is released.
+    turn: Condvar,
     next_id: AtomicU64,
     broken: AtomicBool,
+}
+
+#[derive(Default)]
+struct Inbox {
+    /// Ids of calls still waiting.
+    waiting: HashSet<u64>,
+    replies: HashMap<u64, Reply>,
+    /// Why the connection broke, once it has.
+    failure: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,7 +110,7 @@ impl Client {
     /// Sends one request and waits for its response.
     pub fn call<O: Operation>(&self, op: O) -> Result<O::Output, ClientError> {
         let conn = self.connection()?;
-        let result = conn.call(op.into_request(), self.config.call_timeout);
+        let result = conn.call(op.into_request());
         if conn.broken.load(Ordering::Acquire) {
             self.forget(&conn);
         }
@@ -191,63 +206,89 @@ impl Conn {
             }
             Err(e) => return Err(read_error(e)),
         }
-        reader.get_ref().set_read_timeout(None)?;
-        let conn = Arc::new(Conn {
+        Ok(Arc::new(Conn {
             writer: Mutex::new(writer),
-            pending: Mutex::new(HashMap::new()),
+            reader: Mutex::new(reader),
+            inbox: Mutex::new(Inbox::default()),
+            turn: Condvar::new(),
             next_id: AtomicU64::new(1),
             broken: AtomicBool::new(false),
-        });
-        let weak = Arc::downgrade(&conn);
-        std::thread::Builder::new()
-            .name("kmsd-client-reader".into())
-            .spawn(move || reader_loop(reader, weak))?;
-        Ok(conn)
+        }))
     }
 
-    fn call(&self, request: crate::messages::Request, timeout: Duration) -> Reply {
+    fn call(&self, request: crate::messages::Request) -> Reply {
         if self.broken.load(Ordering::Acquire) {
             return Err(ClientError::Io(std::io::ErrorKind::NotConnected.into()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::sync_channel(1);
-        lock(&self.pending).insert(id, tx);
+        lock(&self.inbox).waiting.insert(id);
         let mut buf = Zeroizing::new(Vec::with_capacity(256));
         let frame = ClientFrame::Request { id, request };
         let sent = codec::encode(&frame, &mut buf)
             .map_err(|e| ClientError::Protocol(e.to_string()))
             .and_then(|()| lock(&self.writer).write_all(&buf).map_err(ClientError::Io));
+        drop(frame);
         if let Err(e) = sent {
-            lock(&self.pending).remove(&id);
+            lock(&self.inbox).waiting.remove(&id);
             if matches!(e, ClientError::Io(_)) {
-                self.fail_all("write to kmsd failed");
+                self.fail_all("write to kmsd failed".into());
             }
             return Err(e);
         }
-        match rx.recv_timeout(timeout) {
-            Ok(reply) => reply,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                lock(&self.pending).remove(&id);
-                Err(ClientError::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("kmsd did not answer within {timeout:?}"),
-                )))
+        self.await_reply(id)
+    }
+
+    fn await_reply(&self, id: u64) -> Reply {
+        let mut inbox = lock(&self.inbox);
+        loop {
+            if let Some(r) = inbox.replies.remove(&id) {
+                inbox.waiting.remove(&id);
+                return r;
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ClientError::Io(
-                std::io::ErrorKind::ConnectionAborted.into(),
-            )),
+            if let Some(why) = inbox.failure.clone() {
+                inbox.waiting.remove(&id);
+                return Err(ClientError::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    why,
+                )));
+            }
+            // Become the reader if nobody is; otherwise wait for a reply
+            // or for the read side to come free.
+            let Ok(mut rd) = self.reader.try_lock() else {
+                inbox = self.turn.wait(inbox).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            drop(inbox);
+            let frame = codec::read_frame::<_, ServerFrame>(&mut *rd);
+            drop(rd);
+            inbox = lock(&self.inbox);
+            match frame {
+                Ok(Some(ServerFrame::Response { id: rid, result })) => {
+                    if inbox.waiting.contains(&rid) {
+                        inbox.replies.insert(rid, result.map_err(ClientError::Kms));
+                    }
+                }
+                Ok(Some(ServerFrame::Goodbye(e))) => {
+                    inbox.failure = Some(format!("kmsd closed the connection: {e}"));
+                }
+                Ok(Some(ServerFrame::Hello(_))) => {
+                    inbox.failure = Some("unexpected hello from kmsd".into());
+                }
+                Ok(None) => inbox.failure = Some("kmsd closed the connection".into()),
+                Err(e) => inbox.failure = Some(read_error(e).to_string()),
+            }
+            if inbox.failure.is_some() {
+                self.broken.store(true, Ordering::Release);
+            }
+            self.turn.notify_all();
         }
     }
 
     /// Marks the connection broken and fails every waiting call.
-    fn fail_all(&self, why: &str) {
+    fn fail_all(&self, why: String) {
         self.broken.store(true, Ordering::Release);
-        for (_, tx) in lock(&self.pending).drain() {
-            let _ = tx.try_send(Err(ClientError::Io(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                why.to_string(),
-            ))));
-        }
+        lock(&self.inbox).failure.get_or_insert(why);
+        self.turn.notify_all();
     }
 
     fn shut(&self) {
@@ -260,27 +301,6 @@ fn read_error(e: ReadError) -> ClientError {
     match e {
         ReadError::Io(e) => ClientError::Io(e),
         ReadError::Frame(f) => ClientError::Protocol(f.to_string()),
-    }
-}
-
-fn reader_loop(mut reader: BufReader<UnixStream>, conn: std::sync::Weak<Conn>) {
-    let why = loop {
-        let frame = codec::read_frame::<_, ServerFrame>(&mut reader);
-        let Some(conn) = conn.upgrade() else { return };
-        match frame {
-            Ok(Some(ServerFrame::Response { id, result })) => {
-                if let Some(tx) = lock(&conn.pending).remove(&id) {
-                    let _ = tx.try_send(result.map_err(ClientError::Kms));
-                }
-            }
-            Ok(Some(ServerFrame::Goodbye(e))) => break format!("kmsd closed the connection: {e}"),
-            Ok(Some(ServerFrame::Hello(_))) => break "unexpected hello from kmsd".to_string(),
-            Ok(None) => break "kmsd closed the connection".to_string(),
-            Err(e) => break read_error(e).to_string(),
-        }
-    };
-    if let Some(conn) = conn.upgrade() {
-        conn.fail_all(&why);
     }
 }
 

@@ -1,6 +1,10 @@
-//! One client connection: a reader that decodes frames and starts a task
-//! per request, and a writer that batches encoded responses. Requests on
-//! one connection run concurrently and answer out of order, matched by id.
+//! One client connection. The reader decodes every frame already buffered,
+//! answers quick requests (reads and cryptographic calls) inline into one
+//! output batch, and writes that batch before it waits for more input: a
+//! burst of pipelined requests costs one read and one write. Mutations,
+//! which wait on a durable commit, run on the blocking pool and write
+//! their own response; responses are matched to requests by id, so order
+//! does not matter.
 
 use super::listener::ServerConfig;
 use crate::service::dispatch::is_mutation;
@@ -8,18 +12,21 @@ use crate::service::{Caller, KeyService};
 use kmsd_client::codec::{
     self, ClientFrame, FrameError, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, ServerHello,
 };
-use kmsd_client::{KmsError, Request};
+use kmsd_client::{KmsError, Request, Response};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{Mutex, Semaphore, broadcast, mpsc};
 use zeroize::{Zeroize, Zeroizing};
-
-type Frame = Zeroizing<Vec<u8>>;
 
 pub struct Connection {
     stream: UnixStream,
+    session: Session,
+}
+
+/// Everything of a connection but its socket.
+struct Session {
     caller: Caller,
     service: Arc<KeyService>,
     config: ServerConfig,
@@ -52,40 +59,52 @@ struct FrameReader {
 }
 
 impl FrameReader {
+    /// The next frame if one is wholly buffered.
+    fn try_next(&mut self) -> Result<Option<ClientFrame>, ReadError> {
+        match codec::decode::<ClientFrame>(&self.buf).map_err(ReadError::Frame)? {
+            Some((msg, used)) => {
+                self.consume(used);
+                Ok(Some(msg))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Reads more bytes; `false` on a clean end of stream. A frame that
+    /// has started must complete within the frame timeout.
+    async fn fill(&mut self) -> Result<bool, ReadError> {
+        let want = codec::peek_len(&self.buf)
+            .map_err(ReadError::Frame)?
+            .map_or(4096, |l| l + codec::LEN_PREFIX);
+        let len = self.buf.len();
+        if self.buf.capacity() < want {
+            self.buf.reserve(want - len);
+        }
+        let n = if self.buf.is_empty() {
+            self.rd
+                .read_buf(&mut *self.buf)
+                .await
+                .map_err(ReadError::Io)?
+        } else {
+            match tokio::time::timeout(self.frame_timeout, self.rd.read_buf(&mut *self.buf)).await {
+                Ok(r) => r.map_err(ReadError::Io)?,
+                Err(_) => return Err(ReadError::Stalled),
+            }
+        };
+        if n == 0 && !self.buf.is_empty() {
+            return Err(ReadError::Frame(FrameError::Truncated));
+        }
+        Ok(n > 0)
+    }
+
+    /// The next frame, reading as needed; `None` on a clean end of stream.
     async fn next(&mut self) -> Result<Option<ClientFrame>, ReadError> {
         loop {
-            if let Some((msg, used)) =
-                codec::decode::<ClientFrame>(&self.buf).map_err(ReadError::Frame)?
-            {
-                self.consume(used);
-                return Ok(Some(msg));
+            if let Some(f) = self.try_next()? {
+                return Ok(Some(f));
             }
-            let want = codec::peek_len(&self.buf)
-                .map_err(ReadError::Frame)?
-                .map_or(4096, |l| l + codec::LEN_PREFIX);
-            let len = self.buf.len();
-            if self.buf.capacity() < want {
-                self.buf.reserve(want - len);
-            }
-            let n = if self.buf.is_empty() {
-                self.rd
-                    .read_buf(&mut *self.buf)
-                    .await
-                    .map_err(ReadError::Io)?
-            } else {
-                match tokio::time::timeout(self.frame_timeout, self.rd.read_buf(&mut *self.buf))
-                    .await
-                {
-                    Ok(r) => r.map_err(ReadError::Io)?,
-                    Err(_) => return Err(ReadError::Stalled),
-                }
-            };
-            if n == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(ReadError::Frame(FrameError::Truncated))
-                };
+            if !self.fill().await? {
+                return Ok(None);
             }
         }
     }
@@ -98,34 +117,38 @@ impl FrameReader {
     }
 }
 
-fn encode(frame: &ServerFrame) -> Frame {
-    let mut out = Zeroizing::new(Vec::with_capacity(256));
-    if let Err(e) = codec::encode(frame, &mut out) {
-        out.clear();
-        let fallback = ServerFrame::Goodbye(KmsError::internal(format!(
-            "response could not be encoded: {e}"
-        )));
-        let _ = codec::encode(&fallback, &mut out);
+/// Appends an encoded frame; a response too large to encode becomes an
+/// internal error for that request.
+fn encode_into(frame: &ServerFrame, out: &mut Vec<u8>) {
+    let start = out.len();
+    if let Err(e) = codec::encode(frame, out) {
+        out.truncate(start);
+        let msg = KmsError::internal(format!("response could not be encoded: {e}"));
+        let fallback = match frame {
+            ServerFrame::Response { id, .. } => ServerFrame::Response {
+                id: *id,
+                result: Err(msg),
+            },
+            _ => ServerFrame::Goodbye(msg),
+        };
+        let _ = codec::encode(&fallback, out);
     }
-    out
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Frame>) {
-    let mut batch: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(16 * 1024));
-    while let Some(f) = rx.recv().await {
-        batch.extend_from_slice(&f);
-        while batch.len() < MAX_FRAME {
-            match rx.try_recv() {
-                Ok(f) => batch.extend_from_slice(&f),
-                Err(_) => break,
-            }
-        }
-        if wr.write_all(&batch).await.is_err() {
-            return;
-        }
-        batch.zeroize();
+/// The write half, shared by the reader and the mutation tasks; each
+/// write is whole frames, so writers never interleave inside a frame.
+struct Writer(Mutex<OwnedWriteHalf>);
+
+impl Writer {
+    async fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.lock().await.write_all(bytes).await
     }
-    let _ = wr.shutdown().await;
+
+    async fn send_frame(&self, frame: &ServerFrame) {
+        let mut out = Zeroizing::new(Vec::with_capacity(256));
+        encode_into(frame, &mut out);
+        let _ = self.send(&out).await;
+    }
 }
 
 impl Connection {
@@ -139,153 +162,192 @@ impl Connection {
     ) -> Self {
         Connection {
             stream,
-            caller,
-            service,
-            config,
-            shutdown,
-            _done: done,
+            session: Session {
+                caller,
+                service,
+                config,
+                shutdown,
+                _done: done,
+            },
         }
     }
 
     /// Answers a connection over the limit with one error frame.
     pub async fn refuse_busy(mut self) {
+        let caller = &self.session.caller;
         tracing::warn!(
-            uid = self.caller.uid,
-            pid = self.caller.pid,
+            uid = caller.uid,
+            pid = caller.pid,
             "connection limit reached; refusing"
         );
-        let f = encode(&ServerFrame::Goodbye(KmsError::limit_exceeded(format!(
+        let mut f = Vec::new();
+        let msg = format!(
             "kmsd is serving its maximum of {} connections; try again later",
-            self.config.max_connections
-        ))));
+            self.session.config.max_connections
+        );
+        encode_into(&ServerFrame::Goodbye(KmsError::limit_exceeded(msg)), &mut f);
         let _ = self.stream.write_all(&f).await;
     }
 
-    pub async fn run(mut self) {
-        let caller = self.caller.clone();
+    pub async fn run(self) {
+        let Connection {
+            stream,
+            mut session,
+        } = self;
+        let caller = session.caller.clone();
         tracing::debug!(
             uid = caller.uid,
             gid = caller.gid,
             pid = caller.pid,
             "connection opened"
         );
-        let (rd, wr) = self.stream.into_split();
-        let (tx, rx) = mpsc::channel::<Frame>(self.config.max_in_flight);
-        let writer = tokio::spawn(write_loop(wr, rx));
+        let (rd, wr) = stream.into_split();
+        let writer = Arc::new(Writer(Mutex::new(wr)));
         let mut reader = FrameReader {
             rd,
             buf: Zeroizing::new(Vec::with_capacity(8192)),
-            frame_timeout: self.config.frame_timeout,
+            frame_timeout: session.config.frame_timeout,
         };
-        let in_flight = Arc::new(Semaphore::new(self.config.max_in_flight));
-
-        let hello = tokio::time::timeout(self.config.handshake_timeout, reader.next()).await;
-        let ok = match hello {
-            Ok(Ok(Some(ClientFrame::Hello(h)))) if h.protocol_version == PROTOCOL_VERSION => {
-                let _ = tx
-                    .send(encode(&ServerFrame::Hello(ServerHello {
-                        protocol_version: PROTOCOL_VERSION,
-                        server: format!("kmsd {}", env!("CARGO_PKG_VERSION")),
-                        max_frame: MAX_FRAME as u32,
-                    })))
-                    .await;
-                true
-            }
-            Ok(Ok(Some(ClientFrame::Hello(h)))) => {
-                let msg = format!(
-                    "protocol version {} is not supported; this kmsd speaks {PROTOCOL_VERSION}",
-                    h.protocol_version
-                );
-                let _ = tx
-                    .send(encode(&ServerFrame::Goodbye(KmsError::validation(msg))))
-                    .await;
-                false
-            }
-            Ok(Ok(Some(ClientFrame::Request { .. }))) => {
-                let msg = "the first frame must be a hello";
-                let _ = tx
-                    .send(encode(&ServerFrame::Goodbye(KmsError::validation(msg))))
-                    .await;
-                false
-            }
-            Ok(Ok(None)) => false,
-            Ok(Err(e)) => {
-                goodbye(&caller, &tx, &e).await;
-                false
-            }
-            Err(_) => {
-                let _ = tx
-                    .send(encode(&ServerFrame::Goodbye(KmsError::validation(
-                        "no hello within the handshake timeout",
-                    ))))
-                    .await;
-                false
-            }
-        };
-
-        while ok {
-            let frame = tokio::select! {
-                f = reader.next() => f,
-                _ = self.shutdown.recv() => break,
-            };
-            match frame {
-                Ok(Some(ClientFrame::Request { id, request })) => {
-                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let (svc, tx, caller) = (self.service.clone(), tx.clone(), caller.clone());
-                    tokio::spawn(async move {
-                        let result = run_request(svc, caller, request).await;
-                        let _ = tx.send(encode(&ServerFrame::Response { id, result })).await;
-                        drop(permit);
-                    });
-                }
-                Ok(Some(ClientFrame::Hello(_))) => {
-                    let _ = tx
-                        .send(encode(&ServerFrame::Goodbye(KmsError::validation(
-                            "unexpected second hello",
-                        ))))
-                        .await;
-                    break;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    goodbye(&caller, &tx, &e).await;
-                    break;
-                }
-            }
+        if session.handshake(&mut reader, &writer).await {
+            session.serve(&mut reader, &writer).await;
         }
-        drop(tx);
-        let _ = writer.await;
+        let _ = writer.0.lock().await.shutdown().await;
         tracing::debug!(uid = caller.uid, pid = caller.pid, "connection closed");
     }
 }
 
-async fn goodbye(caller: &Caller, tx: &mpsc::Sender<Frame>, e: &ReadError) {
-    tracing::warn!(uid = caller.uid, pid = caller.pid, error = %e.describe(), "closing connection after a bad frame");
-    if !matches!(e, ReadError::Io(_)) {
-        let _ = tx
-            .send(encode(&ServerFrame::Goodbye(KmsError::validation(
-                e.describe(),
-            ))))
-            .await;
+impl Session {
+    async fn handshake(&self, reader: &mut FrameReader, writer: &Writer) -> bool {
+        let refuse = |msg: String| ServerFrame::Goodbye(KmsError::validation(msg));
+        let reply = match tokio::time::timeout(self.config.handshake_timeout, reader.next()).await {
+            Ok(Ok(Some(ClientFrame::Hello(h)))) if h.protocol_version == PROTOCOL_VERSION => {
+                writer
+                    .send_frame(&ServerFrame::Hello(ServerHello {
+                        protocol_version: PROTOCOL_VERSION,
+                        server: format!("kmsd {}", env!("CARGO_PKG_VERSION")),
+                        max_frame: MAX_FRAME as u32,
+                    }))
+                    .await;
+                return true;
+            }
+            Ok(Ok(Some(ClientFrame::Hello(h)))) => refuse(format!(
+                "protocol version {} is not supported; this kmsd speaks {PROTOCOL_VERSION}",
+                h.protocol_version
+            )),
+            Ok(Ok(Some(ClientFrame::Request { .. }))) => {
+                refuse("the first frame must be a hello".into())
+            }
+            Ok(Ok(None)) => return false,
+            Ok(Err(e)) => {
+                self.log_bad_frame(&e);
+                if matches!(e, ReadError::Io(_)) {
+                    return false;
+                }
+                refuse(e.describe())
+            }
+            Err(_) => refuse("no hello within the handshake timeout".into()),
+        };
+        writer.send_frame(&reply).await;
+        false
+    }
+
+    async fn serve(&mut self, reader: &mut FrameReader, writer: &Arc<Writer>) {
+        let max = self.config.max_in_flight;
+        let in_flight = Arc::new(Semaphore::new(max));
+        let mut out: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(16 * 1024));
+        loop {
+            let frame = match reader.try_next() {
+                Ok(Some(f)) => Some(f),
+                Ok(None) => None,
+                Err(e) => {
+                    self.fail(e, &mut out, writer).await;
+                    break;
+                }
+            };
+            match frame {
+                Some(ClientFrame::Request { id, request }) if is_mutation(&request) => {
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let (svc, caller, w) =
+                        (self.service.clone(), self.caller.clone(), writer.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let result = run_request(&svc, &caller, request);
+                        let mut buf = Zeroizing::new(Vec::with_capacity(256));
+                        encode_into(&ServerFrame::Response { id, result }, &mut buf);
+                        tokio::runtime::Handle::current().block_on(async move {
+                            let _ = w.send(&buf).await;
+                        });
+                        drop(permit);
+                    });
+                }
+                Some(ClientFrame::Request { id, request }) => {
+                    let result = run_request(&self.service, &self.caller, request);
+                    encode_into(&ServerFrame::Response { id, result }, &mut out);
+                    if out.len() >= MAX_FRAME {
+                        self.flush(&mut out, writer).await;
+                    }
+                }
+                Some(ClientFrame::Hello(_)) => {
+                    self.fail(
+                        ReadError::Frame(FrameError::Malformed("unexpected second hello".into())),
+                        &mut out,
+                        writer,
+                    )
+                    .await;
+                    break;
+                }
+                None => {
+                    // Nothing complete is buffered: answer what we have,
+                    // then wait for more input or shutdown.
+                    self.flush(&mut out, writer).await;
+                    let more = tokio::select! {
+                        r = reader.fill() => r,
+                        _ = self.shutdown.recv() => break,
+                    };
+                    match more {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            self.fail(e, &mut out, writer).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.flush(&mut out, writer).await;
+        // Let in-flight mutations finish and answer.
+        let _ = in_flight.acquire_many(max as u32).await;
+    }
+
+    async fn flush(&self, out: &mut Zeroizing<Vec<u8>>, writer: &Writer) {
+        if !out.is_empty() {
+            let _ = writer.send(out).await;
+            out.zeroize();
+        }
+    }
+
+    /// Answers what is pending, then a goodbye naming the problem.
+    async fn fail(&self, e: ReadError, out: &mut Zeroizing<Vec<u8>>, writer: &Writer) {
+        self.log_bad_frame(&e);
+        if !matches!(e, ReadError::Io(_)) {
+            encode_into(
+                &ServerFrame::Goodbye(KmsError::validation(e.describe())),
+                out,
+            );
+        }
+        self.flush(out, writer).await;
+    }
+
+    fn log_bad_frame(&self, e: &ReadError) {
+        tracing::warn!(uid = self.caller.uid, pid = self.caller.pid, error = %e.describe(), "closing connection after a bad frame");
     }
 }
 
-async fn run_request(
-    svc: Arc<KeyService>,
-    caller: Caller,
-    request: Request,
-) -> Result<kmsd_client::Response, KmsError> {
+fn run_request(svc: &KeyService, caller: &Caller, request: Request) -> Result<Response, KmsError> {
     let name = request.name();
-    let result = if is_mutation(&request) {
-        let c = caller.clone();
-        tokio::task::spawn_blocking(move || svc.handle(&c, request))
-            .await
-            .unwrap_or_else(|e| Err(KmsError::internal(format!("request task failed: {e}"))))
-    } else {
-        svc.handle(&caller, request)
-    };
+    let result = svc.handle(caller, request);
     match &result {
         Ok(_) => tracing::debug!(op = name, uid = caller.uid, "ok"),
         Err(e) => tracing::debug!(op = name, uid = caller.uid, error = %e.kind, "failed"),
