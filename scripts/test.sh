@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests
+# (real kmsd processes, real FUSE mounts), and the outside suites on a
+# kmsfs mount. Run as root on a machine with /dev/fuse (see .ci/run for the
+# packages it needs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+step "build binaries"
+cargo build --release --workspace --bins
+
+step "cargo test"
+cargo test --release --workspace
+
+for s in scripts/fsx.sh scripts/pjdfstest.sh; do
+  if [ -x "$s" ] || [ -f "$s" ]; then
+    step "$s"
+    bash "$s"
+  fi
+done
+
+step "all tests passed"
