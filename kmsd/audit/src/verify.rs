@@ -170,7 +170,9 @@ impl Verifier<'_> {
         hash: LineHash,
     ) -> Result<Option<(usize, String, u64, u64)>, AuditError> {
         for i in 0..LOOKAHEAD {
-            let Some((seg, l)) = scan.peek_line(i)? else { break };
+            let Some((seg, l)) = scan.peek_line(i)? else {
+                break;
+            };
             if l.complete && LineHash::of_line(&l.bytes) == hash {
                 let seq = parse(l).map(|(r, _)| r.seq).unwrap_or(0);
                 return Ok(Some((i, seg.name.clone(), l.line_no, seq)));
@@ -295,9 +297,14 @@ impl Verifier<'_> {
         if Self::chains_at(scan, 0, exp, self.exp_prev)? {
             if let Some((i, file, line, seq)) = Self::find_ahead(scan, prev)? {
                 let detail = if i == 0 {
-                    format!("this line (seq {}) and the next ({file} line {line}, seq {seq}) are swapped", rec.seq)
+                    format!(
+                        "this line (seq {}) and the next ({file} line {line}, seq {seq}) are swapped",
+                        rec.seq
+                    )
                 } else {
-                    format!("this record follows seq {seq} ({file} line {line}), which comes after it")
+                    format!(
+                        "this record follows seq {seq} ({file} line {line}), which comes after it"
+                    )
                 };
                 return Ok(problem(ProblemKind::Reordered, pos, Some(rec.seq), detail));
             }

@@ -2,7 +2,10 @@
 //! file surgery an attacker would do.
 #![allow(dead_code)]
 
-use kmsd_audit::{AuditEvent, AuditKey, AuditLog, Entry, Filter, LineHash, Options, Principal, audit_key_from_root};
+use kmsd_audit::{
+    AuditEvent, AuditKey, AuditLog, Entry, Filter, LineHash, Options, Principal,
+    audit_key_from_root,
+};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -21,10 +24,20 @@ pub fn event(i: usize) -> AuditEvent {
         group_name: Some("users".into()),
         executable: Some("/usr/bin/app".into()),
     };
-    let ev = AuditEvent::new(if i % 2 == 0 { "Encrypt" } else { "Decrypt" }, format!("req-{i}"), principal)
-        .with_parameters(json!({"KeyId": format!("key-{}", i % 5), "EncryptionContext": {"n": i.to_string()}}))
-        .with_resource(format!("arn:aws:kms:local:111122223333:key/key-{}", i % 5));
-    if i % 7 == 0 { ev.with_error("AccessDeniedException", "not allowed") } else { ev }
+    let ev = AuditEvent::new(
+        if i % 2 == 0 { "Encrypt" } else { "Decrypt" },
+        format!("req-{i}"),
+        principal,
+    )
+    .with_parameters(
+        json!({"KeyId": format!("key-{}", i % 5), "EncryptionContext": {"n": i.to_string()}}),
+    )
+    .with_resource(format!("arn:aws:kms:local:111122223333:key/key-{}", i % 5));
+    if i % 7 == 0 {
+        ev.with_error("AccessDeniedException", "not allowed")
+    } else {
+        ev
+    }
 }
 
 pub fn open(dir: &Path, opts: Options) -> AuditLog {
@@ -32,7 +45,11 @@ pub fn open(dir: &Path, opts: Options) -> AuditLog {
 }
 
 pub fn opts(rotate: Option<u64>, checkpoint_every: u64) -> Options {
-    Options { rotate_bytes: rotate, checkpoint_every, ..Options::default() }
+    Options {
+        rotate_bytes: rotate,
+        checkpoint_every,
+        ..Options::default()
+    }
 }
 
 /// A closed log with `n` events (seq 1 = open checkpoint, events 2..=n+1,
@@ -46,21 +63,34 @@ pub fn build_log(dir: &Path, n: usize, opts: Options) {
 }
 
 pub fn all_entries(dir: &Path) -> Vec<Entry> {
-    kmsd_audit::query(dir, Filter::default()).unwrap().map(|e| e.unwrap()).collect()
+    kmsd_audit::query(dir, Filter::default())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect()
 }
 
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("audit-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("audit-")
+        })
         .collect();
     v.sort();
     v
 }
 
 pub fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap().lines().map(String::from).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 pub fn write_lines(path: &Path, lines: &[String]) {
