@@ -20,3 +20,4 @@
 //!   `format::VolumeConfig` (kmsfs.conf codec), `FileId`, `VolumeId`, `DataKey`.
 
 pub mod format;
+pub mod keys;

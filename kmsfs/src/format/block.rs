@@ -112,7 +112,7 @@ impl FileCipher {
             return Err(length);
         }
         let blocks = plain.len().div_ceil(BLOCK_SIZE);
-        if !ends_file && plain.len() % BLOCK_SIZE != 0 {
+        if !ends_file && !plain.len().is_multiple_of(BLOCK_SIZE) {
             return Err(BlockError {
                 block: first + blocks as u64 - 1,
                 kind: BlockErrorKind::Truncated,

@@ -1,0 +1,20 @@
+//! Data keys: the kmsd backend, the LRU cache of unwrapped keys, the pool
+//! of pre-generated keys for new files, the [`KeyService`] the filesystem
+//! uses, and opening or creating a volume (its authenticated config).
+
+pub mod backend;
+pub mod cache;
+pub mod clock;
+mod error;
+pub mod pool;
+pub mod service;
+#[doc(hidden)]
+pub mod testing;
+pub mod volume;
+
+pub use crate::format::DataKey;
+pub use backend::{Generated, KmsBackend, KmsdBackend};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::KeyError;
+pub use service::{KeyOptions, KeyService, KeyStats, NewFile};
+pub use volume::{Volume, VolumeError, init_volume, load_volume};

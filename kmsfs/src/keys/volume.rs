@@ -1,0 +1,318 @@
+//! Creating and opening a volume: its authenticated `kmsfs.conf`
+//! (docs/FORMAT.md, "Volume config"), and [`Volume`], a backing directory
+//! with its verified config and a [`KeyService`].
+
+use super::backend::{KmsBackend, KmsdBackend};
+use super::{KeyError, KeyOptions, KeyService};
+use crate::format::config::MAX_CONFIG_FILE;
+use crate::format::{CONFIG_FILE_NAME, FormatError, VolumeConfig, VolumeId};
+use kmsd_client::{Client, DescribeKeyRequest};
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum VolumeError {
+    /// No `kmsfs.conf` in the directory.
+    NotAVolume(PathBuf),
+    /// `init` on a directory that already has a config.
+    Exists(PathBuf),
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The config is malformed or fails authentication.
+    Format { path: PathBuf, error: FormatError },
+    /// kmsd refused or failed.
+    Key(KeyError),
+    /// `--key-id` resolves to another key than the config names.
+    KeyMismatch { expected: String, config: String },
+}
+
+impl fmt::Display for VolumeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VolumeError::NotAVolume(p) => {
+                write!(
+                    f,
+                    "{} is not a kmsfs volume (no {CONFIG_FILE_NAME}); run `kmsfs init` first",
+                    p.display()
+                )
+            }
+            VolumeError::Exists(p) => write!(f, "{} already exists", p.display()),
+            VolumeError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            VolumeError::Format { path, error } => write!(f, "{}: {error}", path.display()),
+            VolumeError::Key(e) => e.fmt(f),
+            VolumeError::KeyMismatch { expected, config } => write!(
+                f,
+                "the volume is bound to KMS key {config}, not the expected {expected}; refusing it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for VolumeError {}
+
+impl From<KeyError> for VolumeError {
+    fn from(e: KeyError) -> Self {
+        VolumeError::Key(e)
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError + '_ {
+    move |error| VolumeError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Makes `cipherdir` a volume bound to KMS key `key_id` (id, ARN or alias):
+/// a fresh volume id and a config sealed with a data key kmsd generates for
+/// it. Refuses a directory that already has a config.
+pub fn init_volume(
+    client: impl Into<Arc<Client>>,
+    cipherdir: &Path,
+    key_id: &str,
+) -> Result<VolumeConfig, VolumeError> {
+    init_with(&KmsdBackend::new(client, key_id), cipherdir)
+}
+
+pub(crate) fn init_with(
+    backend: &dyn KmsBackend,
+    cipherdir: &Path,
+) -> Result<VolumeConfig, VolumeError> {
+    let path = cipherdir.join(CONFIG_FILE_NAME);
+    if !cipherdir.is_dir() {
+        return Err(VolumeError::Io {
+            path: cipherdir.to_path_buf(),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
+    if path.exists() {
+        return Err(VolumeError::Exists(path));
+    }
+    let volume_id = VolumeId::random()
+        .map_err(|e| KeyError::Unavailable(format!("no random volume id: {e}")))?;
+    let g = backend.generate(&VolumeConfig::config_context(&volume_id))?;
+    let mut config = VolumeConfig::new(volume_id, g.key_arn, g.wrapped);
+    config.seal(&g.key).map_err(|error| VolumeError::Format {
+        path: path.clone(),
+        error,
+    })?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                VolumeError::Exists(path.clone())
+            } else {
+                io(&path)(e)
+            }
+        })?;
+    f.write_all(config.to_json().as_bytes())
+        .map_err(io(&path))?;
+    f.sync_all().map_err(io(&path))?;
+    Ok(config)
+}
+
+/// Reads and authenticates `cipherdir/kmsfs.conf`. With `expected_key`
+/// (`--key-id`: id, ARN or alias) the config must name the key kmsd
+/// resolves it to; pin it whenever the backing directory is untrusted.
+pub fn load_volume(
+    client: impl Into<Arc<Client>>,
+    cipherdir: &Path,
+    expected_key: Option<&str>,
+) -> Result<VolumeConfig, VolumeError> {
+    let client: Arc<Client> = client.into();
+    let config = read_config(cipherdir)?;
+    if let Some(expected) = expected_key {
+        let arn = client
+            .call(DescribeKeyRequest {
+                key_id: expected.to_string(),
+            })
+            .map_err(KeyError::from)?
+            .key_metadata
+            .arn;
+        if arn != config.key_arn {
+            return Err(VolumeError::KeyMismatch {
+                expected: arn,
+                config: config.key_arn,
+            });
+        }
+    }
+    let backend = KmsdBackend::new(client, config.key_arn.clone());
+    verify_with(&backend, cipherdir, config)
+}
+
+/// Parses the config (structure only).
+pub fn read_config(cipherdir: &Path) -> Result<VolumeConfig, VolumeError> {
+    let path = cipherdir.join(CONFIG_FILE_NAME);
+    let f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(VolumeError::NotAVolume(cipherdir.to_path_buf()));
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let mut bytes = Vec::new();
+    f.take(MAX_CONFIG_FILE as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io(&path))?;
+    VolumeConfig::from_json(&bytes).map_err(|error| VolumeError::Format { path, error })
+}
+
+/// Unwraps the config key through `backend` and checks the MAC. A blob
+/// kmsd calls invalid for this volume id is an authentication failure of
+/// the config, not a key problem.
+pub(crate) fn verify_with(
+    backend: &dyn KmsBackend,
+    cipherdir: &Path,
+    config: VolumeConfig,
+) -> Result<VolumeConfig, VolumeError> {
+    let path = cipherdir.join(CONFIG_FILE_NAME);
+    let auth = |detail: String| VolumeError::Format {
+        path: path.clone(),
+        error: FormatError::BadConfig(format!("failed authentication ({detail})")),
+    };
+    let ctx = VolumeConfig::config_context(&config.volume_id);
+    let key = match backend.decrypt(&config.config_key, &ctx) {
+        Ok(k) => k,
+        Err(KeyError::Corrupt(m)) => return Err(auth(m)),
+        Err(e) => return Err(e.into()),
+    };
+    config.verify(&key).map_err(|error| VolumeError::Format {
+        path: path.clone(),
+        error,
+    })?;
+    Ok(config)
+}
+
+/// An open volume: the backing directory, its verified config and keys.
+pub struct Volume {
+    pub dir: PathBuf,
+    pub config: VolumeConfig,
+    pub keys: Arc<KeyService>,
+}
+
+impl Volume {
+    /// Loads and authenticates the config, then starts a key service.
+    pub fn open(
+        client: impl Into<Arc<Client>>,
+        dir: &Path,
+        expected_key: Option<&str>,
+        opts: KeyOptions,
+    ) -> Result<Volume, VolumeError> {
+        let client: Arc<Client> = client.into();
+        let config = load_volume(client.clone(), dir, expected_key)?;
+        let keys = Arc::new(KeyService::new(client, &config, opts));
+        Ok(Volume {
+            dir: dir.to_path_buf(),
+            config,
+            keys,
+        })
+    }
+
+    /// The same with any backend (tests).
+    pub fn open_with(
+        backend: Arc<dyn KmsBackend>,
+        dir: &Path,
+        opts: KeyOptions,
+    ) -> Result<Volume, VolumeError> {
+        let config = verify_with(backend.as_ref(), dir, read_config(dir)?)?;
+        let keys = Arc::new(KeyService::with_backend(
+            backend,
+            config.volume_id,
+            opts,
+            Arc::new(super::SystemClock),
+        ));
+        Ok(Volume {
+            dir: dir.to_path_buf(),
+            config,
+            keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::testing::{FAKE_ARN, FakeKms};
+
+    #[test]
+    fn init_then_open() {
+        let d = tempfile::tempdir().unwrap();
+        let kms = Arc::new(FakeKms::new());
+        let c = init_with(kms.as_ref(), d.path()).unwrap();
+        assert_eq!(c.key_arn, FAKE_ARN);
+        let v = Volume::open_with(
+            kms.clone(),
+            d.path(),
+            KeyOptions {
+                pool_size: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(v.config, c);
+        assert_eq!(v.keys.volume_id(), &c.volume_id);
+        // A second init is refused and leaves the config alone.
+        assert!(matches!(
+            init_with(kms.as_ref(), d.path()),
+            Err(VolumeError::Exists(_))
+        ));
+        assert_eq!(read_config(d.path()).unwrap(), c);
+    }
+
+    #[test]
+    fn missing_config_is_not_a_volume() {
+        let d = tempfile::tempdir().unwrap();
+        let kms = Arc::new(FakeKms::new());
+        let e = Volume::open_with(kms, d.path(), KeyOptions::default())
+            .err()
+            .unwrap();
+        assert!(matches!(e, VolumeError::NotAVolume(_)), "{e}");
+        assert!(e.to_string().contains("kmsfs init"));
+    }
+
+    #[test]
+    fn every_edited_field_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let kms = Arc::new(FakeKms::new());
+        let c = init_with(kms.as_ref(), d.path()).unwrap();
+        let path = d.path().join(CONFIG_FILE_NAME);
+        let good = std::fs::read_to_string(&path).unwrap();
+        let mut other_vol = c.volume_id.0;
+        other_vol[0] ^= 1;
+        let mut mac = c.mac;
+        mac[31] ^= 1;
+        let mut blob = c.config_key.clone();
+        blob[20] ^= 1;
+        let edits = [
+            good.replace(&c.volume_id.to_hex(), &VolumeId(other_vol).to_hex()),
+            good.replace(FAKE_ARN, "arn:aws:kms:local:000000000000:key/other"),
+            good.replace(
+                &crate::format::ids::to_hex(&c.mac),
+                &crate::format::ids::to_hex(&mac),
+            ),
+            VolumeConfig {
+                config_key: blob,
+                ..c.clone()
+            }
+            .to_json(),
+            good.replace("\"block_size\": 4096", "\"block_size\": 4097"),
+            good.replace("\"format_version\": 1", "\"format_version\": 2"),
+        ];
+        for bad in edits {
+            assert_ne!(bad, good);
+            std::fs::write(&path, &bad).unwrap();
+            let e = Volume::open_with(kms.clone(), d.path(), KeyOptions::default()).err();
+            assert!(
+                matches!(e, Some(VolumeError::Format { .. })),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+}
