@@ -96,8 +96,9 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, ParseError> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     B64.decode(compact.as_bytes()).map_err(|e| {
         ParseError(format!(
-            "Invalid base64: {e}. AWS CLI v2 reads inline binary values as base64; \
-             use fileb://PATH to pass a file's raw bytes"
+            "Invalid base64 ({}). AWS CLI v2 reads inline binary values as base64; \
+             use fileb://PATH to pass a file's raw bytes",
+            e.to_string().trim_end_matches('.')
         ))
     })
 }
