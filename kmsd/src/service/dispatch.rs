@@ -1,18 +1,21 @@
 //! Routes one request to its handler.
 
 use super::{Caller, KeyService, Result};
-use kmsd_client::{KmsError, Request, Response};
+use kmsd_client::{Request, Response};
 
 impl KeyService {
+    /// Authorizes, then runs one request.
     pub fn handle(&self, caller: &Caller, request: Request) -> Result<Response> {
+        self.authorize(caller, &request)?;
+        self.execute(caller, request)
+    }
+
+    fn execute(&self, caller: &Caller, request: Request) -> Result<Response> {
         use Request as Q;
         use Response as R;
         Ok(match request {
             Q::CreateKey(r) => {
-                let policy = r
-                    .policy
-                    .clone()
-                    .unwrap_or_else(|| self.default_key_policy(caller));
+                let policy = self.new_key_policy(caller, &r)?;
                 R::CreateKey(self.create_key(caller, r, policy)?)
             }
             Q::DescribeKey(r) => R::DescribeKey(self.describe_key(r)?),
@@ -41,21 +44,17 @@ impl KeyService {
                 R::GenerateDataKeyWithoutPlaintext(self.generate_data_key_without_plaintext(r)?)
             }
             Q::GenerateRandom(r) => R::GenerateRandom(self.generate_random(r)?),
-            other => {
-                return Err(KmsError::unsupported(format!(
-                    "{} is not available in this kmsd build",
-                    other.name()
-                )));
-            }
+            Q::PutKeyPolicy(r) => R::PutKeyPolicy(self.put_key_policy(caller, r)?),
+            Q::GetKeyPolicy(r) => R::GetKeyPolicy(self.get_key_policy(r)?),
+            Q::ListKeyPolicies(r) => R::ListKeyPolicies(self.list_key_policies(r)?),
+            Q::CreateGrant(r) => R::CreateGrant(self.create_grant(caller, r)?),
+            Q::ListGrants(r) => R::ListGrants(self.list_grants(r)?),
+            Q::ListRetirableGrants(r) => R::ListRetirableGrants(self.list_retirable_grants(r)?),
+            Q::RetireGrant(r) => R::RetireGrant(self.retire_grant(r)?),
+            Q::RevokeGrant(r) => R::RevokeGrant(self.revoke_grant(r)?),
+            Q::GetServicePolicy(_) => R::GetServicePolicy(self.get_service_policy()),
+            Q::PutServicePolicy(r) => R::PutServicePolicy(self.put_service_policy(r)?),
         })
-    }
-
-    fn default_key_policy(&self, caller: &Caller) -> String {
-        format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Enable administrator and creator","Effect":"Allow","Principal":{{"Unix":["uid:{}","uid:{}"]}},"Action":"kms:*","Resource":"*"}}]}}"#,
-            self.config().admin_uid,
-            caller.uid
-        )
     }
 }
 

@@ -3,15 +3,10 @@
 //! start-up and then periodically.
 
 use super::KeyService;
+use super::state::grant_store_key;
 use crate::store::Mutation;
 use kmsd_client::{KeyState, RotationType};
 use uuid::Uuid;
-
-/// Grants are stored under `<key id>/<grant id>`, so a key's grants go
-/// with it.
-pub fn grant_store_key(key_id: Uuid, grant_id: &str) -> String {
-    format!("{key_id}/{grant_id}")
-}
 
 impl KeyService {
     pub fn tick(&self) {
@@ -80,13 +75,7 @@ impl KeyService {
                     .filter(|a| a.target == id)
                     .map(|a| Mutation::DeleteAlias(a.name.clone())),
             );
-            let prefix = grant_store_key(id, "");
-            batch.extend(
-                st.grants
-                    .keys()
-                    .filter(|g| g.starts_with(&prefix))
-                    .map(|g| Mutation::DeleteGrant(g.clone())),
-            );
+            batch.extend(e.grants.iter().map(|g| Mutation::DeleteGrant(grant_store_key(id, &g.grant_id))));
             Ok(((), batch))
         })?;
         tracing::info!(key_id = %id, "deletion window ended: key material destroyed");

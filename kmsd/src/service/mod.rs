@@ -8,9 +8,12 @@
 //! is acknowledged that a restart would not find.
 
 mod aliases;
+mod authorize;
 mod crypto_ops;
 pub mod dispatch;
+mod grants;
 mod keys;
+mod policies;
 mod lifecycle;
 pub mod paginate;
 mod rotation;
@@ -30,13 +33,9 @@ use uuid::Uuid;
 
 pub type Result<T> = std::result::Result<T, KmsError>;
 
-/// Who is calling, as the kernel reports it (SO_PEERCRED).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub uid: u32,
-    pub gid: u32,
-    pub pid: i32,
-}
+/// Who is calling: uid, gid and pid from the kernel (SO_PEERCRED), with
+/// supplementary groups and names from the system's databases.
+pub use kmsd_policy::Caller;
 
 /// Names used in ARNs and metadata.
 #[derive(Clone, Debug)]
@@ -80,15 +79,23 @@ impl KeyService {
     ) -> Result<Self> {
         let wrap_key = KeyCipher::new(&root.derive(MATERIAL_WRAP_LABEL));
         let snap = store.load().map_err(internal_store)?;
-        let state = State::from_snapshot(snap, &wrap_key)?;
-        Ok(KeyService {
+        let default_policy = kmsd_policy::default_service_policy(config.admin_uid);
+        let parsed = kmsd_policy::Policy::parse(&default_policy)?;
+        let state = State::from_snapshot(snap, &wrap_key, parsed)?;
+        let needs_policy = !state.meta.contains_key(state::SERVICE_POLICY);
+        let svc = KeyService {
             config,
             store,
             clock,
             wrap_key,
             state: RwLock::new(state),
             writer: Mutex::new(()),
-        })
+        };
+        if needs_policy {
+            let json = default_policy;
+            svc.mutate(|_, _| Ok(((), vec![Mutation::PutMeta { name: state::SERVICE_POLICY.into(), json }])))?;
+        }
+        Ok(svc)
     }
 
     pub fn config(&self) -> &ServiceConfig {

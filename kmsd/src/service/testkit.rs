@@ -14,11 +14,7 @@ pub struct TestService {
 }
 
 pub fn root() -> Caller {
-    Caller {
-        uid: 0,
-        gid: 0,
-        pid: 1,
-    }
+    Caller::resolve(0, 0, Some(1), &kmsd_policy::FakeDirectory::new())
 }
 
 impl TestService {
@@ -43,7 +39,7 @@ impl TestService {
 
     pub fn create_req(&self, req: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
         self.svc
-            .create_key(&root(), req, "{}".into())
+            .create_key(&root(), req, kmsd_policy::default_key_policy(0, 0))
             .map(|r| r.key_metadata)
     }
 
