@@ -128,16 +128,16 @@ impl Client {
             }
             st.conn = None;
         }
-        if let Some(at) = st.retry_at {
-            if Instant::now() < at {
-                return Err(ClientError::Io(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionRefused,
-                    format!(
-                        "kmsd at {} unreachable (retrying with backoff)",
-                        self.config.socket.display()
-                    ),
-                )));
-            }
+        if let Some(at) = st.retry_at
+            && Instant::now() < at
+        {
+            return Err(ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                format!(
+                    "kmsd at {} unreachable (retrying with backoff)",
+                    self.config.socket.display()
+                ),
+            )));
         }
         match Conn::open(&self.config) {
             Ok(c) => {

@@ -180,7 +180,7 @@ aws_enum!(DataKeySpec { Aes256 => "AES_256", Aes128 => "AES_128" });
 aws_enum!(RotationType { Automatic => "AUTOMATIC", OnDemand => "ON_DEMAND" });
 
 impl DataKeySpec {
-    pub fn len(self) -> usize {
+    pub fn key_len(self) -> usize {
         match self {
             DataKeySpec::Aes256 => 32,
             DataKeySpec::Aes128 => 16,
@@ -302,6 +302,6 @@ mod tests {
             serde_json::to_string(&KeyState::PendingDeletion).unwrap(),
             "\"PendingDeletion\""
         );
-        assert_eq!(DataKeySpec::Aes128.len(), 16);
+        assert_eq!(DataKeySpec::Aes128.key_len(), 16);
     }
 }

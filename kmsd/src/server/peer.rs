@@ -10,5 +10,10 @@ use std::os::fd::AsFd;
 /// (resolved once per connection).
 pub fn peer_caller(sock: &impl AsFd) -> std::io::Result<Caller> {
     let cred = getsockopt(sock, PeerCredentials).map_err(std::io::Error::from)?;
-    Ok(Caller::resolve(cred.uid(), cred.gid(), Some(cred.pid()), &kmsd_policy::SystemDirectory))
+    Ok(Caller::resolve(
+        cred.uid(),
+        cred.gid(),
+        Some(cred.pid()),
+        &kmsd_policy::SystemDirectory,
+    ))
 }

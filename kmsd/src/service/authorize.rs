@@ -29,8 +29,9 @@ fn grant_tokens(r: &Request) -> &[String] {
 
 impl KeyService {
     pub(crate) fn authorize(&self, caller: &Caller, request: &Request) -> Result<()> {
-        let reqs = kmsd_policy::requirements(request.name())
-            .ok_or_else(|| KmsError::internal(format!("no authorization rule for {}", request.name())))?;
+        let reqs = kmsd_policy::requirements(request.name()).ok_or_else(|| {
+            KmsError::internal(format!("no authorization rule for {}", request.name()))
+        })?;
         // kmsd grants take effect at once; tokens only have to be ours.
         for t in grant_tokens(request) {
             parse_grant_token(t)?;
@@ -47,12 +48,19 @@ impl KeyService {
                 Some(id) => Some(self.entry(&st, id)?),
                 None => None,
             };
-            let (id_text, arn) = key.map(|id| (id.to_string(), self.key_arn(id))).unwrap_or_default();
+            let (id_text, arn) = key
+                .map(|id| (id.to_string(), self.key_arn(id)))
+                .unwrap_or_default();
             let q = Query {
                 caller,
                 admin_uid: self.config().admin_uid,
                 action: r.action,
-                key: entry.map(|e: &KeyEntry| KeyScope { key_id: &id_text, arn: &arn, policy: &e.policy, grants: &e.grants }),
+                key: entry.map(|e: &KeyEntry| KeyScope {
+                    key_id: &id_text,
+                    arn: &arn,
+                    policy: &e.policy,
+                    grants: &e.grants,
+                }),
                 service_policy: &st.service_policy,
                 context: &context,
             };
@@ -104,7 +112,10 @@ impl KeyService {
             | Q::ListRetirableGrants(_)
             | Q::GetServicePolicy(_)
             | Q::PutServicePolicy(_) => {
-                return Err(KmsError::internal(format!("{} names no key", request.name())));
+                return Err(KmsError::internal(format!(
+                    "{} names no key",
+                    request.name()
+                )));
             }
         };
         self.resolve(st, key_ref)
@@ -114,49 +125,77 @@ impl KeyService {
         match request {
             Request::ReEncrypt(r) => self.resolve(st, &r.destination_key_id),
             Request::UpdateAlias(r) => self.resolve(st, &r.target_key_id),
-            other => Err(KmsError::internal(format!("{} has no destination key", other.name()))),
+            other => Err(KmsError::internal(format!(
+                "{} has no destination key",
+                other.name()
+            ))),
         }
     }
 
     fn alias_target_now(&self, st: &State, alias: &str) -> Result<Uuid> {
-        st.aliases
-            .get(alias)
-            .map(|a| a.target)
-            .ok_or_else(|| KmsError::not_found(format!("Alias {} is not found.", self.alias_arn(alias))))
+        st.aliases.get(alias).map(|a| a.target).ok_or_else(|| {
+            KmsError::not_found(format!("Alias {} is not found.", self.alias_arn(alias)))
+        })
     }
 
     /// The grant a RetireGrant names: by token, or by key id and grant id.
-    pub(crate) fn grant_for_retire(&self, st: &State, r: &kmsd_client::RetireGrantRequest) -> Result<(Uuid, Grant)> {
+    pub(crate) fn grant_for_retire(
+        &self,
+        st: &State,
+        r: &kmsd_client::RetireGrantRequest,
+    ) -> Result<(Uuid, Grant)> {
         let grant_id = match (&r.grant_token, &r.grant_id) {
             (Some(t), _) => parse_grant_token(t)?,
             (None, Some(g)) => g.clone(),
-            (None, None) => return Err(KmsError::validation("RetireGrant needs GrantToken, or KeyId and GrantId")),
+            (None, None) => {
+                return Err(KmsError::validation(
+                    "RetireGrant needs GrantToken, or KeyId and GrantId",
+                ));
+            }
         };
         let key = match &r.key_id {
             Some(k) => Some(self.resolve(st, k)?),
             None if r.grant_token.is_none() => {
-                return Err(KmsError::validation("RetireGrant by GrantId needs the KeyId too"));
+                return Err(KmsError::validation(
+                    "RetireGrant by GrantId needs the KeyId too",
+                ));
             }
             None => None,
         };
         st.keys
             .iter()
             .filter(|(id, _)| key.is_none_or(|k| k == **id))
-            .find_map(|(id, e)| e.grants.iter().find(|g| g.grant_id == grant_id).map(|g| (*id, g.clone())))
+            .find_map(|(id, e)| {
+                e.grants
+                    .iter()
+                    .find(|g| g.grant_id == grant_id)
+                    .map(|g| (*id, g.clone()))
+            })
             .ok_or_else(|| KmsError::not_found(format!("Grant {grant_id} does not exist")))
     }
 
-    fn condition_context(&self, st: &State, caller: &Caller, request: &Request, target: Target, key: Option<Uuid>) -> Result<RequestContext> {
+    fn condition_context(
+        &self,
+        st: &State,
+        caller: &Caller,
+        request: &Request,
+        target: Target,
+        key: Option<Uuid>,
+    ) -> Result<RequestContext> {
         use Request as Q;
         Ok(match request {
             Q::Encrypt(r) => RequestContext::with_encryption_context(&r.encryption_context),
             Q::Decrypt(r) => RequestContext::with_encryption_context(&r.encryption_context),
             Q::GenerateDataKey(r) => RequestContext::with_encryption_context(&r.encryption_context),
-            Q::GenerateDataKeyWithoutPlaintext(r) => RequestContext::with_encryption_context(&r.encryption_context),
+            Q::GenerateDataKeyWithoutPlaintext(r) => {
+                RequestContext::with_encryption_context(&r.encryption_context)
+            }
             Q::ReEncrypt(r) if target == Target::DestinationKey => {
                 RequestContext::with_encryption_context(&r.destination_encryption_context)
             }
-            Q::ReEncrypt(r) => RequestContext::with_encryption_context(&r.source_encryption_context),
+            Q::ReEncrypt(r) => {
+                RequestContext::with_encryption_context(&r.source_encryption_context)
+            }
             Q::CreateGrant(r) => {
                 let key_id = key.map(|k| k.to_string()).unwrap_or_default();
                 let g = Grant::from_request(r, &key_id, "pending".into(), caller, self.now())?;
@@ -196,5 +235,9 @@ impl KeyService {
 /// The key a ciphertext blob names, if this kmsd has it.
 fn blob_key(st: &State, ct: &[u8]) -> Result<Uuid> {
     let h = blob::parse_header(ct).map_err(|_| invalid_ciphertext())?;
-    if st.keys.contains_key(&h.key_id) { Ok(h.key_id) } else { Err(invalid_ciphertext()) }
+    if st.keys.contains_key(&h.key_id) {
+        Ok(h.key_id)
+    } else {
+        Err(invalid_ciphertext())
+    }
 }

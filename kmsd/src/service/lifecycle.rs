@@ -40,12 +40,12 @@ impl KeyService {
         }
         for id in due {
             let r = self.update_key(&id.to_string(), |e, rec, now| {
-                if let (KeyState::Enabled, Some(mut s)) = (e.record.state, rec.rotation) {
-                    if s.next_rotation <= now {
-                        self.add_version(rec, now, RotationType::Automatic);
-                        s.next_rotation = now.plus_days(u64::from(s.period_days));
-                        rec.rotation = Some(s);
-                    }
+                if let (KeyState::Enabled, Some(mut s)) = (e.record.state, rec.rotation)
+                    && s.next_rotation <= now
+                {
+                    self.add_version(rec, now, RotationType::Automatic);
+                    s.next_rotation = now.plus_days(u64::from(s.period_days));
+                    rec.rotation = Some(s);
                 }
                 Ok(())
             });
@@ -75,7 +75,11 @@ impl KeyService {
                     .filter(|a| a.target == id)
                     .map(|a| Mutation::DeleteAlias(a.name.clone())),
             );
-            batch.extend(e.grants.iter().map(|g| Mutation::DeleteGrant(grant_store_key(id, &g.grant_id))));
+            batch.extend(
+                e.grants
+                    .iter()
+                    .map(|g| Mutation::DeleteGrant(grant_store_key(id, &g.grant_id))),
+            );
             Ok(((), batch))
         })?;
         tracing::info!(key_id = %id, "deletion window ended: key material destroyed");

@@ -13,9 +13,9 @@ mod crypto_ops;
 pub mod dispatch;
 mod grants;
 mod keys;
-mod policies;
 mod lifecycle;
 pub mod paginate;
+mod policies;
 mod rotation;
 mod state;
 mod tags;
@@ -93,7 +93,15 @@ impl KeyService {
         };
         if needs_policy {
             let json = default_policy;
-            svc.mutate(|_, _| Ok(((), vec![Mutation::PutMeta { name: state::SERVICE_POLICY.into(), json }])))?;
+            svc.mutate(|_, _| {
+                Ok((
+                    (),
+                    vec![Mutation::PutMeta {
+                        name: state::SERVICE_POLICY.into(),
+                        json,
+                    }],
+                ))
+            })?;
         }
         Ok(svc)
     }

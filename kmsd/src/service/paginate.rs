@@ -16,10 +16,10 @@ pub fn paginate<T>(
     limit: usize,
     marker: Option<&str>,
 ) -> Result<Page<T>, KmsError> {
-    if let Some(m) = marker {
-        if m.is_empty() || m.len() > 2048 {
-            return Err(KmsError::invalid_marker("the marker is not valid"));
-        }
+    if let Some(m) = marker
+        && (m.is_empty() || m.len() > 2048)
+    {
+        return Err(KmsError::invalid_marker("the marker is not valid"));
     }
     let mut out = Vec::with_capacity(limit.min(128));
     let mut more = false;

@@ -14,7 +14,9 @@ pub const POLICY_NAME: &str = "default";
 fn policy_name(name: Option<&str>) -> Result<()> {
     match name {
         None | Some(POLICY_NAME) => Ok(()),
-        Some(other) => Err(KmsError::not_found(format!("No such key policy: {other}; the only policy name is 'default'"))),
+        Some(other) => Err(KmsError::not_found(format!(
+            "No such key policy: {other}; the only policy name is 'default'"
+        ))),
     }
 }
 
@@ -29,7 +31,14 @@ impl KeyService {
 
     fn check_lockout(&self, p: &Policy, caller: &Caller, key_id: Uuid) -> Result<()> {
         let st = self.read();
-        lockout_check(p, caller, self.config().admin_uid, &key_id.to_string(), &self.key_arn(key_id), &st.service_policy)?;
+        lockout_check(
+            p,
+            caller,
+            self.config().admin_uid,
+            &key_id.to_string(),
+            &self.key_arn(key_id),
+            &st.service_policy,
+        )?;
         Ok(())
     }
 
@@ -68,23 +77,43 @@ impl KeyService {
         policy_name(req.policy_name.as_deref())?;
         let st = self.read();
         let id = self.resolve(&st, &req.key_id)?;
-        Ok(GetKeyPolicyResponse { policy: self.entry(&st, id)?.record.policy.clone(), policy_name: POLICY_NAME.into() })
+        Ok(GetKeyPolicyResponse {
+            policy: self.entry(&st, id)?.record.policy.clone(),
+            policy_name: POLICY_NAME.into(),
+        })
     }
 
-    pub fn list_key_policies(&self, req: ListKeyPoliciesRequest) -> Result<ListKeyPoliciesResponse> {
+    pub fn list_key_policies(
+        &self,
+        req: ListKeyPoliciesRequest,
+    ) -> Result<ListKeyPoliciesResponse> {
         let st = self.read();
         self.resolve(&st, &req.key_id)?;
-        Ok(ListKeyPoliciesResponse { policy_names: vec![POLICY_NAME.into()], truncated: false })
+        Ok(ListKeyPoliciesResponse {
+            policy_names: vec![POLICY_NAME.into()],
+            truncated: false,
+        })
     }
 
     pub fn get_service_policy(&self) -> GetKeyPolicyResponse {
         let st = self.read();
         let policy = st.meta.get(SERVICE_POLICY).cloned().unwrap_or_default();
-        GetKeyPolicyResponse { policy, policy_name: "service".into() }
+        GetKeyPolicyResponse {
+            policy,
+            policy_name: "service".into(),
+        }
     }
 
     pub fn put_service_policy(&self, req: PutServicePolicyRequest) -> Result<Empty> {
         self.checked_policy(&req.policy)?;
-        self.mutate(|_, _| Ok((Empty {}, vec![Mutation::PutMeta { name: SERVICE_POLICY.into(), json: req.policy }])))
+        self.mutate(|_, _| {
+            Ok((
+                Empty {},
+                vec![Mutation::PutMeta {
+                    name: SERVICE_POLICY.into(),
+                    json: req.policy,
+                }],
+            ))
+        })
     }
 }

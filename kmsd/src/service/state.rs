@@ -53,7 +53,11 @@ pub fn grant_store_key(key_id: Uuid, grant_id: &str) -> String {
 }
 
 impl State {
-    pub fn from_snapshot(snap: Snapshot, wrap_key: &KeyCipher, default_service_policy: Policy) -> Result<State, KmsError> {
+    pub fn from_snapshot(
+        snap: Snapshot,
+        wrap_key: &KeyCipher,
+        default_service_policy: Policy,
+    ) -> Result<State, KmsError> {
         let mut st = State {
             keys: HashMap::new(),
             aliases: BTreeMap::new(),
@@ -63,7 +67,11 @@ impl State {
         for r in snap.keys {
             st.put_key(r, wrap_key)?;
         }
-        st.aliases = snap.aliases.into_iter().map(|a| (a.name.clone(), a)).collect();
+        st.aliases = snap
+            .aliases
+            .into_iter()
+            .map(|a| (a.name.clone(), a))
+            .collect();
         for (_, json) in snap.grants {
             st.put_grant(&json)?;
         }
@@ -109,7 +117,10 @@ impl State {
                 Mutation::PutGrant { json, .. } => self.put_grant(&json)?,
                 Mutation::DeleteGrant(store_key) => {
                     let (key, grant) = store_key.split_once('/').unwrap_or(("", ""));
-                    if let Some(e) = Uuid::parse_str(key).ok().and_then(|k| self.keys.get_mut(&k)) {
+                    if let Some(e) = Uuid::parse_str(key)
+                        .ok()
+                        .and_then(|k| self.keys.get_mut(&k))
+                    {
                         e.grants.retain(|g| g.grant_id != grant);
                     }
                 }
@@ -126,7 +137,8 @@ impl State {
             None => (Vec::new(), Vec::new()),
         };
         let policy = Arc::new(
-            Policy::parse(&record.policy).map_err(|e| corrupt(format!("policy of key {}: {e}", record.key_id)))?,
+            Policy::parse(&record.policy)
+                .map_err(|e| corrupt(format!("policy of key {}: {e}", record.key_id)))?,
         );
         ciphers.truncate(record.versions.len());
         for v in &record.versions[ciphers.len()..] {
@@ -139,7 +151,15 @@ impl State {
                 })?;
             ciphers.push(Arc::new(KeyCipher::new(&m)));
         }
-        self.keys.insert(record.key_id, KeyEntry { record, ciphers, policy, grants });
+        self.keys.insert(
+            record.key_id,
+            KeyEntry {
+                record,
+                ciphers,
+                policy,
+                grants,
+            },
+        );
         Ok(())
     }
 }

@@ -94,7 +94,7 @@ pub fn random_bytes(n: u32) -> Result<usize, KmsError> {
 /// GenerateDataKey: exactly one of KeySpec and NumberOfBytes.
 pub fn data_key_len(spec: Option<DataKeySpec>, bytes: Option<u32>) -> Result<usize, KmsError> {
     match (spec, bytes) {
-        (Some(s), None) => Ok(s.len()),
+        (Some(s), None) => Ok(s.key_len()),
         (None, Some(n)) => {
             in_range("NumberOfBytes", n, (1, MAX_DATA_KEY_BYTES)).map(|n| n as usize)
         }
