@@ -28,9 +28,33 @@ pub struct Cli {
     pub output: OutputFormat,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: TopLevel,
 }
 
+#[derive(Subcommand)]
+pub enum TopLevel {
+    /// The AWS KMS operations, sent to kmsd.
+    #[command(flatten)]
+    Kms(Command),
+    // Provided by the kmsd-audit crate (`kmsd_audit::cli`), not by kmsctl:
+    // it reads the audit files itself and prints as it goes (`tail -f`).
+    /// Verify, tail and query kmsd's audit trail (kmsd only)
+    #[command(subcommand)]
+    Audit(kmsd_audit::cli::AuditCommand),
+}
+
+#[cfg(test)]
+impl Cli {
+    /// The KMS operation of a parsed command line.
+    pub fn kms(self) -> Command {
+        match self.command {
+            TopLevel::Kms(c) => c,
+            TopLevel::Audit(_) => panic!("an audit command"),
+        }
+    }
+}
+
+/// One subcommand per AWS KMS operation, named as in the AWS CLI.
 #[derive(Subcommand)]
 pub enum Command {
     // --- keys ---
@@ -116,15 +140,6 @@ pub enum Command {
     RetireGrant(RetireGrantArgs),
     /// Revoke a grant (RevokeGrant)
     RevokeGrant(KeyGrantArgs),
-    // --- audit: RESERVED ---
-    // Provided by another crate: `kmsd_audit::cli::AuditCommand` (a clap
-    // subcommand with a `run` fn). To wire it in, add `kmsd-audit` to
-    // kmsctl's Cargo.toml, uncomment the variant below, and dispatch it in
-    // `commands::run` (the matching marker is there).
-    //
-    // /// Verify and query kmsd's audit trail
-    // #[command(subcommand)]
-    // Audit(kmsd_audit::cli::AuditCommand),
 }
 
 #[derive(Args)]
@@ -473,11 +488,19 @@ mod tests {
         ] {
             assert!(names.contains(&verb), "missing {verb}");
         }
-        assert_eq!(names.len(), 35);
+        assert!(names.contains(&"audit"));
+        assert_eq!(names.len(), 36);
     }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("kmsctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn audit_goes_to_kmsd_audit() {
+        let cli = parse(&["audit", "verify", "--state-dir", "/var/lib/kmsd"]).unwrap();
+        assert!(matches!(cli.command, TopLevel::Audit(_)));
+        assert!(parse(&["audit", "frobnicate"]).is_err());
     }
 
     #[test]
@@ -494,7 +517,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.output, OutputFormat::Text);
         assert_eq!(cli.socket, Some(PathBuf::from("/s")));
-        let Command::DescribeKey(a) = cli.command else {
+        let Command::DescribeKey(a) = cli.kms() else {
             panic!("wrong command")
         };
         assert_eq!(a.key_id, "alias/lab");
@@ -511,7 +534,7 @@ mod tests {
             "d",
         ])
         .unwrap();
-        let Command::CreateKey(a) = cli.command else {
+        let Command::CreateKey(a) = cli.kms() else {
             panic!("wrong command")
         };
         assert_eq!(a.tags.len(), 2);
@@ -528,7 +551,7 @@ mod tests {
             "Encrypt",
         ])
         .unwrap();
-        let Command::CreateGrant(a) = cli.command else {
+        let Command::CreateGrant(a) = cli.kms() else {
             panic!("wrong command")
         };
         assert_eq!(a.operations, ["Decrypt", "Encrypt"]);
@@ -544,7 +567,7 @@ mod tests {
             "AES_128",
         ])
         .unwrap();
-        let Command::GenerateDataKey(a) = cli.command else {
+        let Command::GenerateDataKey(a) = cli.kms() else {
             panic!("wrong command")
         };
         assert_eq!(a.key.key_spec, Some(DataKeySpec::Aes128));
@@ -573,7 +596,7 @@ mod tests {
             "--no-bypass-policy-lockout-safety-check",
         ])
         .unwrap();
-        let Command::PutKeyPolicy(a) = cli.command else {
+        let Command::PutKeyPolicy(a) = cli.kms() else {
             panic!("wrong command")
         };
         assert!(!a.bypass.bypass_policy_lockout_safety_check);

@@ -11,7 +11,7 @@ mod json;
 mod output;
 mod shorthand;
 
-use args::Cli;
+use args::{Cli, TopLevel};
 use clap::Parser;
 use failure::{EXIT_OTHER, EXIT_USAGE};
 use std::io::Write;
@@ -28,9 +28,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let command = match cli.command {
+        TopLevel::Kms(command) => command,
+        TopLevel::Audit(cmd) => return audit(cmd),
+    };
     let socket = cli.socket.unwrap_or_else(kmsd_client::default_socket_path);
     let ctx = commands::Ctx::new(socket);
-    match commands::run(cli.command, &ctx) {
+    match commands::run(command, &ctx) {
         Ok(reply) => {
             let text = reply.render(cli.output);
             let mut stdout = std::io::stdout().lock();
@@ -50,6 +54,18 @@ fn main() -> ExitCode {
         Err(failure) => {
             eprintln!("{failure}");
             ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// `kmsctl audit ...`: kmsd-audit's exit status (`verify`: 1 when the log
+/// was tampered with); its errors (no such directory, bad flags) exit 255.
+fn audit(cmd: kmsd_audit::cli::AuditCommand) -> ExitCode {
+    match kmsd_audit::cli::run(cmd) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_OTHER)),
+        Err(e) => {
+            eprintln!("kmsctl audit: {e:#}");
+            ExitCode::from(EXIT_OTHER)
         }
     }
 }

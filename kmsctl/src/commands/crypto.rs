@@ -122,7 +122,7 @@ mod tests {
     fn command(args: &[&str]) -> Command {
         Cli::try_parse_from(std::iter::once("kmsctl").chain(args.iter().copied()))
             .unwrap()
-            .command
+            .kms()
     }
 
     #[test]

@@ -78,7 +78,7 @@ mod tests {
             "kmsfs",
         ];
         let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
-        match cli.command {
+        match cli.kms() {
             Command::CreateGrant(a) => a,
             _ => panic!("not create-grant"),
         }

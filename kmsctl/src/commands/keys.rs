@@ -67,7 +67,7 @@ mod tests {
 
     fn create_args(args: &[&str]) -> CreateKeyArgs {
         let cli = Cli::try_parse_from(["kmsctl", "create-key"].iter().chain(args)).unwrap();
-        match cli.command {
+        match cli.kms() {
             Command::CreateKey(a) => a,
             _ => panic!("not create-key"),
         }

@@ -118,7 +118,5 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Reply, Failure> {
         C::ListRetirableGrants(a) => grants::list_retirable(ctx, a),
         C::RetireGrant(a) => grants::retire(ctx, a),
         C::RevokeGrant(a) => grants::revoke(ctx, a),
-        // --- audit: RESERVED --- dispatch `C::Audit(cmd)` to
-        // `kmsd_audit::cli` here once the variant exists in `args::Command`.
     }
 }
