@@ -21,3 +21,4 @@
 
 pub mod format;
 pub mod keys;
+pub mod tools;

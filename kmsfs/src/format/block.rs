@@ -239,10 +239,12 @@ impl FileCipher {
     }
 }
 
-/// A full cipher block of zeros. The nonce is checked first, so a normal
-/// block is rejected after 12 bytes.
-fn is_hole(c: &[u8]) -> bool {
-    c[..NONCE_SIZE].iter().all(|b| *b == 0) && c.iter().all(|b| *b == 0)
+/// A full cipher block of zeros (a hole, if not final). The nonce is
+/// checked first, so a normal block is rejected after 12 bytes.
+pub fn is_hole(c: &[u8]) -> bool {
+    c.len() == CIPHER_BLOCK_SIZE
+        && c[..NONCE_SIZE].iter().all(|b| *b == 0)
+        && c.iter().all(|b| *b == 0)
 }
 
 fn nonce_array(n: &[u8]) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {

@@ -1,0 +1,281 @@
+//! `kmsfs fsck`: authenticate a volume offline — the config, then every
+//! file's size, header and blocks — and report each problem with its path
+//! and block number. Problems are collected, not fatal; only kmsd being
+//! unreachable (nothing can be checked) or the directory not being a
+//! volume stops the run.
+
+use super::read::{self, Event, FileError};
+use super::walk;
+use crate::format::offsets::{CIPHER_BLOCK_SIZE, HEADER_SIZE};
+use crate::format::{CONFIG_FILE_NAME, FormatError};
+use crate::keys::{KeyError, KeyOptions, Volume, VolumeError};
+use indicatif::{ProgressBar, ProgressStyle};
+use kmsd_client::Client;
+use std::fmt;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One problem: where (path relative to the backing directory, and the
+/// block when it is one) and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub block: Option<u64>,
+    pub what: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.block {
+            Some(b) => write!(f, "{}: block {b}: {}", self.path.display(), self.what),
+            None => write!(f, "{}: {}", self.path.display(), self.what),
+        }
+    }
+}
+
+/// What fsck found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Regular files checked (empty ones included).
+    pub files: u64,
+    pub empty_files: u64,
+    /// Blocks that authenticated (holes included).
+    pub blocks: u64,
+    /// All-zero hole blocks (read as zeros, not authenticated).
+    pub holes: u64,
+    /// Plaintext bytes of the files checked.
+    pub bytes: u64,
+    /// Entries that are not regular files or directories (not checked).
+    pub other: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Problems of one path (tests and callers that group by file).
+    pub fn problems_of(&self, path: impl AsRef<Path>) -> Vec<&Problem> {
+        self.problems
+            .iter()
+            .filter(|p| p.path == path.as_ref())
+            .collect()
+    }
+
+    fn problem(&mut self, path: &Path, block: Option<u64>, what: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.to_path_buf(),
+            block,
+            what: what.into(),
+        });
+    }
+}
+
+impl fmt::Display for Report {
+    /// One line per problem, then a summary line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.problems {
+            writeln!(f, "{p}")?;
+        }
+        write!(
+            f,
+            "{} files ({} empty), {} blocks ({} holes), {} bytes checked: {}",
+            self.files,
+            self.empty_files,
+            self.blocks,
+            self.holes,
+            self.bytes,
+            match self.problems.len() {
+                0 => "no problems".to_string(),
+                1 => "1 problem".to_string(),
+                n => format!("{n} problems"),
+            }
+        )
+    }
+}
+
+/// Why fsck could not run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FsckError {
+    /// Not a volume, the key pin does not match, or kmsd refused or is
+    /// unreachable when opening the config.
+    Volume(VolumeError),
+    /// kmsd became unreachable during the run.
+    Unavailable(KeyError),
+}
+
+impl fmt::Display for FsckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsckError::Volume(e) => e.fmt(f),
+            FsckError::Unavailable(e) => write!(f, "stopped: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FsckError {}
+
+/// Key options for a check: no pool (fsck creates no files).
+pub fn fsck_key_options() -> KeyOptions {
+    KeyOptions {
+        pool_size: 0,
+        ..KeyOptions::default()
+    }
+}
+
+/// Opens the volume at `dir` through kmsd and checks it. A config that
+/// fails authentication is reported as a problem of `kmsfs.conf` (nothing
+/// else can be checked then). `expected_key` pins the KMS key.
+pub fn fsck(
+    client: impl Into<Arc<Client>>,
+    dir: &Path,
+    expected_key: Option<&str>,
+    show_progress: bool,
+) -> Result<Report, FsckError> {
+    check_opened(
+        Volume::open(client, dir, expected_key, fsck_key_options()),
+        show_progress,
+    )
+}
+
+/// Turns a failed open into a config problem where that is what it is.
+pub fn check_opened(
+    volume: Result<Volume, VolumeError>,
+    show_progress: bool,
+) -> Result<Report, FsckError> {
+    match volume {
+        Ok(v) => fsck_volume(&v, show_progress),
+        Err(VolumeError::Format { error, .. }) => {
+            let mut r = Report::default();
+            r.problem(Path::new(CONFIG_FILE_NAME), None, error.to_string());
+            Ok(r)
+        }
+        Err(e) => Err(FsckError::Volume(e)),
+    }
+}
+
+/// Trees at least this large get a progress bar (when asked for).
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+const PROGRESS_MIN_FILES: usize = 1000;
+
+/// Checks every regular file of an open volume.
+pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckError> {
+    let listing = walk::list(&volume.dir);
+    let mut report = Report {
+        other: listing.other,
+        ..Report::default()
+    };
+    for (path, e) in &listing.errors {
+        report.problem(path, None, format!("cannot read: {e}"));
+    }
+    let total: u64 = listing.files.iter().map(|(_, s)| s).sum();
+    let bar = if show_progress
+        && (total >= PROGRESS_MIN_BYTES || listing.files.len() >= PROGRESS_MIN_FILES)
+    {
+        let b = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}",
+        ) {
+            b.set_style(style);
+        }
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    for (path, size) in &listing.files {
+        bar.set_message(path.display().to_string());
+        check_file(volume, path, &mut report)?;
+        bar.inc(*size);
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn check_file(volume: &Volume, rel: &Path, report: &mut Report) -> Result<(), FsckError> {
+    report.files += 1;
+    let file = match std::fs::File::open(volume.dir.join(rel)) {
+        Ok(f) => f,
+        Err(e) => {
+            report.problem(rel, None, format!("cannot open: {e}"));
+            return Ok(());
+        }
+    };
+    let plain_size = match read::plain_size(&file) {
+        Ok((_, p)) => p,
+        Err(FileError::Size(FormatError::BadSize { cipher_size })) => {
+            size_problem(rel, cipher_size, report);
+            return Ok(());
+        }
+        Err(e) => return file_problem(rel, e, report),
+    };
+    if plain_size == 0 {
+        report.empty_files += 1;
+        return Ok(());
+    }
+    let cipher = match read::open(&volume.keys, &file) {
+        Ok(c) => c,
+        Err(e) => return file_problem(rel, e, report),
+    };
+    let result = read::blocks(&cipher, &file, plain_size, |ev| {
+        match ev {
+            Event::Plain(data) => {
+                report.blocks += data.len().div_ceil(crate::format::BLOCK_SIZE) as u64;
+                report.bytes += data.len() as u64;
+            }
+            Event::Hole => report.holes += 1,
+            Event::Bad(e) => report.problem(rel, Some(e.block), bad_block_text(e.kind)),
+        }
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = result {
+        report.problem(rel, None, format!("read error: {e}"));
+    }
+    Ok(())
+}
+
+fn bad_block_text(kind: crate::format::BlockErrorKind) -> &'static str {
+    use crate::format::BlockErrorKind::*;
+    match kind {
+        Authentication => {
+            "failed authentication (altered, moved, from another file, or the file was truncated or extended here)"
+        }
+        FinalHole => "all-zero block at the end of the file (truncated or zeroed)",
+        Truncated => "truncated block",
+        _ => "cannot be decrypted",
+    }
+}
+
+fn size_problem(rel: &Path, cipher_size: u64, report: &mut Report) {
+    let hs = HEADER_SIZE as u64;
+    if cipher_size < hs {
+        report.problem(
+            rel,
+            None,
+            format!("{cipher_size} bytes: shorter than a header (truncated)"),
+        );
+    } else if cipher_size == hs {
+        report.problem(rel, Some(0), "header without blocks (truncated at block 0)");
+    } else {
+        let block = (cipher_size - hs) / CIPHER_BLOCK_SIZE as u64;
+        report.problem(
+            rel,
+            Some(block),
+            format!("backing size {cipher_size} ends inside this block (truncated)"),
+        );
+    }
+}
+
+fn file_problem(rel: &Path, e: FileError, report: &mut Report) -> Result<(), FsckError> {
+    match e {
+        FileError::Io(e) => report.problem(rel, None, format!("read error: {e}")),
+        FileError::Size(e) => report.problem(rel, None, e.to_string()),
+        FileError::Key(KeyError::Unavailable(m)) => {
+            return Err(FsckError::Unavailable(KeyError::Unavailable(m)));
+        }
+        FileError::Key(e) => report.problem(rel, None, format!("header: {e}")),
+    }
+    Ok(())
+}
