@@ -45,7 +45,7 @@
 //!   or intact with counts.
 //! - [`query`]`(dir, Filter) -> Query` and [`tail`]`(dir, n, follow) -> Tail`:
 //!   iterators of [`Entry`] (record + exact line + position).
-//! - [`cli`]: `AuditCommand` (clap `Subcommand`: `verify`, `tail`, `query`)
+//! - [`cli`] module: `AuditCommand` (clap `Subcommand`: `verify`, `tail`, `query`)
 //!   and `cli::run(cmd) -> anyhow::Result<i32>` (0 intact, 1 tampered).
 
 mod chain;

@@ -129,24 +129,22 @@ impl LogScan {
     }
 
     fn pull(&mut self) -> Result<Option<Item>, AuditError> {
-        loop {
-            if let Some((seg, reader)) = &mut self.current {
-                let line = reader
-                    .next_line()
-                    .map_err(|e| AuditError::io(format!("reading {}", seg.path.display()), e))?;
-                match line {
-                    Some(l) => return Ok(Some(Item::Line(seg.clone(), l))),
-                    None => self.current = None,
-                }
+        if let Some((seg, reader)) = &mut self.current {
+            let line = reader
+                .next_line()
+                .map_err(|e| AuditError::io(format!("reading {}", seg.path.display()), e))?;
+            match line {
+                Some(l) => return Ok(Some(Item::Line(seg.clone(), l))),
+                None => self.current = None,
             }
-            let Some(seg) = self.segments.pop_front() else {
-                return Ok(None);
-            };
-            let reader = LineReader::open(&seg.path)
-                .map_err(|e| AuditError::io(format!("opening {}", seg.path.display()), e))?;
-            self.current = Some((seg.clone(), reader));
-            return Ok(Some(Item::FileStart(seg)));
         }
+        let Some(seg) = self.segments.pop_front() else {
+            return Ok(None);
+        };
+        let reader = LineReader::open(&seg.path)
+            .map_err(|e| AuditError::io(format!("opening {}", seg.path.display()), e))?;
+        self.current = Some((seg.clone(), reader));
+        Ok(Some(Item::FileStart(seg)))
     }
 
     pub fn next_item(&mut self) -> Result<Option<Item>, AuditError> {

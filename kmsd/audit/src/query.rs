@@ -62,15 +62,15 @@ const KEY_FIELDS: &[&str] = &["KeyId", "SourceKeyId", "DestinationKeyId", "Targe
 
 impl Filter {
     pub fn matches(&self, r: &Record) -> bool {
-        if let Some(ev) = &self.event {
-            if !r.event_name.eq_ignore_ascii_case(ev) {
-                return false;
-            }
+        if let Some(ev) = &self.event
+            && !r.event_name.eq_ignore_ascii_case(ev)
+        {
+            return false;
         }
-        if let Some(since) = self.since {
-            if r.time().is_none_or(|t| t < since) {
-                return false;
-            }
+        if let Some(since) = self.since
+            && r.time().is_none_or(|t| t < since)
+        {
+            return false;
         }
         if let Some(pf) = &self.principal {
             let ok = match (&r.principal, pf) {

@@ -11,7 +11,7 @@
 
 use crate::chain::{LineHash, hex_encode};
 use crate::error::AuditError;
-use crate::head::{Head, read_head, write_head};
+use crate::head::{Head, HeadFile};
 use crate::key::AuditKey;
 use crate::lines::LineReader;
 use crate::record::{Record, RecoveryParams};
@@ -39,49 +39,50 @@ pub(crate) fn resume(
     key: AuditKey,
     opts: Options,
 ) -> Result<(ChainWriter, Option<RecoveryParams>), AuditError> {
-    let dir_fd =
-        File::open(dir).map_err(|e| AuditError::io(format!("opening {}", dir.display()), e))?;
-    let segments =
-        list_segments(dir).map_err(|e| AuditError::io(format!("listing {}", dir.display()), e))?;
-    let head = read_head(dir)?;
-    if let Some(h) = &head {
-        if !h.mac_ok(&key) {
-            return Err(AuditError::Damaged(format!(
-                "the MAC of {}/HEAD does not verify: wrong root key, or HEAD was replaced",
-                dir.display()
-            )));
-        }
-    }
     let io = |what: String| move |e| AuditError::io(what, e);
+    let dir_fd = File::open(dir).map_err(io(format!("opening {}", dir.display())))?;
+    let segments = list_segments(dir).map_err(io(format!("listing {}", dir.display())))?;
+    let head = HeadFile::open(dir)?;
+    if let Some((_, h)) = &head
+        && !h.mac_ok(&key)
+    {
+        return Err(AuditError::Damaged(format!(
+            "the MAC of {}/HEAD does not verify: wrong root key, or HEAD was replaced",
+            dir.display()
+        )));
+    }
     let Some(last) = segments.last() else {
         // A fresh log (or one created but never written to).
-        if let Some(h) = &head {
-            if h.seq != 0 {
+        let first = segment_name(1);
+        let head_file = match head {
+            Some((_, h)) if h.seq != 0 => {
                 return Err(AuditError::Damaged(format!(
                     "HEAD names record {} in {} but no log files exist",
                     h.seq, h.file
                 )));
             }
-        }
-        let first = segment_name(1);
+            Some((hf, _)) => hf,
+            None => {
+                let genesis = Head::new(&key, 0, LineHash::GENESIS, first.clone());
+                HeadFile::create(dir, &dir_fd, &genesis).map_err(io("creating HEAD".into()))?
+            }
+        };
         let file = create_segment(dir, 1).map_err(io(format!("creating {first}")))?;
-        let genesis = Head::new(&key, 0, LineHash::GENESIS, first.clone());
-        write_head(dir, &dir_fd, &genesis).map_err(io("writing HEAD".into()))?;
-        let writer = writer(
-            dir,
-            dir_fd,
-            file,
-            1,
-            0,
-            1,
-            LineHash::GENESIS,
-            first,
-            key,
-            opts,
-        );
-        return Ok((writer, None));
+        dir_fd
+            .sync_all()
+            .map_err(io(format!("syncing {}", dir.display())))?;
+        let tail = Tail {
+            next_seq: 1,
+            prev: LineHash::GENESIS,
+            last_file: first,
+            torn: None,
+        };
+        return Ok((
+            writer(dir, dir_fd, head_file, file, 1, 0, tail, key, opts),
+            None,
+        ));
     };
-    let Some(head) = head else {
+    let Some((head_file, head)) = head else {
         return Err(AuditError::Damaged(format!(
             "log files exist in {} but HEAD is missing: truncation could not be ruled out",
             dir.display()
@@ -114,43 +115,36 @@ pub(crate) fn resume(
         .append(true)
         .open(&last.path)
         .map_err(io(format!("opening {}", last.name)))?;
-    let writer = writer(
-        dir,
-        dir_fd,
-        file,
-        last.index,
-        file_len,
-        tail.next_seq,
-        tail.prev,
-        tail.last_file,
-        key,
-        opts,
-    );
-    Ok((writer, recovery))
+    Ok((
+        writer(
+            dir, dir_fd, head_file, file, last.index, file_len, tail, key, opts,
+        ),
+        recovery,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn writer(
     dir: &Path,
     dir_fd: File,
+    head_file: HeadFile,
     file: File,
     seg_index: u32,
     file_len: u64,
-    next_seq: u64,
-    prev: LineHash,
-    last_file: String,
+    tail: Tail,
     key: AuditKey,
     opts: Options,
 ) -> ChainWriter {
     ChainWriter {
         dir: dir.to_path_buf(),
         dir_fd,
+        head_file,
         file,
         seg_index,
         file_len,
-        next_seq,
-        prev,
-        last_file,
+        next_seq: tail.next_seq,
+        prev: tail.prev,
+        last_file: tail.last_file,
         since_checkpoint: 0,
         rotation_checkpoint_due: false,
         key,
@@ -211,16 +205,16 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
             }
             let record = Record::parse(&line.bytes);
             if !found {
-                if let Ok(r) = &record {
-                    if r.seq == head.seq {
-                        if LineHash::of_line(&line.bytes) != head.hash {
-                            return damaged(format!(
-                                "{at}: record {} differs from the one HEAD names",
-                                head.seq
-                            ));
-                        }
-                        found = true;
+                if let Ok(r) = &record
+                    && r.seq == head.seq
+                {
+                    if LineHash::of_line(&line.bytes) != head.hash {
+                        return damaged(format!(
+                            "{at}: record {} differs from the one HEAD names",
+                            head.seq
+                        ));
                     }
+                    found = true;
                 }
                 continue;
             }

@@ -24,8 +24,14 @@ const HISTORY: usize = 64;
 /// everything found in the files is in the [`Report`].
 pub fn verify(dir: &Path, key: Option<&AuditKey>) -> Result<Report, AuditError> {
     std::fs::metadata(dir).map_err(|e| AuditError::io(format!("reading {}", dir.display()), e))?;
+    let mut head_note = None;
     let head = match read_head(dir) {
-        Ok(h) => Ok(h),
+        Ok(Some((h, damaged))) => {
+            head_note = damaged
+                .map(|d| format!("HEAD {d}; the other slot was used (normal only after a crash)"));
+            Ok(Some(h))
+        }
+        Ok(None) => Ok(None),
         Err(AuditError::Damaged(m)) => Err(m),
         Err(e) => return Err(e),
     };
@@ -42,7 +48,7 @@ pub fn verify(dir: &Path, key: Option<&AuditKey>) -> Result<Report, AuditError> 
             macs_verified: key.is_some(),
             head_seq,
             recoveries: Vec::new(),
-            notes: Vec::new(),
+            notes: head_note.into_iter().collect(),
             problem: None,
         },
         head_seq,
@@ -230,7 +236,7 @@ impl Verifier<'_> {
         if rec.seq == exp && prev == self.exp_prev {
             return Ok(self.accept(&rec, prev, hash, pos));
         }
-        Ok(self.diagnose(&rec, prev, hash, &pos, scan)?)
+        self.diagnose(&rec, prev, hash, &pos, scan)
     }
 
     fn accept(
@@ -347,20 +353,21 @@ impl Verifier<'_> {
                 Some((_, l)) => matches!(parse(l), Ok((_, p)) if p == hash),
                 None => self.head_seq == Some(rec.seq) && self.head_hash_is(hash),
             };
-            if this_intact && exp > 1 {
-                if let Some(prev_pos) = self.last_pos.clone() {
-                    // That record was counted as good; it is not.
-                    self.report.records -= 1;
-                    return Ok(problem(
-                        ProblemKind::Altered,
-                        &prev_pos,
-                        Some(exp - 1),
-                        format!(
-                            "its hash no longer matches the prevHash stored in seq {exp} ({} line {})",
-                            pos.file, pos.line
-                        ),
-                    ));
-                }
+            if this_intact
+                && exp > 1
+                && let Some(prev_pos) = self.last_pos.clone()
+            {
+                // That record was counted as good; it is not.
+                self.report.records -= 1;
+                return Ok(problem(
+                    ProblemKind::Altered,
+                    &prev_pos,
+                    Some(exp - 1),
+                    format!(
+                        "its hash no longer matches the prevHash stored in seq {exp} ({} line {})",
+                        pos.file, pos.line
+                    ),
+                ));
             }
             return Ok(problem(
                 ProblemKind::Altered,
@@ -386,21 +393,21 @@ impl Verifier<'_> {
                 let Some((seg, l)) = scan.peek_line(i)? else {
                     break;
                 };
-                if let Ok((r, _)) = parse(l) {
-                    if r.seq == exp {
-                        let detail = if i == 0 {
-                            format!(
-                                "this line (seq {}) and the next ({} line {}, seq {exp}) are swapped",
-                                rec.seq, seg.name, l.line_no
-                            )
-                        } else {
-                            format!(
-                                "seq {} appears before seq {exp} ({} line {})",
-                                rec.seq, seg.name, l.line_no
-                            )
-                        };
-                        return Ok(problem(ProblemKind::Reordered, pos, Some(rec.seq), detail));
-                    }
+                if let Ok((r, _)) = parse(l)
+                    && r.seq == exp
+                {
+                    let detail = if i == 0 {
+                        format!(
+                            "this line (seq {}) and the next ({} line {}, seq {exp}) are swapped",
+                            rec.seq, seg.name, l.line_no
+                        )
+                    } else {
+                        format!(
+                            "seq {} appears before seq {exp} ({} line {})",
+                            rec.seq, seg.name, l.line_no
+                        )
+                    };
+                    return Ok(problem(ProblemKind::Reordered, pos, Some(rec.seq), detail));
                 }
             }
             let range = if rec.seq - exp == 1 {
@@ -469,15 +476,16 @@ impl Verifier<'_> {
             }
             Ok(Some(h)) => h,
         };
-        if let Some(key) = self.key {
-            if !head.mac_ok(key) {
-                return problem(
-                    ProblemKind::BadHead,
-                    &head_pos,
-                    Some(head.seq),
-                    "HEAD's MAC does not verify under the audit key (forged HEAD, or wrong root key)".into(),
-                );
-            }
+        if let Some(key) = self.key
+            && !head.mac_ok(key)
+        {
+            return problem(
+                ProblemKind::BadHead,
+                &head_pos,
+                Some(head.seq),
+                "HEAD's MAC does not verify under the audit key (forged HEAD, or wrong root key)"
+                    .into(),
+            );
         }
         if head.seq > last {
             let pos = match &self.last_pos {

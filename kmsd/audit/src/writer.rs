@@ -1,11 +1,12 @@
 //! The chain writer: turns a batch of record bodies into chained lines,
-//! appends them with one write + fdatasync, then rewrites `HEAD`. Runs on
+//! appends them with one write + fdatasync, then updates `HEAD` (one
+//! pwrite + fdatasync). Runs on
 //! the log's writer thread (and once in `open`). Rotation and periodic
 //! checkpoints happen here.
 
 use crate::chain::LineHash;
 use crate::error::AuditError;
-use crate::head::{Head, write_head};
+use crate::head::{Head, HeadFile};
 use crate::key::AuditKey;
 use crate::record::{RecoveryParams, checkpoint_body, push_line, recovery_body};
 use crate::segments::segment_name;
@@ -51,6 +52,7 @@ pub(crate) enum Entry<'a> {
 pub(crate) struct ChainWriter {
     pub dir: PathBuf,
     pub dir_fd: File,
+    pub head_file: HeadFile,
     pub file: File,
     pub seg_index: u32,
     pub file_len: u64,
@@ -169,7 +171,7 @@ impl ChainWriter {
         self.file.write_all(&self.buf)?;
         self.file.sync_data()?;
         let head = Head::new(&self.key, self.next_seq - 1, self.prev, self.seg_name());
-        write_head(&self.dir, &self.dir_fd, &head)
+        self.head_file.write(&head)
     }
 
     /// Cuts the current file back to `file_len` and restores `HEAD`.
@@ -182,7 +184,7 @@ impl ChainWriter {
             self.prev,
             self.last_file.clone(),
         );
-        write_head(&self.dir, &self.dir_fd, &head)
+        self.head_file.write(&head)
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {

@@ -439,12 +439,8 @@ fn rewritten_log_needs_the_key_to_detect() {
     lines[19] = replace_once(&lines[19], "\"uid\":", "\"uid\":9");
     rechain(&mut lines, 20);
     write_lines(&file, &lines);
-    let head = std::fs::read_to_string(dir.path().join(HEAD_FILE)).unwrap();
-    let mut h: serde_json::Value = serde_json::from_str(&head).unwrap();
-    h["hash"] = LineHash::of_line(lines.last().unwrap().as_bytes())
-        .to_hex()
-        .into();
-    std::fs::write(dir.path().join(HEAD_FILE), h.to_string()).unwrap();
+    let last_hash = LineHash::of_line(lines.last().unwrap().as_bytes()).to_hex();
+    edit_head(dir.path(), |h| h["hash"] = last_hash.into());
     assert!(verify(dir.path(), None).unwrap().is_intact());
     // The first checkpoint after the edit no longer verifies.
     let cp = lines
@@ -465,10 +461,7 @@ fn rewritten_log_needs_the_key_to_detect() {
 fn forged_or_missing_head() {
     let (dir, _file) = single_file_log();
     let head_path = dir.path().join(HEAD_FILE);
-    let head = std::fs::read_to_string(&head_path).unwrap();
-    let mut h: serde_json::Value = serde_json::from_str(&head).unwrap();
-    h["mac"] = "00".repeat(32).into();
-    std::fs::write(&head_path, h.to_string()).unwrap();
+    edit_head(dir.path(), |h| h["mac"] = "00".repeat(32).into());
     let r = verify(dir.path(), Some(&key())).unwrap();
     assert_eq!(r.problem.unwrap().kind, ProblemKind::BadHead);
     assert!(
@@ -494,4 +487,29 @@ fn forged_or_missing_head() {
         verify(dir.path(), None).unwrap().problem.unwrap().kind,
         ProblemKind::BadHead
     );
+}
+
+#[test]
+fn torn_head_slot_falls_back_to_the_older_one() {
+    let (dir, file) = single_file_log();
+    let head_path = dir.path().join(HEAD_FILE);
+    let mut bytes = std::fs::read(&head_path).unwrap();
+    let newest = (0..2)
+        .max_by_key(|i| {
+            let s = &bytes[i * 4096..(i + 1) * 4096];
+            let end = s.iter().position(|b| *b == b'\n').unwrap();
+            serde_json::from_slice::<serde_json::Value>(&s[..end]).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .unwrap();
+    bytes[newest * 4096 + 20..newest * 4096 + 60].fill(b'#');
+    std::fs::write(&head_path, &bytes).unwrap();
+    let r = verify(dir.path(), Some(&key())).unwrap();
+    assert!(r.is_intact(), "{r}");
+    assert!(r.head_seq.unwrap() < read_lines(&file).len() as u64);
+    assert!(r.notes.iter().any(|n| n.contains("HEAD slot")), "{r}");
+    // The writer resumes from it too.
+    build_log(dir.path(), 1, opts(None, 10));
+    assert!(verify(dir.path(), Some(&key())).unwrap().is_intact());
 }

@@ -25,7 +25,11 @@ pub fn event(i: usize) -> AuditEvent {
         executable: Some("/usr/bin/app".into()),
     };
     let ev = AuditEvent::new(
-        if i % 2 == 0 { "Encrypt" } else { "Decrypt" },
+        if i.is_multiple_of(2) {
+            "Encrypt"
+        } else {
+            "Decrypt"
+        },
         format!("req-{i}"),
         principal,
     )
@@ -33,7 +37,7 @@ pub fn event(i: usize) -> AuditEvent {
         json!({"KeyId": format!("key-{}", i % 5), "EncryptionContext": {"n": i.to_string()}}),
     )
     .with_resource(format!("arn:aws:kms:local:111122223333:key/key-{}", i % 5));
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         ev.with_error("AccessDeniedException", "not allowed")
     } else {
         ev
@@ -119,4 +123,41 @@ pub fn rechain(lines: &mut [String], from: usize) {
 pub fn replace_once(line: &str, from: &str, to: &str) -> String {
     assert!(line.contains(from), "{from:?} not in {line}");
     line.replacen(from, to, 1)
+}
+
+/// Rewrites `HEAD` as an attacker without the key could: takes the newest
+/// slot, lets `f` edit it, recomputes its (unkeyed) checksum and writes it
+/// back as the only slot.
+pub fn edit_head(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    use sha2::Digest;
+    let path = dir.join(kmsd_audit::HEAD_FILE);
+    let bytes = std::fs::read(&path).unwrap();
+    let slots: Vec<serde_json::Value> = bytes
+        .chunks(4096)
+        .filter_map(|s| {
+            let end = s.iter().position(|b| *b == b'\n')?;
+            serde_json::from_slice(&s[..end]).ok()
+        })
+        .collect();
+    let mut v = slots
+        .into_iter()
+        .max_by_key(|v| v["seq"].as_u64().unwrap())
+        .expect("a valid slot");
+    f(&mut v);
+    let check_input = format!(
+        "{}|{}|{}|{}",
+        v["seq"],
+        v["hash"].as_str().unwrap(),
+        v["file"].as_str().unwrap(),
+        v["mac"].as_str().unwrap()
+    );
+    let check: String = sha2::Sha256::digest(check_input.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    v["check"] = check.into();
+    let mut out = v.to_string().into_bytes();
+    out.push(b'\n');
+    out.resize(8192, 0);
+    std::fs::write(&path, out).unwrap();
 }
