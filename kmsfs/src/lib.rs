@@ -19,6 +19,9 @@
 //! - `format::Header::{encode(&DataKey, &VolumeId), parse, verify}`,
 //!   `format::VolumeConfig` (kmsfs.conf codec), `FileId`, `VolumeId`, `DataKey`.
 
+pub mod ctl;
 pub mod format;
+pub mod fs;
 pub mod keys;
 pub mod tools;
+pub mod cli;

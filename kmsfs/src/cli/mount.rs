@@ -1,0 +1,272 @@
+//! `kmsfs mount CIPHERDIR MOUNTPOINT`: check everything that can fail
+//! (kmsd reachable, the config authentic, the key usable, the mountpoint
+//! sane) before mounting, then serve until unmounted or signalled.
+
+use super::MountArgs;
+use super::daemon::{self, ReadyPipe};
+use crate::ctl::{self, CtlServer, Status};
+use crate::format::VolumeConfig;
+use crate::fs::mount::{mount, parse_options, session_config};
+use crate::fs::xattr::XattrCipher;
+use crate::fs::{FsOptions, KmsFs};
+use crate::keys::{KeyOptions, KeyService, KmsBackend, KmsdBackend, load_volume};
+use kmsd_client::{Client, ClientConfig};
+use nix::sys::signal::{SigSet, Signal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one kmsd call may take before the file operation fails.
+const KMSD_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn run(a: MountArgs) -> Result<ExitCode, String> {
+    if a.ready_fd.is_none() && !a.foreground {
+        // Fail fast on what needs no kmsd; the child checks all again.
+        check_dirs(&a.cipherdir, &a.mountpoint)?;
+        let log = a
+            .log
+            .clone()
+            .unwrap_or_else(|| ctl::path::log_path(&a.mountpoint));
+        let args: Vec<_> = std::env::args_os().skip(1).collect();
+        return daemon::spawn_and_wait(&args, &log);
+    }
+    serve(a)
+}
+
+/// Signals that unmount: handled by one thread, blocked everywhere else.
+fn signals() -> SigSet {
+    let mut s = SigSet::empty();
+    s.add(Signal::SIGINT);
+    s.add(Signal::SIGTERM);
+    s.add(Signal::SIGHUP);
+    s
+}
+
+fn serve(a: MountArgs) -> Result<ExitCode, String> {
+    let ready = a.ready_fd.and_then(ReadyPipe::from_fd);
+    // Before any thread exists, so every thread inherits the mask.
+    signals()
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    super::logging::init();
+    let m = match prepare(&a) {
+        Ok(m) => m,
+        Err(msg) => {
+            return match ready {
+                Some(r) => {
+                    tracing::error!("{msg}");
+                    r.fail(&msg);
+                    Ok(ExitCode::FAILURE)
+                }
+                None => Err(msg),
+            };
+        }
+    };
+    let Mounted {
+        mut session,
+        ctl,
+        keys,
+        mountpoint,
+        cipherdir,
+    } = m;
+    let mut unmounter = session.unmount_callable();
+    let mp = mountpoint.clone();
+    let started = std::thread::Builder::new()
+        .name("kmsfs-signals".into())
+        .spawn(move || {
+            if let Ok(sig) = signals().wait() {
+                tracing::info!("{sig}: unmounting {}", mp.display());
+                if let Err(e) = unmounter.unmount() {
+                    tracing::warn!("unmount failed ({e}); detaching lazily");
+                    let _ = crate::fs::sys::umount(&mp, true);
+                }
+            }
+        });
+    if let Err(e) = started {
+        return Err(format!("cannot start the signal thread: {e}"));
+    }
+    tracing::info!(
+        "mounted {} on {} (pid {})",
+        cipherdir.display(),
+        mountpoint.display(),
+        std::process::id()
+    );
+    if let Some(r) = ready {
+        r.ok();
+    }
+    let result = session.run();
+    drop(ctl);
+    keys.clear();
+    tracing::info!("unmounted {}", mountpoint.display());
+    result.map_err(|e| format!("serving {} failed: {e}", mountpoint.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Mounted {
+    session: fuser::Session<KmsFs>,
+    ctl: CtlServer,
+    keys: Arc<KeyService>,
+    mountpoint: PathBuf,
+    cipherdir: PathBuf,
+}
+
+/// Both directories exist; the mountpoint is not inside the backing
+/// directory (the mount would read through itself).
+fn check_dirs(cipherdir: &Path, mountpoint: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let dir = |p: &Path, what: &str| -> Result<PathBuf, String> {
+        let c = std::fs::canonicalize(p).map_err(|e| format!("{what} {}: {e}", p.display()))?;
+        if !c.is_dir() {
+            return Err(format!("{what} {} is not a directory", p.display()));
+        }
+        Ok(c)
+    };
+    let c = dir(cipherdir, "cipher directory")?;
+    let m = dir(mountpoint, "mountpoint")?;
+    if m.starts_with(&c) {
+        return Err(format!(
+            "the mountpoint {} must not be inside the cipher directory {}",
+            m.display(),
+            c.display()
+        ));
+    }
+    Ok((c, m))
+}
+
+fn prepare(a: &MountArgs) -> Result<Mounted, String> {
+    let (cipherdir, mountpoint) = check_dirs(&a.cipherdir, &a.mountpoint)?;
+    let ctl_path = ctl::socket_path(&mountpoint);
+    if ctl::client::query_socket(&ctl_path).is_ok() {
+        return Err(format!("{} is already a kmsfs mount", mountpoint.display()));
+    }
+    let opts = parse_options(&a.options)?;
+    let socket = a.socket.path();
+    drop(
+        Client::connect(&socket)
+            .map_err(|e| format!("cannot reach kmsd at {}: {e}", socket.display()))?,
+    );
+    let mut cc = ClientConfig::new(&socket);
+    cc.call_timeout = KMSD_CALL_TIMEOUT;
+    cc.client_name = format!(
+        "kmsfs {} {}",
+        env!("CARGO_PKG_VERSION"),
+        mountpoint.display()
+    );
+    let client = Arc::new(Client::new(cc));
+    // Reads and authenticates the config: unwraps the config key, so a
+    // denied, disabled or wrong key fails here, before mounting.
+    let config = load_volume(client.clone(), &cipherdir, a.key_id.as_deref())
+        .map_err(|e| format!("cannot open the volume {}: {e}", cipherdir.display()))?;
+    let xattr = xattr_cipher(&client, &config)?;
+    let keys = Arc::new(KeyService::new(
+        client,
+        &config,
+        KeyOptions {
+            cache_capacity: a.cache_capacity,
+            cache_ttl: Duration::from_secs(a.cache_ttl),
+            pool_size: a.pool_size,
+            ..KeyOptions::default()
+        },
+    ));
+    let fs = KmsFs::new(&cipherdir, keys.clone(), xattr, FsOptions::default())
+        .map_err(|e| format!("cannot open {}: {e}", cipherdir.display()))?;
+    let k = keys.clone();
+    fs.on_destroy(move || k.clear());
+    let fs_stats = fs.stats();
+    let cfg = session_config(&cipherdir, &opts, a.threads);
+    let session = mount(fs, &mountpoint, &cfg).map_err(|e| {
+        format!(
+            "cannot mount {} at {}: {e}",
+            cipherdir.display(),
+            mountpoint.display()
+        )
+    })?;
+    let info = Status {
+        pid: std::process::id(),
+        mountpoint: mountpoint.display().to_string(),
+        cipherdir: cipherdir.display().to_string(),
+        key_arn: config.key_arn.clone(),
+        volume_id: config.volume_id.to_hex(),
+        kmsd_socket: socket.display().to_string(),
+        log_file: a.ready_fd.map(|_| {
+            a.log
+                .clone()
+                .unwrap_or_else(|| ctl::path::log_path(&mountpoint))
+                .display()
+                .to_string()
+        }),
+        ..Status::default()
+    };
+    let capacity = a.cache_capacity as u64;
+    let k = keys.clone();
+    let ctl = CtlServer::start(&ctl_path, move || {
+        let ks = k.stats();
+        let fsf = fs_stats.figures();
+        let mut s = info.clone();
+        s.cache = ctl::protocol::CacheFigures {
+            entries: ks.entries as u64,
+            capacity,
+            hits: ks.hits,
+            misses: ks.misses,
+            evictions: ks.evictions,
+        };
+        s.kmsd = ctl::protocol::KmsdFigures {
+            calls: ks.kmsd_calls,
+            errors: ks.kmsd_errors,
+        };
+        s.fs = ctl::protocol::FsFigures {
+            inodes: fsf.inodes,
+            open_files: fsf.open_files,
+            damaged_reads: fsf.damaged_reads,
+            key_errors: fsf.key_errors,
+        };
+        s
+    })
+    .map_err(|e| {
+        format!(
+            "cannot start the control socket {}: {e}",
+            ctl_path.display()
+        )
+    })?;
+    Ok(Mounted {
+        session,
+        ctl,
+        keys,
+        mountpoint,
+        cipherdir,
+    })
+}
+
+/// The volume's xattr value cipher, from its config key (unwrapped once
+/// more; `load_volume` already verified it).
+fn xattr_cipher(client: &Arc<Client>, config: &VolumeConfig) -> Result<XattrCipher, String> {
+    let backend = KmsdBackend::new(client.clone(), config.key_arn.clone());
+    let ctx = VolumeConfig::config_context(&config.volume_id);
+    let key = backend
+        .decrypt(&config.config_key, &ctx)
+        .map_err(|e| format!("cannot unwrap the volume's config key: {e}"))?;
+    config
+        .verify(&key)
+        .map_err(|e| format!("the volume config failed authentication: {e}"))?;
+    Ok(XattrCipher::new(&key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mountpoint_inside_the_cipher_directory_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let c = t.path().join("c");
+        std::fs::create_dir_all(c.join("m")).unwrap();
+        let e = check_dirs(&c, &c.join("m")).unwrap_err();
+        assert!(e.contains("must not be inside"), "{e}");
+        let e = check_dirs(&c, &c).unwrap_err();
+        assert!(e.contains("must not be inside"), "{e}");
+        let e = check_dirs(&c, &t.path().join("nope")).unwrap_err();
+        assert!(e.contains("mountpoint"), "{e}");
+        std::fs::create_dir(t.path().join("m")).unwrap();
+        assert!(check_dirs(&c, &t.path().join("m")).is_ok());
+    }
+}

@@ -1,0 +1,386 @@
+//! Reading, writing and truncating one regular file's content: plaintext
+//! offsets turned into whole-block runs of the backing file
+//! (docs/FORMAT.md, "Writer obligations").
+//!
+//! Callers hold the inode's content lock: shared for [`FileIo::read`],
+//! exclusive for [`FileIo::write`] and [`FileIo::truncate`]. A request is
+//! encrypted or decrypted as one run over reusable per-thread buffers; runs
+//! of many blocks are split over two threads.
+
+use super::inode::Inode;
+use super::sys;
+use crate::format::offsets::{
+    BLOCK_SIZE, HEADER_SIZE, block_count, block_index, block_offset_in_file, block_start,
+    cipher_len, cipher_size, cipher_span, plain_block_len, plain_len, plain_size,
+};
+use crate::format::{BlockError, FileCipher};
+use fuser::Errno;
+use std::cell::RefCell;
+use std::fs::File;
+use std::sync::Arc;
+
+/// Where a file's key comes from (the kmsd-backed key service in a mount; a
+/// local key in unit tests).
+pub trait KeySource: Send + Sync {
+    /// A fresh key for a file that gets its first byte: the cipher and the
+    /// header to write at offset 0.
+    fn new_file(&self) -> Result<(Arc<FileCipher>, Vec<u8>), KeyFailure>;
+    /// The cipher of an existing file, from its header bytes.
+    fn open(&self, header: &[u8]) -> Result<Arc<FileCipher>, KeyFailure>;
+}
+
+/// A key that could not be had: the errno for the caller (`EACCES` when
+/// kmsd denied it, `EIO` otherwise) and a message for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyFailure {
+    pub errno: Errno,
+    /// The header or wrapped key is damaged (always logged), as opposed to
+    /// kmsd being down or refusing (logged at most once a second).
+    pub damaged: bool,
+    pub message: String,
+}
+
+/// Something went wrong with a file: reported once per failing request to
+/// the caller's `on_fault` (which logs it), before the errno is returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The backing size no valid file has.
+    Size(u64),
+    /// A block failed to decrypt.
+    Block(BlockError),
+    /// The file's key could not be had.
+    Key(KeyFailure),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Size(s) => write!(f, "backing size {s} is impossible (truncated or damaged)"),
+            Fault::Block(b) => b.fmt(f),
+            Fault::Key(k) => write!(f, "no key: {}", k.message),
+        }
+    }
+}
+
+/// Runs with at least this many blocks are split over two threads.
+const PARALLEL_MIN_BLOCKS: usize = 64;
+
+#[derive(Default)]
+struct Buffers {
+    plain: Vec<u8>,
+    cipher: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+/// A buffer of exactly `len` bytes, reusing the allocation.
+fn sized(v: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+    &mut v[..len]
+}
+
+/// The content operations on one open regular file.
+pub struct FileIo<'a> {
+    pub file: &'a File,
+    pub inode: &'a Inode,
+    pub keys: &'a dyn KeySource,
+    /// Called once for a damaged file or block or a missing key, before
+    /// the request fails.
+    pub on_fault: &'a dyn Fn(&Fault),
+}
+
+impl FileIo<'_> {
+    fn fault(&self, d: Fault) -> Errno {
+        let errno = match &d {
+            Fault::Key(k) => k.errno,
+            _ => Errno::EIO,
+        };
+        (self.on_fault)(&d);
+        errno
+    }
+
+    fn key_failed(&self, k: KeyFailure) -> Errno {
+        self.fault(Fault::Key(k))
+    }
+
+    /// The plaintext size, from the backing size.
+    pub fn size(&self) -> Result<u64, Errno> {
+        let st = sys::fstat(std::os::fd::AsFd::as_fd(self.file))?;
+        let backing = u64::try_from(st.st_size).unwrap_or(0);
+        plain_size(backing).map_err(|_| self.fault(Fault::Size(backing)))
+    }
+
+    /// The file's cipher, reading and unwrapping its header on first use.
+    pub fn cipher(&self) -> Result<Arc<FileCipher>, Errno> {
+        let mut slot = super::inode::lock(&self.inode.cipher);
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut header = [0u8; HEADER_SIZE];
+        sys::pread_exact(self.file, &mut header, 0)?;
+        let c = self.keys.open(&header).map_err(|k| self.key_failed(k))?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Calls `f` with the plaintext of `size` bytes at `off` (less at the
+    /// end of the file, nothing past it).
+    pub fn read<R>(&self, off: u64, size: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R, Errno> {
+        let psize = self.size()?;
+        if off >= psize || size == 0 {
+            return Ok(f(&[]));
+        }
+        let end = psize.min(off.saturating_add(size as u64));
+        let first = block_index(off);
+        let last = block_index(end - 1);
+        let cipher = self.cipher()?;
+        let (coff, clen) = cipher_span(first, last - first + 1, psize);
+        let clen = usize::try_from(clen).map_err(|_| Errno::EFBIG)?;
+        let ends_file = last + 1 == block_count(psize);
+        BUFFERS.with_borrow_mut(|b| {
+            let cbuf = sized(&mut b.cipher, clen);
+            sys::pread_exact(self.file, cbuf, coff)?;
+            let plen = plain_len(clen).ok_or(Errno::EIO)?;
+            let pbuf = sized(&mut b.plain, plen);
+            decrypt(&cipher, first, cbuf, pbuf, ends_file)
+                .map_err(|e| self.fault(Fault::Block(e)))?;
+            let skip = (off - block_start(first)) as usize;
+            Ok(f(&pbuf[skip..skip + (end - off) as usize]))
+        })
+    }
+
+    /// Writes `data` at plaintext offset `off`; a gap past the old end
+    /// becomes a hole.
+    pub fn write(&self, off: u64, data: &[u8]) -> Result<(), Errno> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let end = off
+            .checked_add(data.len() as u64)
+            .filter(|e| cipher_size(*e) < i64::MAX as u64)
+            .ok_or(Errno::EFBIG)?;
+        let old = self.size()?;
+        let new = old.max(end);
+        let (cipher, header) = if old == 0 {
+            let (c, h) = self.keys.new_file().map_err(|k| self.key_failed(k))?;
+            (c, Some(h))
+        } else {
+            (self.cipher()?, None)
+        };
+        let first = block_index(off);
+        let last = block_index(end - 1);
+        let old_last = old.checked_sub(1).map(block_index);
+        // When the file grows past its old final block, that block must be
+        // re-encrypted as a full, non-final block: with this run when it
+        // is adjacent, else on its own.
+        let mut run_first = first;
+        let mut pad_alone = None;
+        if let Some(ol) = old_last.filter(|ol| *ol < first) {
+            if ol + 1 == first {
+                run_first = ol;
+            } else {
+                pad_alone = Some(ol);
+            }
+        }
+        let run_start = block_start(run_first);
+        let run_len = (new.min(block_start(last + 1)) - run_start) as usize;
+        let ends_file = last == block_index(new - 1);
+        BUFFERS.with_borrow_mut(|b| {
+            let Buffers {
+                plain,
+                cipher: cbuf,
+                scratch,
+            } = b;
+            if let Some(ol) = pad_alone {
+                self.pad_block(&cipher, ol, old, plain, cbuf, scratch)?;
+            }
+            let pbuf = sized(plain, run_len);
+            let data_at = (off - run_start) as usize;
+            pbuf[..data_at].fill(0);
+            pbuf[data_at + data.len()..].fill(0);
+            // Old content the write does not cover: the run's first and
+            // last blocks (the ones in between are overwritten whole).
+            for (i, blk) in [run_first, first, last].into_iter().enumerate() {
+                let repeat = [run_first, first][..i.min(2)].contains(&blk);
+                if !repeat && old_last.is_some_and(|ol| blk <= ol) && !covers(off, end, blk, old) {
+                    let at = ((blk - run_first) as usize) * BLOCK_SIZE;
+                    let len = plain_block_len(blk, old);
+                    self.load_block(&cipher, blk, old, &mut pbuf[at..at + len], scratch)?;
+                }
+            }
+            pbuf[data_at..data_at + data.len()].copy_from_slice(data);
+            let clen = cipher_len(run_len);
+            let head = if header.is_some() && run_first == 0 {
+                HEADER_SIZE
+            } else {
+                0
+            };
+            let out = sized(cbuf, head + clen);
+            encrypt(&cipher, run_first, pbuf, &mut out[head..], ends_file)
+                .map_err(|e| self.fault(Fault::Block(e)))?;
+            if let (Some(h), true) = (&header, head > 0) {
+                out[..HEADER_SIZE].copy_from_slice(h);
+                sys::pwrite_all(self.file, out, 0)?;
+            } else {
+                sys::pwrite_all(self.file, out, block_offset_in_file(run_first))?;
+                if let Some(h) = &header {
+                    // The header goes last, so a header never exists alone.
+                    sys::pwrite_all(self.file, h, 0)?;
+                }
+            }
+            Ok::<(), Errno>(())
+        })?;
+        if header.is_some() {
+            self.inode.set_cipher(Some(cipher));
+        }
+        Ok(())
+    }
+
+    /// Re-encrypts block `blk`, the final block of a file of `old` bytes,
+    /// as a full non-final block (the file grows past it).
+    fn pad_block(
+        &self,
+        cipher: &FileCipher,
+        blk: u64,
+        old: u64,
+        plain: &mut Vec<u8>,
+        cbuf: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), Errno> {
+        let pbuf = sized(plain, BLOCK_SIZE);
+        pbuf.fill(0);
+        let len = plain_block_len(blk, old);
+        self.load_block(cipher, blk, old, &mut pbuf[..len], scratch)?;
+        let out = sized(cbuf, cipher_len(BLOCK_SIZE));
+        cipher
+            .encrypt_blocks(blk, pbuf, out, false)
+            .map_err(|e| self.fault(Fault::Block(e)))?;
+        sys::pwrite_all(self.file, out, block_offset_in_file(blk))
+    }
+
+    /// Decrypts block `blk` of a file of `size` bytes into `dst` (exactly
+    /// the block's plaintext length).
+    fn load_block(
+        &self,
+        cipher: &FileCipher,
+        blk: u64,
+        size: u64,
+        dst: &mut [u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), Errno> {
+        let c = sized(scratch, cipher_len(dst.len()));
+        sys::pread_exact(self.file, c, block_offset_in_file(blk))?;
+        let ends_file = blk + 1 == block_count(size);
+        cipher
+            .decrypt_blocks(blk, c, dst, ends_file)
+            .map_err(|e| self.fault(Fault::Block(e)))
+    }
+
+    /// Sets the plaintext size to `new`.
+    pub fn truncate(&self, new: u64) -> Result<(), Errno> {
+        if new == 0 {
+            sys::ftruncate(self.file, 0)?;
+            // The next first byte gets a fresh key and file id.
+            self.inode.set_cipher(None);
+            return Ok(());
+        }
+        if cipher_size(new) >= i64::MAX as u64 {
+            return Err(Errno::EFBIG);
+        }
+        let old = self.size()?;
+        if new == old {
+            return Ok(());
+        }
+        if new > old {
+            // Writing the last byte pads the old final block, leaves a hole
+            // between and makes a real final block.
+            return self.write(new - 1, &[0]);
+        }
+        let cipher = self.cipher()?;
+        let nl = block_index(new - 1);
+        let len = plain_block_len(nl, new);
+        BUFFERS.with_borrow_mut(|b| {
+            let Buffers {
+                plain,
+                cipher: cbuf,
+                scratch,
+            } = b;
+            let pbuf = sized(plain, plain_block_len(nl, old));
+            self.load_block(&cipher, nl, old, pbuf, scratch)?;
+            let out = sized(cbuf, cipher_len(len));
+            cipher
+                .encrypt_blocks(nl, &pbuf[..len], out, true)
+                .map_err(|e| self.fault(Fault::Block(e)))?;
+            sys::pwrite_all(self.file, out, block_offset_in_file(nl))?;
+            sys::ftruncate(self.file, cipher_size(new))
+        })
+    }
+}
+
+/// Whether a write of `off..end` covers all old content of block `blk` in a
+/// file of `old` bytes.
+fn covers(off: u64, end: u64, blk: u64, old: u64) -> bool {
+    let start = block_start(blk);
+    off <= start && end >= start + plain_block_len(blk, old) as u64
+}
+
+/// Encrypts a run, on two threads when it is long.
+fn encrypt(
+    c: &FileCipher,
+    first: u64,
+    plain: &[u8],
+    out: &mut [u8],
+    ends_file: bool,
+) -> Result<(), BlockError> {
+    let blocks = plain.len().div_ceil(BLOCK_SIZE);
+    if blocks < PARALLEL_MIN_BLOCKS {
+        return c.encrypt_blocks(first, plain, out, ends_file);
+    }
+    let half = blocks / 2;
+    let (p1, p2) = plain.split_at(half * BLOCK_SIZE);
+    let (o1, o2) = out.split_at_mut(cipher_len(half * BLOCK_SIZE));
+    std::thread::scope(|s| {
+        let h = s.spawn(|| c.encrypt_blocks(first, p1, o1, false));
+        let r2 = c.encrypt_blocks(first + half as u64, p2, o2, ends_file);
+        let r1 = h.join().unwrap_or(Err(BlockError {
+            block: first,
+            kind: crate::format::BlockErrorKind::Length,
+        }));
+        r1.and(r2)
+    })
+}
+
+/// Decrypts a run, on two threads when it is long. Reports the first bad
+/// block.
+fn decrypt(
+    c: &FileCipher,
+    first: u64,
+    cipher: &[u8],
+    out: &mut [u8],
+    ends_file: bool,
+) -> Result<(), BlockError> {
+    let blocks = out.len().div_ceil(BLOCK_SIZE);
+    if blocks < PARALLEL_MIN_BLOCKS {
+        return c.decrypt_blocks(first, cipher, out, ends_file);
+    }
+    let half = blocks / 2;
+    let (c1, c2) = cipher.split_at(cipher_len(half * BLOCK_SIZE));
+    let (o1, o2) = out.split_at_mut(half * BLOCK_SIZE);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| c.decrypt_blocks(first, c1, o1, false));
+        let r2 = c.decrypt_blocks(first + half as u64, c2, o2, ends_file);
+        let r1 = h.join().unwrap_or(Err(BlockError {
+            block: first,
+            kind: crate::format::BlockErrorKind::Length,
+        }));
+        r1.and(r2)
+    })
+}
+
+#[cfg(test)]
+mod tests;

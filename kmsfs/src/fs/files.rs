@@ -1,0 +1,245 @@
+//! Operations on open files and attributes: open, read, write, truncate,
+//! setattr, fsync, release, lseek.
+
+use super::content::{Fault, FileIo};
+use super::entries::backing_open_flags;
+use super::handles::OpenFile;
+use super::inode::Inode;
+use super::{KmsFs, attr, sys};
+use fuser::{Errno, FileAttr, FileHandle, INodeNo, TimeOrNow};
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// What `setattr` changes.
+#[derive(Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+    pub fh: Option<FileHandle>,
+}
+
+impl KmsFs {
+    fn io<'a>(
+        &'a self,
+        inode: &'a Inode,
+        file: &'a File,
+        on_fault: &'a dyn Fn(&Fault),
+    ) -> FileIo<'a> {
+        FileIo {
+            file,
+            inode,
+            keys: &*self.keys,
+            on_fault,
+        }
+    }
+
+    /// Truncates `inode` (open as `file`) to `size` under its write lock.
+    pub(super) fn truncate_with(&self, inode: &Inode, file: &File, size: u64) -> Result<(), Errno> {
+        let _w = inode.content.write().unwrap_or_else(|p| p.into_inner());
+        let report = |f: &Fault| self.report(inode, f);
+        self.io(inode, file, &report).truncate(size)
+    }
+
+    pub(super) fn do_open(&self, ino: INodeNo, flags: i32) -> Result<FileHandle, Errno> {
+        let inode = self.inode(ino)?;
+        if inode.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        let file = sys::reopen(inode.fd(), backing_open_flags(flags))?;
+        let regular = inode.kind == fuser::FileType::RegularFile;
+        if regular && flags & libc::O_TRUNC != 0 {
+            self.truncate_with(&inode, &file, 0)?;
+        } else if regular && flags & libc::O_ACCMODE != libc::O_WRONLY {
+            // Unwrap the key now, so a denied or unavailable key fails the
+            // open (EACCES / EIO) rather than the first read.
+            let _r = inode.content.read().unwrap_or_else(|p| p.into_inner());
+            let st = sys::fstat(std::os::fd::AsFd::as_fd(&file))?;
+            if st.st_size > 0 && inode.cached_cipher().is_none() {
+                let report = |f: &Fault| self.report(&inode, f);
+                self.io(&inode, &file, &report).cipher()?;
+            }
+        }
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let fh = self.handles.add_file(OpenFile {
+            inode,
+            file,
+            writable,
+        });
+        self.count_open_files();
+        Ok(fh)
+    }
+
+    fn count_open_files(&self) {
+        self.stats
+            .open_files
+            .store(self.handles.open_files() as u64, Ordering::Relaxed);
+    }
+
+    /// Calls `f` with up to `size` plaintext bytes at `off`.
+    pub(super) fn do_read<R>(
+        &self,
+        fh: FileHandle,
+        off: u64,
+        size: u32,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Errno> {
+        let h = self.handles.file(fh)?;
+        if h.inode.kind != fuser::FileType::RegularFile {
+            return Err(Errno::EINVAL);
+        }
+        let _r = h.inode.content.read().unwrap_or_else(|p| p.into_inner());
+        let report = |fault: &Fault| self.report(&h.inode, fault);
+        self.io(&h.inode, &h.file, &report)
+            .read(off, size as usize, f)
+    }
+
+    pub(super) fn do_write(
+        &self,
+        fh: FileHandle,
+        off: u64,
+        data: &[u8],
+        kill_suidgid: bool,
+    ) -> Result<u32, Errno> {
+        let h = self.handles.file(fh)?;
+        if !h.writable {
+            return Err(Errno::EBADF);
+        }
+        if h.inode.kind != fuser::FileType::RegularFile {
+            return Err(Errno::EINVAL);
+        }
+        let len = u32::try_from(data.len()).map_err(|_| Errno::EINVAL)?;
+        {
+            let _w = h.inode.content.write().unwrap_or_else(|p| p.into_inner());
+            let report = |fault: &Fault| self.report(&h.inode, fault);
+            self.io(&h.inode, &h.file, &report).write(off, data)?;
+        }
+        if kill_suidgid {
+            self.kill_suidgid(&h.inode)?;
+        }
+        Ok(len)
+    }
+
+    /// Clears set-user-id and set-group-id (with group execute) after a
+    /// write by someone other than root, as the kernel asks.
+    fn kill_suidgid(&self, inode: &Inode) -> Result<(), Errno> {
+        let st = sys::fstat(inode.fd())?;
+        let mut mode = st.st_mode & 0o7777;
+        let before = mode;
+        mode &= !libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            mode &= !libc::S_ISGID;
+        }
+        if mode != before {
+            sys::chmod_fd(inode.fd(), mode)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_release(&self, fh: FileHandle) {
+        self.handles.remove_file(fh);
+        self.count_open_files();
+    }
+
+    pub(super) fn do_fsync(&self, fh: FileHandle, datasync: bool) -> Result<(), Errno> {
+        let h = self.handles.file(fh)?;
+        sys::fsync(&h.file, datasync)
+    }
+
+    pub(super) fn do_fsyncdir(&self, ino: INodeNo) -> Result<(), Errno> {
+        let inode = self.inode(ino)?;
+        let d = sys::open_dir(inode.fd())?;
+        sys::fsync_raw(std::os::fd::AsRawFd::as_raw_fd(&d))
+    }
+
+    pub(super) fn do_getattr(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
+        let inode = self.inode(ino)?;
+        self.attr_of(&inode)
+    }
+
+    pub(super) fn do_setattr(&self, ino: INodeNo, s: SetAttr) -> Result<FileAttr, Errno> {
+        let inode = self.inode(ino)?;
+        if let Some(mode) = s.mode {
+            if inode.is_symlink() {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            sys::chmod_fd(inode.fd(), mode & 0o7777)?;
+        }
+        if s.uid.is_some() || s.gid.is_some() {
+            sys::chown_fd(inode.fd(), s.uid, s.gid)?;
+        }
+        if let Some(size) = s.size {
+            self.set_size(&inode, s.fh, size)?;
+        }
+        if s.atime.is_some() || s.mtime.is_some() {
+            let times = [attr::timespec(s.atime), attr::timespec(s.mtime)];
+            sys::utimens_fd(inode.fd(), inode.is_symlink(), &times)?;
+        }
+        self.attr_of(&inode)
+    }
+
+    fn set_size(&self, inode: &Arc<Inode>, fh: Option<FileHandle>, size: u64) -> Result<(), Errno> {
+        match inode.kind {
+            fuser::FileType::RegularFile => {}
+            fuser::FileType::Directory => return Err(Errno::EISDIR),
+            _ => return Err(Errno::EINVAL),
+        }
+        let handle = fh
+            .and_then(|fh| self.handles.file(fh).ok())
+            .filter(|h| h.writable && Arc::ptr_eq(&h.inode, inode));
+        match handle {
+            Some(h) => self.truncate_with(inode, &h.file, size),
+            None => {
+                let file = sys::reopen(inode.fd(), libc::O_RDWR)?;
+                self.truncate_with(inode, &file, size)
+            }
+        }
+    }
+
+    /// `SEEK_DATA` / `SEEK_HOLE` (the kernel does the others): the whole
+    /// file is data.
+    pub(super) fn do_lseek(&self, fh: FileHandle, off: i64, whence: i32) -> Result<i64, Errno> {
+        let h = self.handles.file(fh)?;
+        let st = sys::fstat(std::os::fd::AsFd::as_fd(&h.file))?;
+        let size = attr::file_attr(h.inode.id, &st).size;
+        let size = i64::try_from(size).map_err(|_| Errno::EOVERFLOW)?;
+        if off < 0 {
+            return Err(Errno::ENXIO);
+        }
+        match whence {
+            libc::SEEK_DATA if off < size => Ok(off),
+            libc::SEEK_HOLE if off < size => Ok(size),
+            libc::SEEK_DATA | libc::SEEK_HOLE => Err(Errno::ENXIO),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Mode 0 only: makes sure the file is at least `off + len` long.
+    pub(super) fn do_fallocate(
+        &self,
+        fh: FileHandle,
+        off: u64,
+        len: u64,
+        mode: i32,
+    ) -> Result<(), Errno> {
+        if mode != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let h = self.handles.file(fh)?;
+        if !h.writable {
+            return Err(Errno::EBADF);
+        }
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        let _w = h.inode.content.write().unwrap_or_else(|p| p.into_inner());
+        let report = |fault: &Fault| self.report(&h.inode, fault);
+        let io = self.io(&h.inode, &h.file, &report);
+        if end > io.size()? {
+            io.truncate(end)?;
+        }
+        Ok(())
+    }
+}

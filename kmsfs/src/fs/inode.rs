@@ -1,0 +1,308 @@
+//! The inode table: the kernel's node ids and the backing files they stand
+//! for.
+//!
+//! Each known inode holds an `O_PATH` descriptor of its backing file, so it
+//! stays valid across renames and after unlink. Node ids are the backing
+//! files' own inode numbers where they can be (stable across remounts and
+//! forgets, so `stat` shows the same number a hard link's other name
+//! shows); a backing number that is taken (1 belongs to the root, another
+//! device may reuse numbers) gets a synthetic id instead. Lookup counts
+//! follow the FUSE protocol: every entry reply adds one, `forget` removes
+//! what the kernel says, and at zero the inode and its descriptor go.
+
+use crate::format::FileCipher;
+use fuser::{Errno, FileType, INodeNo};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Backing identity of a file: `(st_dev, st_ino)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BackingKey {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl BackingKey {
+    pub fn of(st: &libc::stat) -> Self {
+        BackingKey {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// One file the kernel knows about.
+pub struct Inode {
+    pub id: INodeNo,
+    pub key: BackingKey,
+    pub kind: FileType,
+    fd: OwnedFd,
+    /// Regular files: serializes writers and truncation against readers.
+    /// Readers share it, so concurrent reads run in parallel.
+    pub content: RwLock<()>,
+    /// Regular files: the content cipher once the header was read (or
+    /// written). `None` for an empty file, which has no key. Changed only
+    /// with `content` held for writing.
+    pub cipher: Mutex<Option<Arc<FileCipher>>>,
+}
+
+impl Inode {
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.kind == FileType::Symlink
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileType::Directory
+    }
+
+    /// The cached cipher, if any.
+    pub fn cached_cipher(&self) -> Option<Arc<FileCipher>> {
+        lock(&self.cipher).clone()
+    }
+
+    pub fn set_cipher(&self, cipher: Option<Arc<FileCipher>>) {
+        *lock(&self.cipher) = cipher;
+    }
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The file type in a `st_mode`.
+pub fn kind_of_mode(mode: libc::mode_t) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => FileType::RegularFile,
+    }
+}
+
+struct Entry {
+    inode: Arc<Inode>,
+    nlookup: u64,
+}
+
+#[derive(Default)]
+struct Tables {
+    by_id: HashMap<u64, Entry>,
+    by_key: HashMap<BackingKey, u64>,
+    next_synthetic: u64,
+}
+
+/// First synthetic node id; far above the inode numbers filesystems hand out.
+const SYNTHETIC_BASE: u64 = 1 << 62;
+
+pub struct InodeTable {
+    tables: Mutex<Tables>,
+    root_dev: u64,
+}
+
+impl InodeTable {
+    /// A table holding the root (node id 1) for the backing root `fd`.
+    pub fn new(root_fd: OwnedFd, root_st: &libc::stat) -> Self {
+        let key = BackingKey::of(root_st);
+        let root = Arc::new(Inode {
+            id: INodeNo::ROOT,
+            key,
+            kind: FileType::Directory,
+            fd: root_fd,
+            content: RwLock::new(()),
+            cipher: Mutex::new(None),
+        });
+        let mut t = Tables {
+            next_synthetic: SYNTHETIC_BASE,
+            ..Tables::default()
+        };
+        t.by_id.insert(
+            INodeNo::ROOT.0,
+            Entry {
+                inode: root,
+                // The root is never forgotten.
+                nlookup: u64::MAX / 2,
+            },
+        );
+        t.by_key.insert(key, INodeNo::ROOT.0);
+        InodeTable {
+            tables: Mutex::new(t),
+            root_dev: root_st.st_dev,
+        }
+    }
+
+    pub fn get(&self, id: INodeNo) -> Result<Arc<Inode>, Errno> {
+        lock(&self.tables)
+            .by_id
+            .get(&id.0)
+            .map(|e| e.inode.clone())
+            .ok_or(Errno::ESTALE)
+    }
+
+    pub fn root(&self) -> Arc<Inode> {
+        // The root entry is inserted at construction and never removed.
+        lock(&self.tables)
+            .by_id
+            .get(&INodeNo::ROOT.0)
+            .map(|e| e.inode.clone())
+            .unwrap_or_else(|| unreachable!("the root inode is never forgotten"))
+    }
+
+    /// Records one more kernel reference to the backing file `fd` with
+    /// status `st`, reusing the existing inode when the file is known (the
+    /// new descriptor is then dropped).
+    pub fn remember(&self, fd: OwnedFd, st: &libc::stat) -> Arc<Inode> {
+        let key = BackingKey::of(st);
+        let mut t = lock(&self.tables);
+        if let Some(e) = t.by_key.get(&key).copied().and_then(|id| t.by_id.get_mut(&id)) {
+            e.nlookup += 1;
+            return e.inode.clone();
+        }
+        let id = self.choose_id(&mut t, key);
+        let inode = Arc::new(Inode {
+            id: INodeNo(id),
+            key,
+            kind: kind_of_mode(st.st_mode),
+            fd,
+            content: RwLock::new(()),
+            cipher: Mutex::new(None),
+        });
+        t.by_id.insert(
+            id,
+            Entry {
+                inode: inode.clone(),
+                nlookup: 1,
+            },
+        );
+        t.by_key.insert(key, id);
+        inode
+    }
+
+    fn choose_id(&self, t: &mut Tables, key: BackingKey) -> u64 {
+        let natural = key.ino;
+        if key.dev == self.root_dev
+            && natural != INodeNo::ROOT.0
+            && natural != 0
+            && natural < SYNTHETIC_BASE
+            && !t.by_id.contains_key(&natural)
+        {
+            return natural;
+        }
+        loop {
+            let id = t.next_synthetic;
+            t.next_synthetic += 1;
+            if !t.by_id.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Drops `n` kernel references; the inode goes at zero.
+    pub fn forget(&self, id: INodeNo, n: u64) {
+        let mut t = lock(&self.tables);
+        let Some(e) = t.by_id.get_mut(&id.0) else {
+            return;
+        };
+        e.nlookup = e.nlookup.saturating_sub(n);
+        if e.nlookup == 0 && id != INodeNo::ROOT {
+            let key = e.inode.key;
+            t.by_id.remove(&id.0);
+            if t.by_key.get(&key) == Some(&id.0) {
+                t.by_key.remove(&key);
+            }
+        }
+    }
+
+    /// How many inodes are known (the root included).
+    pub fn len(&self) -> usize {
+        lock(&self.tables).by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The kernel's reference count of `id` (tests and diagnostics).
+    pub fn lookups(&self, id: INodeNo) -> u64 {
+        lock(&self.tables).by_id.get(&id.0).map_or(0, |e| e.nlookup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::sys;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn setup() -> (tempfile::TempDir, InodeTable) {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = CString::new(tmp.path().as_os_str().as_bytes()).unwrap();
+        let fd = sys::open_root(&p).unwrap();
+        let st = sys::fstat(fd.as_fd()).unwrap();
+        (tmp, InodeTable::new(fd, &st))
+    }
+
+    fn remember(t: &InodeTable, name: &std::ffi::CStr) -> Arc<Inode> {
+        let root = t.root();
+        let fd = sys::open_path_at(root.fd(), name).unwrap();
+        let st = sys::fstat(fd.as_fd()).unwrap();
+        t.remember(fd, &st)
+    }
+
+    #[test]
+    fn ids_are_backing_inode_numbers_and_hard_links_share_one() {
+        let (tmp, t) = setup();
+        std::fs::write(tmp.path().join("a"), b"").unwrap();
+        std::fs::hard_link(tmp.path().join("a"), tmp.path().join("b")).unwrap();
+        let a = remember(&t, c"a");
+        let b = remember(&t, c"b");
+        assert!(Arc::ptr_eq(&a, &b));
+        let st = std::fs::metadata(tmp.path().join("a")).unwrap();
+        assert_eq!(a.id.0, std::os::unix::fs::MetadataExt::ino(&st));
+        assert_eq!(t.lookups(a.id), 2);
+        assert_eq!(a.kind, FileType::RegularFile);
+    }
+
+    #[test]
+    fn forget_drops_at_zero_and_never_drops_the_root() {
+        let (tmp, t) = setup();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        let d = remember(&t, c"d");
+        remember(&t, c"d");
+        assert_eq!(d.kind, FileType::Directory);
+        t.forget(d.id, 1);
+        assert!(t.get(d.id).is_ok());
+        t.forget(d.id, 1);
+        assert_eq!(t.get(d.id).err(), Some(Errno::ESTALE));
+        assert_eq!(t.len(), 1);
+        t.forget(INodeNo::ROOT, u64::MAX);
+        assert!(t.get(INodeNo::ROOT).is_ok());
+        // A forgotten file comes back under the same id.
+        let again = remember(&t, c"d");
+        assert_eq!(again.id, d.id);
+    }
+
+    #[test]
+    fn taken_ids_get_synthetic_numbers() {
+        let (tmp, t) = setup();
+        std::fs::write(tmp.path().join("a"), b"").unwrap();
+        let a = remember(&t, c"a");
+        // Same number on another device.
+        let root = t.root();
+        let fd = sys::open_path_at(root.fd(), c"a").unwrap();
+        let mut st = sys::fstat(fd.as_fd()).unwrap();
+        st.st_dev ^= 0xffff;
+        let other = t.remember(fd, &st);
+        assert_ne!(other.id, a.id);
+        assert!(other.id.0 >= SYNTHETIC_BASE);
+        assert_eq!(t.len(), 3);
+    }
+}

@@ -1,0 +1,186 @@
+//! The FUSE frontend: a passthrough over the backing directory that
+//! encrypts regular files' content (docs/FORMAT.md) and leaves names,
+//! directories, links and metadata as they are.
+//!
+//! - [`sys`]: the `*at` system calls on `O_PATH` descriptors.
+//! - [`inode`]: node ids ↔ backing files, lookup counts.
+//! - [`handles`]: open files and directories.
+//! - [`content`]: plaintext reads, writes and truncation over cipher blocks.
+//! - [`xattr`]: `user.*` value encryption.
+//! - `entries`, `files`, `dirs`: the operations, as `Result<_, Errno>`
+//!   methods; `filesystem`: the `fuser::Filesystem` impl that calls them
+//!   and replies.
+//! - [`mount`]: mount options and running a session.
+//!
+//! The backing directory must not be changed behind a mount's back while it
+//! is mounted (as with gocryptfs): the kernel keeps file pages cached
+//! across opens.
+
+pub mod attr;
+pub mod content;
+mod dirs;
+mod entries;
+mod files;
+mod filesystem;
+pub mod handles;
+pub mod inode;
+mod keysource;
+pub mod mount;
+pub mod stats;
+pub mod sys;
+pub mod xattr;
+
+use crate::format::CONFIG_FILE_NAME;
+use content::{Fault, KeySource};
+use fuser::{Errno, FileAttr, INodeNo};
+use handles::HandleTable;
+use inode::{Inode, InodeTable};
+use stats::FsStats;
+use std::ffi::CStr;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use xattr::XattrCipher;
+
+/// Tunables of a mount.
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// How long the kernel may cache attributes.
+    pub attr_ttl: Duration,
+    /// How long the kernel may cache names.
+    pub entry_ttl: Duration,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            attr_ttl: Duration::from_secs(1),
+            entry_ttl: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The filesystem.
+pub struct KmsFs {
+    cipherdir: PathBuf,
+    inodes: InodeTable,
+    handles: HandleTable,
+    keys: Arc<dyn KeySource>,
+    xattr: XattrCipher,
+    stats: Arc<FsStats>,
+    opts: FsOptions,
+    /// Our own credentials: files created for a caller with the same ones
+    /// need no chown.
+    euid: u32,
+    egid: u32,
+    on_destroy: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl KmsFs {
+    /// A filesystem over the backing directory `cipherdir`.
+    pub fn new(
+        cipherdir: &Path,
+        keys: Arc<dyn KeySource>,
+        xattr: XattrCipher,
+        opts: FsOptions,
+    ) -> std::io::Result<KmsFs> {
+        let cipherdir = std::fs::canonicalize(cipherdir)?;
+        let c = std::ffi::CString::new(cipherdir.as_os_str().as_bytes())
+            .map_err(std::io::Error::other)?;
+        let root = sys::open_root(&c).map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
+        let st =
+            sys::fstat(root.as_fd()).map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
+        sys::raise_nofile_limit();
+        sys::clear_umask();
+        Ok(KmsFs {
+            cipherdir,
+            inodes: InodeTable::new(root, &st),
+            handles: HandleTable::default(),
+            keys,
+            xattr,
+            stats: Arc::new(FsStats::default()),
+            opts,
+            // SAFETY: geteuid/getegid cannot fail.
+            euid: unsafe { libc::geteuid() },
+            egid: unsafe { libc::getegid() },
+            on_destroy: Mutex::new(None),
+        })
+    }
+
+    /// Counters shared with the control socket.
+    pub fn stats(&self) -> Arc<FsStats> {
+        self.stats.clone()
+    }
+
+    /// Runs `f` when the filesystem is unmounted (wipes the key cache).
+    pub fn on_destroy(&self, f: impl FnOnce() + Send + 'static) {
+        *inode::lock(&self.on_destroy) = Some(Box::new(f));
+    }
+
+    fn inode(&self, id: INodeNo) -> Result<Arc<Inode>, Errno> {
+        self.inodes.get(id)
+    }
+
+    /// `kmsfs.conf` in the root is the volume's, not the user's: hidden.
+    fn is_hidden(&self, parent: &Inode, name: &CStr) -> bool {
+        parent.id == INodeNo::ROOT && name.to_bytes() == CONFIG_FILE_NAME.as_bytes()
+    }
+
+    /// Fresh attributes of an inode.
+    fn attr_of(&self, inode: &Inode) -> Result<FileAttr, Errno> {
+        let st = sys::fstat(inode.fd())?;
+        Ok(attr::file_attr(inode.id, &st))
+    }
+
+    /// The user-visible path of an inode, for log lines.
+    fn display_path(&self, inode: &Inode) -> String {
+        let link = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&inode.fd())
+        ));
+        match link {
+            Ok(p) => match p.strip_prefix(&self.cipherdir) {
+                Ok(rel) => format!("/{}", rel.display()),
+                Err(_) => p.display().to_string(),
+            },
+            Err(_) => format!("inode {}", inode.id.0),
+        }
+    }
+
+    /// Logs a fault of `inode` (one line, never key bytes) and counts it.
+    fn report(&self, inode: &Inode, fault: &Fault) {
+        match fault {
+            Fault::Key(k) if k.damaged => {
+                self.stats.count_damaged_read();
+                tracing::error!(
+                    "{}: file header is damaged or not from this volume ({}); returning EIO",
+                    self.display_path(inode),
+                    k.message
+                );
+            }
+            Fault::Key(k) => {
+                self.stats.count_key_error();
+                if self.stats.should_log_key_error() {
+                    tracing::error!("{}: {}", self.display_path(inode), k.message);
+                }
+            }
+            Fault::Block(b) => {
+                self.stats.count_damaged_read();
+                tracing::error!(
+                    "{}: block {} failed authentication or is damaged ({b}); returning EIO",
+                    self.display_path(inode),
+                    b.block
+                );
+            }
+            Fault::Size(s) => {
+                self.stats.count_damaged_read();
+                tracing::error!(
+                    "{}: backing file size {s} is impossible (truncated or damaged); returning EIO",
+                    self.display_path(inode)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,601 @@
+//! Thin wrappers over the `*at` system calls the filesystem uses on the
+//! backing directory. Every inode is held as an `O_PATH` descriptor (as in
+//! libfuse's passthrough_ll), so operations never resolve a whole path and
+//! keep working across renames and for unlinked-but-open files.
+//!
+//! Each wrapper returns `Result<_, Errno>` with the errno of the failed call.
+
+use fuser::Errno;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+/// The errno of the last failed call.
+pub fn last_errno() -> Errno {
+    Errno::from(io::Error::last_os_error())
+}
+
+/// `Err(errno)` for a `-1` return.
+fn cvt(ret: libc::c_int) -> Result<libc::c_int, Errno> {
+    if ret == -1 {
+        Err(last_errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_size(ret: libc::ssize_t) -> Result<usize, Errno> {
+    usize::try_from(ret).map_err(|_| last_errno())
+}
+
+/// A name from the kernel as a C string; a name with a NUL byte is invalid.
+pub fn cname(name: &OsStr) -> Result<CString, Errno> {
+    CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)
+}
+
+/// `/proc/self/fd/N`: reopens or addresses the file an `O_PATH` fd holds.
+pub fn proc_path(fd: BorrowedFd<'_>) -> CString {
+    // A decimal number never contains NUL.
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+fn owned(fd: libc::c_int) -> Result<OwnedFd, Errno> {
+    let fd = cvt(fd)?;
+    // SAFETY: `fd` was just returned by a successful open call and is owned
+    // by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens `path` (absolute) as an `O_PATH` directory handle: the backing root.
+pub fn open_root(path: &CStr) -> Result<OwnedFd, Errno> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    owned(unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
+}
+
+/// `O_PATH` handle of `name` in `dir`, not following a final symlink.
+pub fn open_path_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+    // SAFETY: valid fd and NUL-terminated name.
+    owned(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })
+}
+
+/// Opens `name` in `dir` for I/O (used by `create`).
+pub fn open_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> Result<File, Errno> {
+    // SAFETY: valid fd and NUL-terminated name.
+    let fd = owned(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            libc::c_uint::from(mode),
+        )
+    })?;
+    Ok(File::from(fd))
+}
+
+/// Opens the file an `O_PATH` fd holds for I/O, through `/proc/self/fd`.
+pub fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> Result<File, Errno> {
+    let path = proc_path(fd);
+    // SAFETY: NUL-terminated path.
+    let fd = owned(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    Ok(File::from(fd))
+}
+
+/// Opens a directory for listing.
+pub fn open_dir(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    // SAFETY: valid fd, static NUL-terminated name.
+    owned(unsafe {
+        libc::openat(
+            fd.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
+}
+
+/// `stat` of the file an fd (of any kind, including `O_PATH`) holds.
+pub fn fstat(fd: BorrowedFd<'_>) -> Result<libc::stat, Errno> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, `st` is writable.
+    cvt(unsafe {
+        libc::fstatat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> Result<(), Errno> {
+    // SAFETY: valid fd and name.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+}
+
+pub fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    mode: libc::mode_t,
+    rdev: libc::dev_t,
+) -> Result<(), Errno> {
+    // SAFETY: valid fd and name.
+    cvt(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, rdev) }).map(drop)
+}
+
+pub fn symlink_at(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: valid strings and fd.
+    cvt(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: valid fd and name.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+pub fn rename_at2(
+    olddir: BorrowedFd<'_>,
+    oldname: &CStr,
+    newdir: BorrowedFd<'_>,
+    newname: &CStr,
+    flags: libc::c_uint,
+) -> Result<(), Errno> {
+    // SAFETY: valid fds and names.
+    cvt(unsafe {
+        libc::renameat2(
+            olddir.as_raw_fd(),
+            oldname.as_ptr(),
+            newdir.as_raw_fd(),
+            newname.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// A new hard link `newdir/newname` to the file `fd` holds.
+pub fn link_fd(fd: BorrowedFd<'_>, newdir: BorrowedFd<'_>, newname: &CStr) -> Result<(), Errno> {
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc path works without.
+    // SAFETY: valid fds and names.
+    let r = unsafe {
+        libc::linkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            newdir.as_raw_fd(),
+            newname.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = last_errno();
+    if e != Errno::ENOENT && e != Errno::EPERM {
+        return Err(e);
+    }
+    let path = proc_path(fd);
+    // SAFETY: valid path, fd and name.
+    cvt(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            newdir.as_raw_fd(),
+            newname.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+/// The target of the symlink `fd` holds.
+pub fn readlink_fd(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: valid fd, empty path, `buf` writable for its length.
+    let n = cvt_size(unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Changes owner and/or group (`None` leaves it) without following symlinks.
+pub fn chown_fd(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+    let uid = uid.unwrap_or(u32::MAX);
+    let gid = gid.unwrap_or(u32::MAX);
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH.
+    cvt(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+/// chmod of a non-symlink held by an `O_PATH` fd.
+pub fn chmod_fd(fd: BorrowedFd<'_>, mode: libc::mode_t) -> Result<(), Errno> {
+    let path = proc_path(fd);
+    // SAFETY: NUL-terminated path.
+    cvt(unsafe { libc::chmod(path.as_ptr(), mode) }).map(drop)
+}
+
+/// Sets access and modification times (`UTIME_OMIT`/`UTIME_NOW` allowed).
+pub fn utimens_fd(
+    fd: BorrowedFd<'_>,
+    is_symlink: bool,
+    times: &[libc::timespec; 2],
+) -> Result<(), Errno> {
+    if is_symlink {
+        // SAFETY: valid fd, empty path, `times` points at two timespecs.
+        return cvt(unsafe {
+            libc::utimensat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                times.as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+        .map(drop);
+    }
+    let path = proc_path(fd);
+    // SAFETY: NUL-terminated path, `times` points at two timespecs.
+    cvt(unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) }).map(drop)
+}
+
+pub fn fstatvfs(fd: BorrowedFd<'_>) -> Result<libc::statvfs, Errno> {
+    let mut st = MaybeUninit::<libc::statvfs>::uninit();
+    let path = proc_path(fd);
+    // SAFETY: NUL-terminated path, `st` writable.
+    cvt(unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: statvfs succeeded.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn ftruncate(file: &File, len: u64) -> Result<(), Errno> {
+    let len = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
+    // SAFETY: valid fd.
+    cvt(unsafe { libc::ftruncate(file.as_raw_fd(), len) }).map(drop)
+}
+
+pub fn fsync(file: &File, datasync: bool) -> Result<(), Errno> {
+    let fd = file.as_raw_fd();
+    // SAFETY: valid fd.
+    cvt(unsafe {
+        if datasync {
+            libc::fdatasync(fd)
+        } else {
+            libc::fsync(fd)
+        }
+    })
+    .map(drop)
+}
+
+pub fn fsync_raw(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: the caller passes an fd it owns.
+    cvt(unsafe { libc::fsync(fd) }).map(drop)
+}
+
+/// Reads exactly `buf.len()` bytes at `off`; a short file is `EIO` (the
+/// caller computed the length from the file's size under its lock).
+pub fn pread_exact(file: &File, buf: &mut [u8], off: u64) -> Result<(), Errno> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, off).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            Errno::EIO
+        } else {
+            Errno::from(e)
+        }
+    })
+}
+
+pub fn pwrite_all(file: &File, buf: &[u8], off: u64) -> Result<(), Errno> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, off).map_err(Errno::from)
+}
+
+/// Which xattr call the `/proc` path of an `O_PATH` fd is used with. User
+/// xattrs exist only on files and directories, so following the magic
+/// link is what we want; symlinks answer `EPERM` like Linux does.
+fn xattr_path(fd: BorrowedFd<'_>, is_symlink: bool) -> Result<CString, Errno> {
+    if is_symlink {
+        return Err(Errno::EPERM);
+    }
+    Ok(proc_path(fd))
+}
+
+/// The value of xattr `name`; `ENODATA` when absent.
+pub fn getxattr(fd: BorrowedFd<'_>, is_symlink: bool, name: &CStr) -> Result<Vec<u8>, Errno> {
+    let path = xattr_path(fd, is_symlink)?;
+    loop {
+        // SAFETY: valid strings; a null buffer with size 0 asks for the size.
+        let size = cvt_size(unsafe {
+            libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0)
+        })?;
+        let mut buf = vec![0u8; size];
+        // SAFETY: `buf` writable for `size` bytes.
+        let r = unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        match cvt_size(r) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            // Grew between the two calls: ask again.
+            Err(e) if e == Errno::ERANGE => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub fn setxattr(
+    fd: BorrowedFd<'_>,
+    is_symlink: bool,
+    name: &CStr,
+    value: &[u8],
+    flags: libc::c_int,
+) -> Result<(), Errno> {
+    let path = xattr_path(fd, is_symlink)?;
+    // SAFETY: valid strings, `value` readable for its length.
+    cvt(unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// The NUL-separated list of xattr names.
+pub fn listxattr(fd: BorrowedFd<'_>, is_symlink: bool) -> Result<Vec<u8>, Errno> {
+    if is_symlink {
+        return Ok(Vec::new());
+    }
+    let path = proc_path(fd);
+    loop {
+        // SAFETY: valid path; null buffer asks for the size.
+        let size = cvt_size(unsafe { libc::listxattr(path.as_ptr(), std::ptr::null_mut(), 0) })?;
+        let mut buf = vec![0u8; size];
+        // SAFETY: `buf` writable for its length.
+        let r = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match cvt_size(r) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(e) if e == Errno::ERANGE => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub fn removexattr(fd: BorrowedFd<'_>, is_symlink: bool, name: &CStr) -> Result<(), Errno> {
+    let path = xattr_path(fd, is_symlink)?;
+    // SAFETY: valid strings.
+    cvt(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
+}
+
+/// One directory entry as listed from the backing directory.
+#[derive(Clone, Debug)]
+pub struct RawDirEntry {
+    pub name: CString,
+    pub ino: u64,
+    /// `DT_*` type from the directory; `DT_UNKNOWN` when the fs gave none.
+    pub d_type: u8,
+}
+
+/// All entries of the directory `fd` holds, `.` and `..` included.
+pub fn list_dir(fd: BorrowedFd<'_>) -> Result<Vec<RawDirEntry>, Errno> {
+    let dirfd = open_dir(fd)?;
+    let raw = dirfd.as_raw_fd();
+    // SAFETY: fdopendir takes ownership of a valid directory fd; on success
+    // it is closed by closedir below.
+    let dir = unsafe { libc::fdopendir(raw) };
+    if dir.is_null() {
+        return Err(last_errno());
+    }
+    std::mem::forget(dirfd);
+    let mut out = Vec::new();
+    let result = loop {
+        // readdir reports errors through errno only.
+        // SAFETY: errno location is thread-local and always valid.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `dir` is a valid open DIR stream.
+        let ent = unsafe { libc::readdir64(dir) };
+        if ent.is_null() {
+            // SAFETY: as above.
+            let err = unsafe { *libc::__errno_location() };
+            break if err == 0 {
+                Ok(())
+            } else {
+                Err(Errno::from_i32(err))
+            };
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is
+        // NUL-terminated and lives until the next readdir call.
+        let (name, ino, d_type) = unsafe {
+            let e = &*ent;
+            (
+                CStr::from_ptr(e.d_name.as_ptr()).to_owned(),
+                e.d_ino,
+                e.d_type,
+            )
+        };
+        out.push(RawDirEntry { name, ino, d_type });
+    };
+    // SAFETY: `dir` is valid and closed exactly once.
+    unsafe { libc::closedir(dir) };
+    result.map(|()| out)
+}
+
+/// `umount2(path)`, detaching lazily when `lazy`.
+pub fn umount(path: &std::path::Path, lazy: bool) -> Result<(), Errno> {
+    let p = cname(path.as_os_str())?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    // SAFETY: NUL-terminated path.
+    cvt(unsafe { libc::umount2(p.as_ptr(), flags) }).map(drop)
+}
+
+/// Raises the soft open-file limit to the hard limit: every inode the
+/// kernel remembers holds one `O_PATH` descriptor.
+pub fn raise_nofile_limit() {
+    let mut lim = MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: `lim` is writable.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } != 0 {
+        return;
+    }
+    // SAFETY: getrlimit succeeded.
+    let mut lim = unsafe { lim.assume_init() };
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: valid pointer; failure only leaves the old limit.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+}
+
+/// Sets the process umask to 0: the kernel already applied the caller's
+/// umask to every mode it sends, so the backing files get exactly it.
+pub fn clear_umask() {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn root(dir: &std::path::Path) -> OwnedFd {
+        let p = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        open_root(&p).unwrap()
+    }
+
+    #[test]
+    fn path_handles_survive_rename_and_unlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("a"), b"hello").unwrap();
+        let r = root(tmp.path());
+        let fd = open_path_at(r.as_fd(), c"a").unwrap();
+        rename_at2(r.as_fd(), c"a", r.as_fd(), c"b", 0).unwrap();
+        assert_eq!(fstat(fd.as_fd()).unwrap().st_size, 5);
+        let f = reopen(fd.as_fd(), libc::O_RDONLY).unwrap();
+        unlink_at(r.as_fd(), c"b", 0).unwrap();
+        let mut buf = [0u8; 5];
+        pread_exact(&f, &mut buf, 0).unwrap();
+        assert_eq!(&buf, b"hello");
+        assert_eq!(fstat(fd.as_fd()).unwrap().st_nlink, 0);
+    }
+
+    #[test]
+    fn rename_flags_are_passed_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("a"), b"A").unwrap();
+        std::fs::write(tmp.path().join("b"), b"B").unwrap();
+        let r = root(tmp.path());
+        let e = rename_at2(r.as_fd(), c"a", r.as_fd(), c"b", libc::RENAME_NOREPLACE);
+        assert_eq!(e, Err(Errno::EEXIST));
+        rename_at2(r.as_fd(), c"a", r.as_fd(), c"b", libc::RENAME_EXCHANGE).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("a")).unwrap(), b"B");
+        assert_eq!(std::fs::read(tmp.path().join("b")).unwrap(), b"A");
+    }
+
+    #[test]
+    fn links_symlinks_and_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("f"), b"x").unwrap();
+        let r = root(tmp.path());
+        let f = open_path_at(r.as_fd(), c"f").unwrap();
+        link_fd(f.as_fd(), r.as_fd(), c"g").unwrap();
+        assert_eq!(fstat(f.as_fd()).unwrap().st_nlink, 2);
+        symlink_at(c"f", r.as_fd(), c"s").unwrap();
+        let s = open_path_at(r.as_fd(), c"s").unwrap();
+        assert_eq!(readlink_fd(s.as_fd()).unwrap(), b"f");
+        assert_eq!(
+            fstat(s.as_fd()).unwrap().st_mode & libc::S_IFMT,
+            libc::S_IFLNK
+        );
+        let mut names: Vec<_> = list_dir(r.as_fd())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name.into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".", "..", "f", "g", "s"]);
+    }
+
+    #[test]
+    fn xattrs_round_trip_through_path_handles() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("f"), b"x").unwrap();
+        let r = root(tmp.path());
+        let f = open_path_at(r.as_fd(), c"f").unwrap();
+        match setxattr(f.as_fd(), false, c"user.k", b"v", 0) {
+            // Some test filesystems do not support user xattrs.
+            Err(e) if e == Errno::EOPNOTSUPP => return,
+            other => other.unwrap(),
+        }
+        assert_eq!(getxattr(f.as_fd(), false, c"user.k").unwrap(), b"v");
+        assert_eq!(listxattr(f.as_fd(), false).unwrap(), b"user.k\0");
+        removexattr(f.as_fd(), false, c"user.k").unwrap();
+        assert_eq!(
+            getxattr(f.as_fd(), false, c"user.k"),
+            Err(Errno::from_i32(libc::ENODATA))
+        );
+    }
+
+    #[test]
+    fn times_and_modes_through_path_handles() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("f"), b"x").unwrap();
+        let r = root(tmp.path());
+        let f = open_path_at(r.as_fd(), c"f").unwrap();
+        chmod_fd(f.as_fd(), 0o640).unwrap();
+        let t = libc::timespec {
+            tv_sec: 1_000_000,
+            tv_nsec: 5,
+        };
+        let omit = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        };
+        utimens_fd(f.as_fd(), false, &[omit, t]).unwrap();
+        let st = fstat(f.as_fd()).unwrap();
+        assert_eq!(st.st_mode & 0o7777, 0o640);
+        assert_eq!((st.st_mtime, st.st_mtime_nsec), (1_000_000, 5));
+    }
+}

@@ -1,0 +1,125 @@
+//! Extended attributes. Names stay plaintext (like file names); values in
+//! the `user.` namespace are encrypted with a volume-wide key, so a
+//! directory or an empty file (which have no data key) can carry them too.
+//! Other namespaces (`security.`, `trusted.`, `system.`) pass through as
+//! they are: the kernel and tools interpret those values.
+//!
+//! Stored value: `XATTR_VERSION (1) ‖ nonce (12) ‖ AES-256-GCM(value) ‖ tag (16)`,
+//! AAD = `XATTR_AAD_DOMAIN ‖ name`, so a value cannot be moved to another
+//! attribute name undetected. The key is HKDF(config data key,
+//! [`XATTR_KEY_LABEL`]).
+
+use crate::format::DataKey;
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, KeyInit};
+use fuser::Errno;
+
+/// HKDF info for the volume's xattr value key.
+pub const XATTR_KEY_LABEL: &[u8] = b"kmsfs v1 xattr value AES-256-GCM";
+/// Leading byte of every stored value.
+pub const XATTR_VERSION: u8 = 1;
+const AAD_DOMAIN: &[u8] = b"kmsfs xattr v1\0";
+const NONCE: usize = 12;
+const TAG: usize = 16;
+/// Bytes an encrypted value adds.
+pub const XATTR_OVERHEAD: usize = 1 + NONCE + TAG;
+
+/// Whether values of `name` are encrypted.
+pub fn is_encrypted(name: &[u8]) -> bool {
+    name.starts_with(b"user.")
+}
+
+/// The volume's xattr value cipher (expanded key wiped on drop).
+pub struct XattrCipher {
+    aead: Aes256Gcm,
+}
+
+impl XattrCipher {
+    /// Derived from the volume's config data key.
+    pub fn new(config_key: &DataKey) -> Self {
+        let k = config_key.derive(XATTR_KEY_LABEL);
+        let aead = match Aes256Gcm::new_from_slice(k.as_ref()) {
+            Ok(a) => a,
+            Err(_) => unreachable!("AES-256 key is 32 bytes"),
+        };
+        XattrCipher { aead }
+    }
+
+    fn aad(name: &[u8]) -> Vec<u8> {
+        [AAD_DOMAIN, name].concat()
+    }
+
+    pub fn seal(&self, name: &[u8], value: &[u8]) -> Result<Vec<u8>, Errno> {
+        let mut out = vec![0u8; XATTR_OVERHEAD + value.len()];
+        out[0] = XATTR_VERSION;
+        getrandom::fill(&mut out[1..1 + NONCE]).map_err(|_| Errno::EIO)?;
+        let (head, rest) = out.split_at_mut(1 + NONCE);
+        let (body, tag_out) = rest.split_at_mut(value.len());
+        body.copy_from_slice(value);
+        let nonce = nonce(&head[1..]);
+        let tag = self
+            .aead
+            .encrypt_inout_detached(&nonce, &Self::aad(name), body.into())
+            .map_err(|_| Errno::EIO)?;
+        tag_out.copy_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// The plaintext value; `EIO` when it does not authenticate.
+    pub fn open(&self, name: &[u8], stored: &[u8]) -> Result<Vec<u8>, Errno> {
+        if stored.len() < XATTR_OVERHEAD || stored[0] != XATTR_VERSION {
+            return Err(Errno::EIO);
+        }
+        let n = nonce(&stored[1..1 + NONCE]);
+        let (body, tag) = stored[1 + NONCE..].split_at(stored.len() - XATTR_OVERHEAD);
+        let mut t = [0u8; TAG];
+        t.copy_from_slice(tag);
+        let mut out = body.to_vec();
+        self.aead
+            .decrypt_inout_detached(
+                &n,
+                &Self::aad(name),
+                out.as_mut_slice().into(),
+                &aes_gcm::Tag::from(t),
+            )
+            .map_err(|_| Errno::EIO)?;
+        Ok(out)
+    }
+}
+
+fn nonce(b: &[u8]) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
+    let mut a = [0u8; NONCE];
+    a.copy_from_slice(b);
+    a.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_are_bound_to_their_name() {
+        let c = XattrCipher::new(&DataKey::random().unwrap());
+        for v in [&b""[..], b"x", &[7u8; 5000]] {
+            let s = c.seal(b"user.a", v).unwrap();
+            assert_eq!(s.len(), v.len() + XATTR_OVERHEAD);
+            assert_eq!(c.open(b"user.a", &s).unwrap(), v);
+            assert_eq!(c.open(b"user.b", &s), Err(Errno::EIO));
+        }
+        let s = c.seal(b"user.a", b"secret value").unwrap();
+        assert!(!s.windows(6).any(|w| w == b"secret"));
+        let mut t = s.clone();
+        t[20] ^= 1;
+        assert_eq!(c.open(b"user.a", &t), Err(Errno::EIO));
+        assert_eq!(c.open(b"user.a", &s[..10]), Err(Errno::EIO));
+        let other = XattrCipher::new(&DataKey::random().unwrap());
+        assert_eq!(other.open(b"user.a", &s), Err(Errno::EIO));
+    }
+
+    #[test]
+    fn only_user_namespace_is_encrypted() {
+        assert!(is_encrypted(b"user.mime"));
+        assert!(!is_encrypted(b"security.capability"));
+        assert!(!is_encrypted(b"trusted.x"));
+    }
+}

@@ -1,0 +1,310 @@
+//! kmsfs test harness: a volume in a temporary directory, bound to a key in
+//! a real kmsd, and a mount of it that is ALWAYS unmounted by its guard
+//! (`fusermount3 -u`, then `umount -l`), on drop and on panic, with the
+//! mount process stopped by pid.
+//!
+//! Use from a test file with
+//! `mod common; #[path = "common/mount.rs"] mod mount;`.
+#![allow(dead_code)]
+
+use crate::common::{KmsdProcess, bin};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when this process may mount FUSE filesystems (root and /dev/fuse).
+pub fn fuse_available() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    root && Path::new("/dev/fuse").exists()
+}
+
+/// Skips the calling test (returns early) without root and /dev/fuse.
+#[macro_export]
+macro_rules! require_fuse {
+    () => {
+        if !$crate::mount::fuse_available() {
+            eprintln!("skipped: needs root and /dev/fuse");
+            return;
+        }
+    };
+}
+
+/// A kmsfs volume: `<tmp>/cipher` bound to a fresh kmsd key, and an empty
+/// mountpoint `<tmp>/mnt`. Control sockets and logs go to `<tmp>/run`.
+pub struct Volume {
+    pub tmp: tempfile::TempDir,
+    pub cipherdir: PathBuf,
+    pub mountpoint: PathBuf,
+    pub runtime: PathBuf,
+    pub socket: PathBuf,
+    pub key_arn: String,
+}
+
+impl Volume {
+    /// Creates a key in `kmsd` and runs `kmsfs init` with it.
+    pub fn create(kmsd: &KmsdProcess) -> Volume {
+        let key = kmsd.create_key("kmsfs test volume");
+        Volume::create_with_key(&kmsd.socket, &key.arn)
+    }
+
+    pub fn create_with_key(socket: &Path, key: &str) -> Volume {
+        let tmp = tempfile::Builder::new()
+            .prefix("kmsfs-test-")
+            .tempdir()
+            .expect("tempdir");
+        let v = Volume {
+            cipherdir: tmp.path().join("cipher"),
+            mountpoint: tmp.path().join("mnt"),
+            runtime: tmp.path().join("run"),
+            socket: socket.to_path_buf(),
+            key_arn: key.to_string(),
+            tmp,
+        };
+        std::fs::create_dir(&v.cipherdir).expect("mkdir cipher");
+        std::fs::create_dir(&v.mountpoint).expect("mkdir mnt");
+        let out = v
+            .kmsfs()
+            .arg("init")
+            .arg(&v.cipherdir)
+            .arg("--key-id")
+            .arg(key)
+            .arg("--socket")
+            .arg(socket)
+            .output()
+            .expect("run kmsfs init");
+        assert!(out.status.success(), "kmsfs init failed: {}", text(&out));
+        v
+    }
+
+    /// A `kmsfs` command with this volume's runtime directory.
+    pub fn kmsfs(&self) -> Command {
+        let mut c = Command::new(bin("kmsfs"));
+        c.env("KMSFS_RUNTIME_DIR", &self.runtime)
+            .env(
+                "KMSFS_LOG",
+                std::env::var("KMSFS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `kmsfs mount` (background mode) with `args`; the output, for
+    /// tests of failures. A mount that did succeed is unmounted again.
+    pub fn try_mount(&self, args: &[&str]) -> Output {
+        let out = self.mount_command(args).output().expect("run kmsfs mount");
+        if out.status.success() {
+            drop(MountGuard::adopt(self));
+        }
+        out
+    }
+
+    fn mount_command(&self, args: &[&str]) -> Command {
+        let mut c = self.kmsfs();
+        c.arg("mount")
+            .arg(&self.cipherdir)
+            .arg(&self.mountpoint)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args);
+        c
+    }
+
+    /// Mounts; panics with kmsfs's message if that fails.
+    pub fn mount(&self, args: &[&str]) -> MountGuard<'_> {
+        let out = self.mount_command(args).output().expect("run kmsfs mount");
+        assert!(out.status.success(), "kmsfs mount failed: {}", text(&out));
+        MountGuard::adopt(self)
+    }
+
+    /// `kmsfs status --json` of the mount, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self
+            .kmsfs()
+            .arg("status")
+            .arg("--json")
+            .arg(&self.mountpoint)
+            .output()
+            .expect("run kmsfs status");
+        assert!(out.status.success(), "kmsfs status failed: {}", text(&out));
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// The background mount's log so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(rd) = std::fs::read_dir(&self.runtime) {
+            for e in rd.flatten() {
+                if e.path().extension().is_some_and(|x| x == "log") {
+                    s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        s
+    }
+
+    /// The backing (cipher) path of a path inside the mount.
+    pub fn backing(&self, rel: &str) -> PathBuf {
+        self.cipherdir.join(rel)
+    }
+
+    /// The path inside the mount.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mountpoint.join(rel)
+    }
+}
+
+/// A mounted volume. Dropping it unmounts (`fusermount3 -u`, falling back
+/// to `umount -l`) and stops the mount process by pid.
+pub struct MountGuard<'a> {
+    vol: &'a Volume,
+    pub pid: Option<u32>,
+    done: bool,
+}
+
+impl<'a> MountGuard<'a> {
+    fn adopt(vol: &'a Volume) -> MountGuard<'a> {
+        let mut g = MountGuard {
+            vol,
+            pid: None,
+            done: false,
+        };
+        g.pid = g.status_pid();
+        g
+    }
+
+    fn status_pid(&self) -> Option<u32> {
+        let out = self
+            .vol
+            .kmsfs()
+            .arg("status")
+            .arg("--json")
+            .arg(&self.vol.mountpoint)
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["pid"].as_u64().map(|p| p as u32)
+    }
+
+    /// Unmounts through `kmsfs umount` and checks it worked; the guard then
+    /// has nothing left to do.
+    pub fn unmount(mut self) {
+        let out = self
+            .vol
+            .kmsfs()
+            .arg("umount")
+            .arg(&self.vol.mountpoint)
+            .output()
+            .expect("run kmsfs umount");
+        assert!(out.status.success(), "kmsfs umount failed: {}", text(&out));
+        assert!(
+            !is_mounted(&self.vol.mountpoint),
+            "still mounted after umount"
+        );
+        if let Some(pid) = self.pid {
+            assert!(
+                wait_exit(pid, Duration::from_secs(10)),
+                "mount process {pid} did not exit"
+            );
+        }
+        self.done = true;
+    }
+
+    fn cleanup(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let mp = &self.vol.mountpoint;
+        if is_mounted(mp) {
+            let ok = Command::new("fusermount3")
+                .arg("-u")
+                .arg(mp)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                let _ = Command::new("umount").arg("-l").arg(mp).status();
+            }
+        }
+        let Some(pid) = self.pid else { return };
+        if !wait_exit(pid, Duration::from_secs(5)) {
+            signal(pid, libc::SIGTERM);
+            if !wait_exit(pid, Duration::from_secs(5)) {
+                signal(pid, libc::SIGKILL);
+                wait_exit(pid, Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl Drop for MountGuard<'_> {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Whether `mp` is a mountpoint now (per /proc/self/mountinfo).
+pub fn is_mounted(mp: &Path) -> bool {
+    let mp = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = mp.to_string_lossy().replace(' ', "\\040");
+    info.lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|p| p == want))
+}
+
+/// Waits for process `pid` to exit (zombies count as exited).
+pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
+            .flatten()
+            .is_some_and(|c| c != 'Z' && c != 'X');
+        if !alive {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// stdout and stderr of a command, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {}; stdout: {}; stderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout).trim(),
+        String::from_utf8_lossy(&o.stderr).trim()
+    )
+}
+
+/// Whether `needle` occurs anywhere in the files under `dir` (recursively).
+pub fn tree_contains(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                let data = std::fs::read(&p).unwrap_or_default();
+                if data.windows(needle.len()).any(|w| w == needle) {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
+}
