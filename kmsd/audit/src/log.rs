@@ -14,6 +14,7 @@ use crate::ticket::{Completer, Seq, Ticket, ticket};
 use crate::writer::{ChainWriter, Entry, Options};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -48,6 +49,7 @@ impl AuditLog {
         create_private_dir(dir)?;
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
+            .mode(0o600)
             .write(true)
             .create(true)
             .truncate(false)
