@@ -123,7 +123,7 @@ fn write_output(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
             Ok(if report.is_intact() { 0 } else { 1 })
         }
         AuditCommand::Tail { dir, lines, follow } => {
-            let dir = dir.resolve()?;
+            let dir = existing(dir.resolve()?)?;
             let it =
                 tail(&dir, lines, follow).with_context(|| format!("reading {}", dir.display()))?;
             print_entries(it, out, follow)
@@ -135,11 +135,11 @@ fn write_output(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
             event,
             since,
         } => {
-            let dir = dir.resolve()?;
             let since = match since {
                 Some(s) => Some(parse_since(&s, EventTime::now()).map_err(anyhow::Error::msg)?),
                 None => None,
             };
+            let dir = existing(dir.resolve()?)?;
             let filter = Filter {
                 key_id,
                 principal,
@@ -150,6 +150,13 @@ fn write_output(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
             print_entries(it, out, false)
         }
     }
+}
+
+fn existing(dir: PathBuf) -> anyhow::Result<PathBuf> {
+    if !dir.is_dir() {
+        bail!("no audit log at {}: not a directory", dir.display());
+    }
+    Ok(dir)
 }
 
 fn print_entries(

@@ -269,7 +269,7 @@ impl Verifier<'_> {
                         &pos,
                         Some(rec.seq),
                         "checkpoint MAC does not verify under the audit key: the log up to here was \
-                         rewritten, or the checkpoint was forged"
+                         rewritten, the checkpoint was forged, or the root key is not this log's"
                             .into(),
                     );
                 }

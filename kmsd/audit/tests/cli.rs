@@ -153,7 +153,9 @@ fn usage_errors_are_clear() {
         .unwrap();
     let err = run_to(cli.cmd, &mut Vec::new()).unwrap_err().to_string();
     assert!(err.contains("RFC 3339"), "{err}");
-    let cli =
-        Cli::try_parse_from(["audit", "verify", "--audit-dir", "/nonexistent/audit"]).unwrap();
-    assert!(run_to(cli.cmd, &mut Vec::new()).is_err());
+    for sub in ["verify", "tail", "query"] {
+        let cli = Cli::try_parse_from(["audit", sub, "--audit-dir", "/nonexistent/audit"]).unwrap();
+        let err = format!("{:#}", run_to(cli.cmd, &mut Vec::new()).unwrap_err());
+        assert!(err.contains("/nonexistent/audit"), "{sub}: {err}");
+    }
 }
