@@ -39,6 +39,16 @@ impl Default for KeyOptions {
     }
 }
 
+impl KeyOptions {
+    /// For tools that create no files (cat, fsck): no pool.
+    pub fn offline() -> Self {
+        KeyOptions {
+            pool_size: 0,
+            ..KeyOptions::default()
+        }
+    }
+}
+
 /// What a new file needs: its id, its cipher, and the header bytes to
 /// write in front of block 0.
 pub struct NewFile {

@@ -118,14 +118,6 @@ impl fmt::Display for FsckError {
 
 impl std::error::Error for FsckError {}
 
-/// Key options for a check: no pool (fsck creates no files).
-pub fn fsck_key_options() -> KeyOptions {
-    KeyOptions {
-        pool_size: 0,
-        ..KeyOptions::default()
-    }
-}
-
 /// Opens the volume at `dir` through kmsd and checks it. A config that
 /// fails authentication is reported as a problem of `kmsfs.conf` (nothing
 /// else can be checked then). `expected_key` pins the KMS key.
@@ -136,7 +128,7 @@ pub fn fsck(
     show_progress: bool,
 ) -> Result<Report, FsckError> {
     check_opened(
-        Volume::open(client, dir, expected_key, fsck_key_options()),
+        Volume::open(client, dir, expected_key, KeyOptions::offline()),
         show_progress,
     )
 }

@@ -13,7 +13,7 @@ fn volume() -> (tempfile::TempDir, Arc<FakeKms>, Volume) {
     let d = tempfile::tempdir().unwrap();
     let kms = Arc::new(FakeKms::new());
     init_with(kms.as_ref(), d.path()).unwrap();
-    let v = Volume::open_with(kms.clone(), d.path(), fsck::fsck_key_options()).unwrap();
+    let v = Volume::open_with(kms.clone(), d.path(), KeyOptions::offline()).unwrap();
     (d, kms, v)
 }
 
