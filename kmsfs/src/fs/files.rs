@@ -57,11 +57,13 @@ impl KmsFs {
         } else if regular && flags & libc::O_ACCMODE != libc::O_WRONLY {
             // Unwrap the key now, so a denied or unavailable key fails the
             // open (EACCES / EIO) rather than the first read.
+            // A damaged size fails here too: the kernel would otherwise
+            // read a header-only file as empty without asking us.
             let _r = inode.content.read().unwrap_or_else(|p| p.into_inner());
-            let st = sys::fstat(std::os::fd::AsFd::as_fd(&file))?;
-            if st.st_size > 0 && inode.cached_cipher().is_none() {
-                let report = |f: &Fault| self.report(&inode, f);
-                self.io(&inode, &file, &report).cipher()?;
+            let report = |f: &Fault| self.report(&inode, f);
+            let io = self.io(&inode, &file, &report);
+            if io.size()? > 0 && inode.cached_cipher().is_none() {
+                io.cipher()?;
             }
         }
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
