@@ -498,3 +498,174 @@ fn data_keys_and_re_encrypt() {
     let rnd = ok_json(&kmsd, &["generate-random", "--number-of-bytes", "16"]);
     assert_eq!(B64.decode(str_at(&rnd, &["Plaintext"])).unwrap().len(), 16);
 }
+
+#[test]
+fn policies_and_grants() {
+    let kmsd = KmsdProcess::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = ok_json(&kmsd, &["create-key"]);
+    let key = str_at(&key, &["KeyMetadata", "KeyId"]).to_string();
+
+    let names = ok_json(&kmsd, &["list-key-policies", "--key-id", &key]);
+    assert_eq!(names["PolicyNames"], serde_json::json!(["default"]));
+    let got = ok_json(&kmsd, &["get-key-policy", "--key-id", &key]);
+    assert_eq!(str_at(&got, &["PolicyName"]), "default");
+    let doc: Value = serde_json::from_str(str_at(&got, &["Policy"])).unwrap();
+    assert!(doc["Statement"].is_array(), "{doc}");
+
+    // put-key-policy from file://, read back.
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "root", "Effect": "Allow", "Principal": {"Unix": "uid:0"},
+            "Action": "kms:*", "Resource": "*"
+        }]
+    });
+    let file = dir.path().join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let from_file = format!("file://{}", file.display());
+    ok_silent(
+        &kmsd,
+        &["put-key-policy", "--key-id", &key, "--policy", &from_file],
+    );
+    let got = ok_json(
+        &kmsd,
+        &[
+            "get-key-policy",
+            "--key-id",
+            &key,
+            "--policy-name",
+            "default",
+        ],
+    );
+    let back: Value = serde_json::from_str(str_at(&got, &["Policy"])).unwrap();
+    assert_eq!(back, policy);
+
+    let svc = ok_json(&kmsd, &["get-service-policy"]);
+    assert!(
+        serde_json::from_str::<Value>(str_at(&svc, &["Policy"])).is_ok(),
+        "{svc}"
+    );
+
+    // Grants: create (shorthand constraints), list as text, retire by token,
+    // revoke by id.
+    let g1 = ok_json(
+        &kmsd,
+        &[
+            "create-grant",
+            "--key-id",
+            &key,
+            "--grantee-principal",
+            "uid:1000",
+            "--retiring-principal",
+            "uid:0",
+            "--operations",
+            "Decrypt",
+            "Encrypt",
+            "--constraints",
+            "EncryptionContextSubset={Purpose=Lab}",
+            "--name",
+            "lab-grant",
+        ],
+    );
+    let g1_id = str_at(&g1, &["GrantId"]).to_string();
+    let g1_token = str_at(&g1, &["GrantToken"]).to_string();
+    let g2 = ok_json(
+        &kmsd,
+        &[
+            "create-grant",
+            "--key-id",
+            &key,
+            "--grantee-principal",
+            "uid:1001",
+            "--operations",
+            "GenerateDataKey",
+        ],
+    );
+    let g2_id = str_at(&g2, &["GrantId"]).to_string();
+
+    let listed = ok_json(
+        &kmsd,
+        &["list-grants", "--key-id", &key, "--grant-id", &g1_id],
+    );
+    let grants = listed["Grants"].as_array().expect("Grants");
+    assert_eq!(grants.len(), 1, "{listed}");
+    assert_eq!(
+        grants[0]["Operations"],
+        serde_json::json!(["Decrypt", "Encrypt"])
+    );
+    assert_eq!(
+        grants[0]["Constraints"],
+        serde_json::json!({"EncryptionContextSubset": {"Purpose": "Lab"}})
+    );
+    assert_eq!(str_at(&grants[0], &["Name"]), "lab-grant");
+    assert!(grants[0].get("RetiringPrincipal").is_some());
+
+    let o = kmsctl(
+        &kmsd,
+        &[
+            "list-retirable-grants",
+            "--retiring-principal",
+            "uid:0",
+            "--output",
+            "text",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("GRANTS\t") && first.contains(&g1_id),
+        "{text}"
+    );
+    assert!(text.contains("\nENCRYPTIONCONTEXTSUBSET\tLab\n"), "{text}");
+    assert!(
+        text.contains("\nOPERATIONS\tDecrypt\nOPERATIONS\tEncrypt\n"),
+        "{text}"
+    );
+
+    ok_silent(&kmsd, &["retire-grant", "--grant-token", &g1_token]);
+    ok_silent(
+        &kmsd,
+        &["revoke-grant", "--key-id", &key, "--grant-id", &g2_id],
+    );
+    let listed = ok_json(&kmsd, &["list-grants", "--key-id", &key]);
+    assert_eq!(listed["Grants"], serde_json::json!([]));
+
+    let err = fail(
+        &kmsd,
+        &[
+            "create-grant",
+            "--key-id",
+            &key,
+            "--grantee-principal",
+            "nobody?",
+            "--operations",
+            "Decrypt",
+        ],
+        254,
+    );
+    assert!(
+        err.contains("(ValidationException) when calling the CreateGrant operation"),
+        "{err}"
+    );
+    let err = fail(
+        &kmsd,
+        &[
+            "create-grant",
+            "--key-id",
+            &key,
+            "--grantee-principal",
+            "uid:1",
+            "--operations",
+            "Decrypt",
+            "--constraints",
+            "Purpose=Lab",
+        ],
+        252,
+    );
+    assert!(
+        err.starts_with("Error parsing parameter '--constraints'"),
+        "{err}"
+    );
+}
