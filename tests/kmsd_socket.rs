@@ -407,17 +407,22 @@ fn state_dir_holds_no_plaintext_key_material() {
     let root = std::fs::read(&keyfile).unwrap();
     assert_eq!(root.len(), 32);
     assert!(!state.join("root.key").exists());
-    for entry in std::fs::read_dir(&state).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(
-            !bytes.windows(32).any(|w| w == &root[..]),
-            "root key in state dir"
-        );
-        assert!(
-            !bytes.windows(32).any(|w| w == dk.plaintext.expose()),
-            "data key in state dir"
-        );
+    let mut dirs = vec![state.clone()];
+    let mut files = 0;
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            files += 1;
+            assert!(!bytes.windows(32).any(|w| w == &root[..]), "root key in {}", path.display());
+            assert!(!bytes.windows(32).any(|w| w == dk.plaintext.expose()), "data key in {}", path.display());
+        }
     }
+    assert!(files >= 2, "expected the store and the audit log, found {files} files");
 }
 
 #[test]

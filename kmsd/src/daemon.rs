@@ -4,10 +4,12 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::rootkey::RootKey;
+use crate::server::audit::Auditor;
 use crate::server::{ServerConfig, serve};
 use crate::service::{KeyService, ServiceConfig};
 use crate::store::RedbStore;
 use anyhow::{Context, bail};
+use kmsd_audit::{AuditLog, audit_key_from_root};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub struct DaemonConfig {
     pub server: ServerConfig,
     /// How often the sweeper destroys expired keys and rotates due ones.
     pub sweep_interval: Duration,
+    /// Audit trail options (rotation size, checkpoint interval).
+    pub audit: kmsd_audit::Options,
 }
 
 impl DaemonConfig {
@@ -41,12 +45,17 @@ impl DaemonConfig {
             },
             server: ServerConfig::default(),
             sweep_interval: Duration::from_secs(60),
+            audit: kmsd_audit::Options::default(),
         }
     }
 }
 
-/// Opens the state (creating it on first start) and returns the service.
-pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<KeyService>> {
+/// Opens the state (creating it on first start): the service and its audit
+/// trail.
+pub fn open_service(
+    cfg: &DaemonConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Arc<KeyService>, Arc<Auditor>)> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -61,9 +70,16 @@ pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
     if created {
         tracing::info!(path = %root_path.display(), "created a new root key");
     }
+    let audit_dir = kmsd_audit::audit_dir(&cfg.state_dir);
+    let log = AuditLog::open(
+        &audit_dir,
+        audit_key_from_root(root.expose()),
+        cfg.audit.clone(),
+    )
+    .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
     let store = RedbStore::open(&cfg.state_dir.join("state.redb"))?;
     let svc = KeyService::new(cfg.service.clone(), Box::new(store), clock, &root)?;
-    Ok(Arc::new(svc))
+    Ok((Arc::new(svc), Arc::new(Auditor::new(log))))
 }
 
 /// Makes the process non-dumpable (no core files, no ptrace by others) and
@@ -123,7 +139,7 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cfg: DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Daemon> {
-        let service = open_service(&cfg, clock)?;
+        let (service, auditor) = open_service(&cfg, clock)?;
         let std_listener = bind_socket(&cfg)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -144,7 +160,7 @@ impl Daemon {
                         }
                     };
                     let sweeper = tokio::spawn(sweep_loop(svc.clone(), cfg.sweep_interval));
-                    serve(listener, svc, cfg.server.clone(), async {
+                    serve(listener, svc, auditor, cfg.server.clone(), async {
                         let _ = stop_rx.await;
                     })
                     .await;

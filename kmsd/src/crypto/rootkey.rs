@@ -68,6 +68,12 @@ impl RootKey {
         RootKey(KeyBytes::from_slice(&bytes).unwrap_or_else(KeyBytes::random))
     }
 
+    /// The raw root key, for a component that derives its own key from it
+    /// (the audit trail, with [`AUDIT_CHECKPOINT_LABEL`]).
+    pub fn expose(&self) -> &[u8; KEY_SIZE] {
+        self.0.expose()
+    }
+
     /// The key for one purpose.
     pub fn derive(&self, label: &[u8]) -> KeyBytes {
         let hk = Hkdf::<Sha256>::new(None, self.0.expose());

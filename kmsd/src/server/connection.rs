@@ -6,9 +6,11 @@
 //! their own response; responses are matched to requests by id, so order
 //! does not matter.
 
+use super::audit::{self, Auditor};
 use super::listener::ServerConfig;
 use crate::service::dispatch::is_mutation;
 use crate::service::{Caller, KeyService};
+use kmsd_audit::{Principal, Ticket};
 use kmsd_client::codec::{
     self, ClientFrame, FrameError, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, ServerHello,
 };
@@ -28,10 +30,21 @@ pub struct Connection {
 /// Everything of a connection but its socket.
 struct Session {
     caller: Caller,
+    /// The caller as audit records show it (names and executable looked
+    /// up once per connection).
+    principal: Principal,
     service: Arc<KeyService>,
+    auditor: Arc<Auditor>,
     config: ServerConfig,
     shutdown: broadcast::Receiver<()>,
     _done: mpsc::Sender<()>,
+}
+
+/// An answered request whose audit record may still be in flight.
+struct Pending {
+    id: u64,
+    result: Result<Response, KmsError>,
+    record: Option<Ticket>,
 }
 
 enum ReadError {
@@ -156,15 +169,19 @@ impl Connection {
         stream: UnixStream,
         caller: Caller,
         service: Arc<KeyService>,
+        auditor: Arc<Auditor>,
         config: ServerConfig,
         shutdown: broadcast::Receiver<()>,
         done: mpsc::Sender<()>,
     ) -> Self {
+        let principal = audit::principal(&caller);
         Connection {
             stream,
             session: Session {
                 caller,
+                principal,
                 service,
+                auditor,
                 config,
                 shutdown,
                 _done: done,
@@ -254,13 +271,13 @@ impl Session {
     async fn serve(&mut self, reader: &mut FrameReader, writer: &Arc<Writer>) {
         let max = self.config.max_in_flight;
         let in_flight = Arc::new(Semaphore::new(max));
-        let mut out: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(16 * 1024));
+        let mut pending: Vec<Pending> = Vec::new();
         loop {
             let frame = match reader.try_next() {
                 Ok(Some(f)) => Some(f),
                 Ok(None) => None,
                 Err(e) => {
-                    self.fail(e, &mut out, writer).await;
+                    self.fail(e, &mut pending, writer).await;
                     break;
                 }
             };
@@ -269,10 +286,20 @@ impl Session {
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
                         break;
                     };
-                    let (svc, caller, w) =
-                        (self.service.clone(), self.caller.clone(), writer.clone());
+                    let (svc, auditor, caller, principal, w) = (
+                        self.service.clone(),
+                        self.auditor.clone(),
+                        self.caller.clone(),
+                        self.principal.clone(),
+                        writer.clone(),
+                    );
                     tokio::task::spawn_blocking(move || {
-                        let result = run_request(&svc, &caller, request);
+                        let (result, record) =
+                            run_request(&svc, &auditor, &caller, &principal, request);
+                        let result = match record {
+                            Some(t) => auditor.settle(t.wait(), result),
+                            None => result,
+                        };
                         let mut buf = Zeroizing::new(Vec::with_capacity(256));
                         encode_into(&ServerFrame::Response { id, result }, &mut buf);
                         tokio::runtime::Handle::current().block_on(async move {
@@ -282,25 +309,28 @@ impl Session {
                     });
                 }
                 Some(ClientFrame::Request { id, request }) => {
-                    let result = run_request(&self.service, &self.caller, request);
-                    encode_into(&ServerFrame::Response { id, result }, &mut out);
-                    if out.len() >= MAX_FRAME {
-                        self.flush(&mut out, writer).await;
+                    let (result, record) = run_request(
+                        &self.service,
+                        &self.auditor,
+                        &self.caller,
+                        &self.principal,
+                        request,
+                    );
+                    pending.push(Pending { id, result, record });
+                    if pending.len() >= max {
+                        self.flush(&mut pending, writer).await;
                     }
                 }
                 Some(ClientFrame::Hello(_)) => {
-                    self.fail(
-                        ReadError::Frame(FrameError::Malformed("unexpected second hello".into())),
-                        &mut out,
-                        writer,
-                    )
-                    .await;
+                    let e =
+                        ReadError::Frame(FrameError::Malformed("unexpected second hello".into()));
+                    self.fail(e, &mut pending, writer).await;
                     break;
                 }
                 None => {
                     // Nothing complete is buffered: answer what we have,
                     // then wait for more input or shutdown.
-                    self.flush(&mut out, writer).await;
+                    self.flush(&mut pending, writer).await;
                     let more = tokio::select! {
                         r = reader.fill() => r,
                         _ = self.shutdown.recv() => break,
@@ -309,35 +339,52 @@ impl Session {
                         Ok(true) => {}
                         Ok(false) => break,
                         Err(e) => {
-                            self.fail(e, &mut out, writer).await;
+                            self.fail(e, &mut pending, writer).await;
                             break;
                         }
                     }
                 }
             }
         }
-        self.flush(&mut out, writer).await;
+        self.flush(&mut pending, writer).await;
         // Let in-flight mutations finish and answer.
         let _ = in_flight.acquire_many(max as u32).await;
     }
 
-    async fn flush(&self, out: &mut Zeroizing<Vec<u8>>, writer: &Writer) {
+    /// Waits for the batch's audit records (one group commit covers them
+    /// all), then answers the batch in one write.
+    async fn flush(&self, pending: &mut Vec<Pending>, writer: &Writer) {
+        let mut out = self.encode_pending(pending).await;
         if !out.is_empty() {
-            let _ = writer.send(out).await;
+            let _ = writer.send(&out).await;
             out.zeroize();
         }
     }
 
+    async fn encode_pending(&self, pending: &mut Vec<Pending>) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(256 * pending.len()));
+        for p in pending.drain(..) {
+            let result = match p.record {
+                Some(t) => self.auditor.settle(t.await, p.result),
+                None => p.result,
+            };
+            encode_into(&ServerFrame::Response { id: p.id, result }, &mut out);
+        }
+        out
+    }
+
     /// Answers what is pending, then a goodbye naming the problem.
-    async fn fail(&self, e: ReadError, out: &mut Zeroizing<Vec<u8>>, writer: &Writer) {
+    async fn fail(&self, e: ReadError, pending: &mut Vec<Pending>, writer: &Writer) {
         self.log_bad_frame(&e);
+        let mut out = self.encode_pending(pending).await;
         if !matches!(e, ReadError::Io(_)) {
             encode_into(
                 &ServerFrame::Goodbye(KmsError::validation(e.describe())),
-                out,
+                &mut out,
             );
         }
-        self.flush(out, writer).await;
+        let _ = writer.send(&out).await;
+        out.zeroize();
     }
 
     fn log_bad_frame(&self, e: &ReadError) {
@@ -345,12 +392,25 @@ impl Session {
     }
 }
 
-fn run_request(svc: &KeyService, caller: &Caller, request: Request) -> Result<Response, KmsError> {
+/// Runs one request and submits its audit record; `None` when the request
+/// was refused because the audit trail is down.
+fn run_request(
+    svc: &KeyService,
+    auditor: &Auditor,
+    caller: &Caller,
+    principal: &Principal,
+    request: Request,
+) -> (Result<Response, KmsError>, Option<Ticket>) {
+    if let Err(e) = auditor.check_healthy() {
+        return (Err(e), None);
+    }
     let name = request.name();
+    let event = auditor.begin(svc, principal, &request);
     let result = svc.handle(caller, request);
     match &result {
         Ok(_) => tracing::debug!(op = name, uid = caller.uid, "ok"),
         Err(e) => tracing::debug!(op = name, uid = caller.uid, error = %e.kind, "failed"),
     }
-    result
+    let record = auditor.finish(event, &result);
+    (result, Some(record))
 }

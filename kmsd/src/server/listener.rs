@@ -2,6 +2,7 @@
 //! broadcast tells connections to stop, and a dropped mpsc sender tells the
 //! loop when the last one has finished its in-flight requests.
 
+use super::audit::Auditor;
 use super::connection::Connection;
 use super::peer::peer_caller;
 use crate::service::KeyService;
@@ -38,6 +39,7 @@ impl Default for ServerConfig {
 pub async fn serve(
     listener: UnixListener,
     service: Arc<KeyService>,
+    auditor: Arc<Auditor>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -71,6 +73,7 @@ pub async fn serve(
             stream,
             caller,
             service.clone(),
+            auditor.clone(),
             config.clone(),
             notify.subscribe(),
             done_tx.clone(),

@@ -1,6 +1,7 @@
 //! The socket side: accept connections, identify the peer (SO_PEERCRED),
 //! read frames, run requests, write responses. See `docs/WIRE.md`.
 
+pub mod audit;
 mod connection;
 mod listener;
 mod peer;
