@@ -495,6 +495,32 @@ fn data_keys_and_re_encrypt() {
         "{err}"
     );
 
+    // AWS CLI v2's `--cli-binary-format raw-in-base64-out`: inline text as is.
+    let enc = ok_json(
+        &kmsd,
+        &[
+            "--cli-binary-format",
+            "raw-in-base64-out",
+            "encrypt",
+            "--key-id",
+            &k1,
+            "--plaintext",
+            "hello lab",
+        ],
+    );
+    let dec = ok_json(
+        &kmsd,
+        &[
+            "decrypt",
+            "--ciphertext-blob",
+            str_at(&enc, &["CiphertextBlob"]),
+        ],
+    );
+    assert_eq!(
+        B64.decode(str_at(&dec, &["Plaintext"])).unwrap(),
+        b"hello lab"
+    );
+
     let rnd = ok_json(&kmsd, &["generate-random", "--number-of-bytes", "16"]);
     assert_eq!(B64.decode(str_at(&rnd, &["Plaintext"])).unwrap().len(), 16);
 }

@@ -4,6 +4,7 @@
 //! way the AWS CLI does.
 
 use crate::output::OutputFormat;
+use crate::shorthand::BinaryFormat;
 use clap::{Args, Parser, Subcommand};
 use kmsd_client::{DataKeySpec, KeySpec, KeyUsage};
 use std::path::PathBuf;
@@ -26,6 +27,11 @@ pub struct Cli {
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Json)]
     pub output: OutputFormat,
+
+    /// How inline binary values (--plaintext, --ciphertext-blob) are read:
+    /// base64 (default) or raw text; fileb:// is always raw
+    #[arg(long, global = true, value_enum, default_value_t = BinaryFormat::Base64)]
+    pub cli_binary_format: BinaryFormat,
 
     #[command(subcommand)]
     pub command: TopLevel,

@@ -3,7 +3,7 @@
 //! error names the flag, as in `Error parsing parameter '--policy': ...`.
 
 use crate::failure::Failure;
-use crate::shorthand::{self, BinarySource, FILE_PREFIX, FILEB_PREFIX, TextSource};
+use crate::shorthand::{self, BinaryFormat, BinarySource, FILE_PREFIX, FILEB_PREFIX, TextSource};
 use kmsd_client::{EncryptionContext, GrantConstraints, Tag};
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -30,9 +30,11 @@ pub fn text(flag: &str, raw: &str) -> Result<Zeroizing<String>, Failure> {
 }
 
 /// A binary value: `fileb://PATH` raw, `file://PATH` holding base64, or
-/// inline base64.
-pub fn binary(flag: &str, raw: &str) -> Result<Vec<u8>, Failure> {
-    match shorthand::binary_source(raw, home().as_deref()).map_err(|e| Failure::param(flag, e))? {
+/// inline (base64 unless `format` says raw).
+pub fn binary(flag: &str, raw: &str, format: BinaryFormat) -> Result<Vec<u8>, Failure> {
+    let source = shorthand::binary_source(raw, home().as_deref(), format)
+        .map_err(|e| Failure::param(flag, e))?;
+    match source {
         BinarySource::Inline(bytes) => Ok(bytes),
         BinarySource::RawFile(path) => {
             std::fs::read(&path).map_err(|e| unreadable(flag, FILEB_PREFIX, &path, e))
@@ -82,10 +84,13 @@ mod tests {
         std::fs::write(&ctx, r#"{"Purpose":"Lab"}"#).unwrap();
 
         let fileb = format!("fileb://{}", raw.display());
-        assert_eq!(binary("--plaintext", &fileb).unwrap(), [0, 159, 146, 150]);
+        assert_eq!(
+            binary("--plaintext", &fileb, BinaryFormat::Base64).unwrap(),
+            [0, 159, 146, 150]
+        );
         let file = format!("file://{}", b64.display());
         assert_eq!(
-            binary("--ciphertext-blob", &file).unwrap(),
+            binary("--ciphertext-blob", &file, BinaryFormat::Base64).unwrap(),
             [0, 159, 146, 150]
         );
         let c = context(
@@ -99,7 +104,12 @@ mod tests {
 
     #[test]
     fn missing_files_and_bad_values_are_usage_errors() {
-        let f = binary("--plaintext", "fileb:///nonexistent/kmsctl-test").unwrap_err();
+        let f = binary(
+            "--plaintext",
+            "fileb:///nonexistent/kmsctl-test",
+            BinaryFormat::Base64,
+        )
+        .unwrap_err();
         assert_eq!(f.exit_code(), 252);
         assert!(
             f.to_string()

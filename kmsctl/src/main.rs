@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         TopLevel::Audit(cmd) => return audit(cmd),
     };
     let socket = cli.socket.unwrap_or_else(kmsd_client::default_socket_path);
-    let ctx = commands::Ctx::new(socket);
+    let ctx = commands::Ctx::new(socket, cli.cli_binary_format);
     match commands::run(command, &ctx) {
         Ok(reply) => {
             let text = reply.render(cli.output);

@@ -54,6 +54,16 @@ pub enum BinarySource {
     Base64File(PathBuf),
 }
 
+/// How inline binary values are read (AWS CLI v2's `--cli-binary-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BinaryFormat {
+    /// Inline values are base64 (the AWS CLI v2 default).
+    #[default]
+    Base64,
+    /// Inline values are taken as they are, as raw bytes.
+    RawInBase64Out,
+}
+
 /// `~/x` becomes `$HOME/x`, as the AWS CLI expands paths after `file://`.
 pub fn expand_home(path: &str, home: Option<&str>) -> PathBuf {
     match (path.strip_prefix("~/"), home) {
@@ -80,14 +90,21 @@ pub fn text_source<'a>(raw: &'a str, home: Option<&str>) -> Result<TextSource<'a
     Ok(TextSource::Inline(raw))
 }
 
-pub fn binary_source(raw: &str, home: Option<&str>) -> Result<BinarySource, ParseError> {
+pub fn binary_source(
+    raw: &str,
+    home: Option<&str>,
+    format: BinaryFormat,
+) -> Result<BinarySource, ParseError> {
     if let Some(rest) = raw.strip_prefix(FILEB_PREFIX) {
         return file_path(rest, home).map(BinarySource::RawFile);
     }
     if let Some(rest) = raw.strip_prefix(FILE_PREFIX) {
         return file_path(rest, home).map(BinarySource::Base64File);
     }
-    decode_base64(raw).map(BinarySource::Inline)
+    match format {
+        BinaryFormat::Base64 => decode_base64(raw).map(BinarySource::Inline),
+        BinaryFormat::RawInBase64Out => Ok(BinarySource::Inline(raw.as_bytes().to_vec())),
+    }
 }
 
 /// Decodes standard base64, ignoring ASCII whitespace (so the wrapped
@@ -97,7 +114,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, ParseError> {
     B64.decode(compact.as_bytes()).map_err(|e| {
         ParseError(format!(
             "Invalid base64 ({}). AWS CLI v2 reads inline binary values as base64; \
-             use fileb://PATH to pass a file's raw bytes",
+             use fileb://PATH to pass a file's raw bytes, or --cli-binary-format raw-in-base64-out",
             e.to_string().trim_end_matches('.')
         ))
     })

@@ -9,6 +9,7 @@ use crate::args::{
 use crate::failure::Failure;
 use crate::input;
 use crate::output::Reply;
+use crate::shorthand::BinaryFormat;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kmsd_client::*;
@@ -27,9 +28,9 @@ fn plaintext_line(plaintext: &SecretBytes) -> Reply {
     Reply::Line(Zeroizing::new(B64.encode(plaintext.expose())))
 }
 
-fn encrypt_request(a: EncryptArgs) -> Result<EncryptRequest, Failure> {
+fn encrypt_request(a: EncryptArgs, format: BinaryFormat) -> Result<EncryptRequest, Failure> {
     Ok(EncryptRequest {
-        plaintext: SecretBytes::new(input::binary("--plaintext", &a.plaintext)?),
+        plaintext: SecretBytes::new(input::binary("--plaintext", &a.plaintext, format)?),
         encryption_context: context(&a.context)?,
         grant_tokens: grant_tokens(&a.context.grant_tokens)?,
         key_id: a.key_id,
@@ -37,12 +38,16 @@ fn encrypt_request(a: EncryptArgs) -> Result<EncryptRequest, Failure> {
 }
 
 pub fn encrypt(ctx: &Ctx, a: EncryptArgs) -> Result<Reply, Failure> {
-    reply(&ctx.call(encrypt_request(a)?)?)
+    reply(&ctx.call(encrypt_request(a, ctx.binary_format)?)?)
 }
 
-fn decrypt_request(a: &DecryptArgs) -> Result<DecryptRequest, Failure> {
+fn decrypt_request(a: &DecryptArgs, format: BinaryFormat) -> Result<DecryptRequest, Failure> {
     Ok(DecryptRequest {
-        ciphertext_blob: Blob(input::binary("--ciphertext-blob", &a.ciphertext_blob)?),
+        ciphertext_blob: Blob(input::binary(
+            "--ciphertext-blob",
+            &a.ciphertext_blob,
+            format,
+        )?),
         encryption_context: context(&a.context)?,
         key_id: a.key_id.clone(),
         grant_tokens: grant_tokens(&a.context.grant_tokens)?,
@@ -50,16 +55,20 @@ fn decrypt_request(a: &DecryptArgs) -> Result<DecryptRequest, Failure> {
 }
 
 pub fn decrypt(ctx: &Ctx, a: DecryptArgs) -> Result<Reply, Failure> {
-    let response = ctx.call(decrypt_request(&a)?)?;
+    let response = ctx.call(decrypt_request(&a, ctx.binary_format)?)?;
     if a.plaintext_only {
         return Ok(plaintext_line(&response.plaintext));
     }
     reply(&response)
 }
 
-fn re_encrypt_request(a: ReEncryptArgs) -> Result<ReEncryptRequest, Failure> {
+fn re_encrypt_request(a: ReEncryptArgs, format: BinaryFormat) -> Result<ReEncryptRequest, Failure> {
     Ok(ReEncryptRequest {
-        ciphertext_blob: Blob(input::binary("--ciphertext-blob", &a.ciphertext_blob)?),
+        ciphertext_blob: Blob(input::binary(
+            "--ciphertext-blob",
+            &a.ciphertext_blob,
+            format,
+        )?),
         source_encryption_context: input::context(
             "--source-encryption-context",
             a.source_encryption_context.as_deref(),
@@ -75,7 +84,7 @@ fn re_encrypt_request(a: ReEncryptArgs) -> Result<ReEncryptRequest, Failure> {
 }
 
 pub fn re_encrypt(ctx: &Ctx, a: ReEncryptArgs) -> Result<Reply, Failure> {
-    reply(&ctx.call(re_encrypt_request(a)?)?)
+    reply(&ctx.call(re_encrypt_request(a, ctx.binary_format)?)?)
 }
 
 fn data_key_request(a: DataKeyArgs) -> Result<GenerateDataKeyRequest, Failure> {
@@ -145,7 +154,7 @@ mod tests {
         ]) else {
             panic!("not encrypt")
         };
-        let r = encrypt_request(a).unwrap();
+        let r = encrypt_request(a, BinaryFormat::Base64).unwrap();
         assert_eq!(r.key_id, "alias/lab");
         assert_eq!(r.plaintext.expose(), b"lab secret\n\x00\xff");
         assert_eq!(r.encryption_context.len(), 2);
@@ -159,19 +168,50 @@ mod tests {
         else {
             panic!("not encrypt")
         };
-        assert_eq!(encrypt_request(a).unwrap().plaintext.expose(), b"hello");
+        assert_eq!(
+            encrypt_request(a, BinaryFormat::Base64)
+                .unwrap()
+                .plaintext
+                .expose(),
+            b"hello"
+        );
 
         let Command::Encrypt(a) =
             command(&["encrypt", "--key-id", "k", "--plaintext", "hello world"])
         else {
             panic!("not encrypt")
         };
-        let e = encrypt_request(a).err().expect("not base64");
+        let e = encrypt_request(a, BinaryFormat::Base64)
+            .err()
+            .expect("not base64");
         assert_eq!(e.exit_code(), 252);
         assert!(
             e.to_string()
                 .starts_with("Error parsing parameter '--plaintext': Invalid base64"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn raw_in_base64_out_takes_inline_plaintext_as_is() {
+        let cli = Cli::try_parse_from([
+            "kmsctl",
+            "--cli-binary-format",
+            "raw-in-base64-out",
+            "encrypt",
+            "--key-id",
+            "k",
+            "--plaintext",
+            "hello world",
+        ])
+        .unwrap();
+        let format = cli.cli_binary_format;
+        let Command::Encrypt(a) = cli.kms() else {
+            panic!("not encrypt")
+        };
+        assert_eq!(
+            encrypt_request(a, format).unwrap().plaintext.expose(),
+            b"hello world"
         );
     }
 
@@ -190,7 +230,7 @@ mod tests {
             panic!("not decrypt")
         };
         assert!(a.plaintext_only);
-        let r = decrypt_request(&a).unwrap();
+        let r = decrypt_request(&a, BinaryFormat::Base64).unwrap();
         assert_eq!(r.ciphertext_blob, Blob(vec![1, 2, 3]));
         assert_eq!(r.key_id.as_deref(), Some("k"));
         assert_eq!(r.encryption_context["Purpose"], "Lab");
@@ -212,7 +252,7 @@ mod tests {
         ]) else {
             panic!("not re-encrypt")
         };
-        let e = re_encrypt_request(a).expect_err("bad destination context");
+        let e = re_encrypt_request(a, BinaryFormat::Base64).expect_err("bad destination context");
         assert!(
             e.to_string()
                 .starts_with("Error parsing parameter '--destination-encryption-context'"),

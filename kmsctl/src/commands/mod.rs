@@ -15,6 +15,7 @@ mod tags;
 use crate::args::Command;
 use crate::failure::Failure;
 use crate::output::Reply;
+use crate::shorthand::BinaryFormat;
 use kmsd_client::{Client, ClientConfig, Operation, Request, Response};
 use serde::Serialize;
 use std::marker::PhantomData;
@@ -24,15 +25,18 @@ use std::path::PathBuf;
 pub struct Ctx {
     client: Client,
     socket: PathBuf,
+    /// `--cli-binary-format`.
+    pub binary_format: BinaryFormat,
 }
 
 impl Ctx {
-    pub fn new(socket: PathBuf) -> Ctx {
+    pub fn new(socket: PathBuf, binary_format: BinaryFormat) -> Ctx {
         let mut config = ClientConfig::new(&socket);
         config.client_name = format!("kmsctl {}", env!("CARGO_PKG_VERSION"));
         Ctx {
             client: Client::new(config),
             socket,
+            binary_format,
         }
     }
 

@@ -217,26 +217,30 @@ fn constraints_errors() {
 #[test]
 fn sources_and_prefixes() {
     assert_eq!(
-        binary_source("fileb:///tmp/x", None).unwrap(),
+        binary_source("fileb:///tmp/x", None, BinaryFormat::Base64).unwrap(),
         BinarySource::RawFile("/tmp/x".into())
     );
     assert_eq!(
-        binary_source("file://rel/x.b64", None).unwrap(),
+        binary_source("file://rel/x.b64", None, BinaryFormat::Base64).unwrap(),
         BinarySource::Base64File("rel/x.b64".into())
     );
     assert_eq!(
-        binary_source("aGVsbG8=", None).unwrap(),
+        binary_source("aGVsbG8=", None, BinaryFormat::Base64).unwrap(),
         BinarySource::Inline(b"hello".to_vec())
     );
     assert_eq!(
-        binary_source("", None).unwrap(),
+        binary_source("", None, BinaryFormat::Base64).unwrap(),
         BinarySource::Inline(vec![])
     );
-    let e = binary_source("hello world!", None).unwrap_err();
+    assert_eq!(
+        binary_source("hello world!", None, BinaryFormat::RawInBase64Out).unwrap(),
+        BinarySource::Inline(b"hello world!".to_vec())
+    );
+    let e = binary_source("hello world!", None, BinaryFormat::Base64).unwrap_err();
     assert!(e.0.contains("Invalid base64"), "{e}");
     assert!(e.0.contains("fileb://"), "{e}");
     assert!(
-        binary_source("fileb://", None)
+        binary_source("fileb://", None, BinaryFormat::Base64)
             .unwrap_err()
             .0
             .contains("needs a path")
