@@ -1,7 +1,8 @@
 //! GenerateDataKey and Decrypt over the socket at 1, 4 and 16 concurrent
 //! clients (one connection each, one request in flight per client):
 //! ops/s, p50 and p99 latency. Starts its own kmsd (release build) on a
-//! temp dir; `KMSD_BENCH_SECS` sets the time per cell (default 3).
+//! temp dir (`KMSD_BENCH_DIR` to choose where: the audit trail's fsyncs
+//! make the disk matter); `KMSD_BENCH_SECS` sets the time per cell (default 3).
 //!
 //! Run: `cargo bench --bench kmsd_throughput`.
 //! Target on a 2-core machine: >= 50,000 GenerateDataKey/s at 16 clients
@@ -78,7 +79,13 @@ fn main() {
     }
     let secs: f64 = std::env::var("KMSD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let extra: Vec<String> = std::env::var("KMSD_BENCH_ARGS").map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    // KMSD_BENCH_DIR: where the state (store and audit trail) lives; the
+    // audit trail fsyncs once per group commit, so a disk's flush latency
+    // bounds throughput there. Default: the system temp dir.
+    let tmp = match std::env::var("KMSD_BENCH_DIR") {
+        Ok(d) => tempfile::tempdir_in(d).expect("tempdir in KMSD_BENCH_DIR"),
+        Err(_) => tempfile::tempdir().expect("tempdir"),
+    };
     let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
     let k = common::KmsdProcess::start_at(&tmp.path().join("state"), &tmp.path().join("kmsd.sock"), &extra_refs);
     let key = k.create_key("bench").key_id;
@@ -88,7 +95,11 @@ fn main() {
         .call(GenerateDataKeyRequest { key_id: key.clone(), encryption_context: ctx, key_spec: Some(DataKeySpec::Aes256), number_of_bytes: None, grant_tokens: vec![] })
         .expect("gdk")
         .ciphertext_blob;
-    println!("kmsd socket benchmark ({secs} s per cell, one connection per client){}", if extra.is_empty() { String::new() } else { format!(", kmsd args: {}", extra.join(" ")) });
+    println!(
+        "kmsd socket benchmark ({secs} s per cell, one connection per client, state in {}){}",
+        tmp.path().display(),
+        if extra.is_empty() { String::new() } else { format!(", kmsd args: {}", extra.join(" ")) }
+    );
     println!("{:<16} {:>7} {:>12} {:>10} {:>10}", "operation", "clients", "ops/s", "p50 µs", "p99 µs");
     for (name, op) in [("GenerateDataKey", Op::GenerateDataKey), ("Decrypt", Op::Decrypt)] {
         for clients in [1, 4, 16] {
