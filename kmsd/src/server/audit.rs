@@ -114,7 +114,8 @@ fn kmsd_policy_group_name(c: &Caller) -> Option<String> {
 /// What a request asked for, without plaintext, ciphertext or key bytes:
 /// requests are serialized field by field by their own serde
 /// implementation, except Encrypt whose plaintext is left out before
-/// serialization; the audit crate then scrubs secret-named fields again.
+/// serialization; the audit crate scrubs secret-named fields
+/// (`CiphertextBlob`, ...) when it writes the record.
 pub fn parameters(request: &Request) -> Value {
     let v = match request {
         Request::Encrypt(r) => json!({
@@ -131,8 +132,8 @@ pub fn parameters(request: &Request) -> Value {
         }
         other => other,
     };
-    let mut v = v;
-    kmsd_audit::scrub(&mut v);
+    // The audit crate scrubs secret-named fields from every event again
+    // when it serializes it.
     v
 }
 
@@ -161,7 +162,8 @@ mod tests {
             key_id: Some("k".into()),
             grant_tokens: vec![],
         });
-        let p = parameters(&d);
+        let mut p = parameters(&d);
+        kmsd_audit::scrub(&mut p);
         assert!(p.get("CiphertextBlob").is_none(), "{p}");
         assert_eq!(p["KeyId"], "k");
     }

@@ -8,7 +8,9 @@
 use super::{Caller, KeyEntry, KeyService, Result, State};
 use crate::crypto::blob;
 use kmsd_client::{KmsError, Request};
-use kmsd_policy::{Grant, KeyScope, Query, RequestContext, Target, evaluate, parse_grant_token};
+use kmsd_policy::{
+    Grant, KeyScope, Query, RequestContext, Requirement, Target, evaluate, parse_grant_token,
+};
 use uuid::Uuid;
 
 fn invalid_ciphertext() -> KmsError {
@@ -36,8 +38,19 @@ impl KeyService {
         for t in grant_tokens(request) {
             parse_grant_token(t)?;
         }
+        // As in AWS, CreateKey with tags also needs kms:TagResource (on no
+        // key: the key does not exist yet).
+        let tag_on_create = Requirement {
+            action: "kms:TagResource",
+            target: Target::Service,
+            grant_operation: None,
+        };
+        let extra = match request {
+            Request::CreateKey(r) if !r.tags.is_empty() => Some(&tag_on_create),
+            _ => None,
+        };
         let st = self.read();
-        for r in reqs {
+        for r in reqs.iter().chain(extra) {
             let key = match r.target {
                 Target::Service => None,
                 Target::Key => Some(self.primary_key(&st, request)?),
