@@ -39,6 +39,10 @@ struct Args {
     /// Seconds between sweeps for expired deletion windows and due rotations.
     #[arg(long, default_value_t = 60)]
     sweep_interval_secs: u64,
+    /// Start a new audit log file when the current one reaches this many
+    /// MiB (the hash chain continues across files); 0 = never.
+    #[arg(long, default_value_t = 64)]
+    audit_rotate_mib: u64,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -65,6 +69,7 @@ fn main() {
     cfg.service.account = a.account;
     cfg.server.max_connections = a.max_connections;
     cfg.sweep_interval = std::time::Duration::from_secs(a.sweep_interval_secs.max(1));
+    cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then(|| a.audit_rotate_mib << 20);
     if let Err(e) = kmsd::daemon::run(cfg) {
         eprintln!("kmsd: {e:#}");
         std::process::exit(1);
