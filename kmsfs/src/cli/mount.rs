@@ -43,6 +43,29 @@ fn signals() -> SigSet {
     s
 }
 
+/// Sets the read-ahead of the mount's backing device info. The device
+/// number comes from mountinfo: a `stat` of the mountpoint would wait for
+/// this very process to serve it.
+fn set_read_ahead(mountpoint: &Path, kb: u32) -> Result<(), String> {
+    if kb == 0 {
+        return Ok(());
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let dev = mountinfo_device(&info, mountpoint)
+        .ok_or_else(|| "not found in /proc/self/mountinfo".to_string())?;
+    let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
+    std::fs::write(&path, kb.to_string()).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The `major:minor` of the last mount at `mountpoint` in mountinfo text.
+fn mountinfo_device(info: &str, mountpoint: &Path) -> Option<String> {
+    let want = mountpoint.to_string_lossy().replace(' ', "\\040");
+    info.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 4 && f[4] == want).then(|| f[2].to_string())
+    })
+}
+
 fn serve(a: MountArgs) -> Result<ExitCode, String> {
     let ready = a.ready_fd.and_then(ReadyPipe::from_fd);
     // Before any thread exists, so every thread inherits the mask.
@@ -85,6 +108,9 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
         });
     if let Err(e) = started {
         return Err(format!("cannot start the signal thread: {e}"));
+    }
+    if let Err(e) = set_read_ahead(&mountpoint, a.read_ahead_kb) {
+        tracing::warn!("cannot set the read-ahead of {}: {e}", mountpoint.display());
     }
     tracing::info!(
         "mounted {} on {} (pid {})",
@@ -254,6 +280,22 @@ fn xattr_cipher(client: &Arc<Client>, config: &VolumeConfig) -> Result<XattrCiph
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_device_of_a_mount_comes_from_mountinfo() {
+        let info = "22 1 0:21 / / rw - ext4 /dev/vda rw\n\
+                    90 22 0:57 / /tmp/a\\040b rw - fuse.kmsfs /c rw\n\
+                    91 22 0:58 / /tmp/m rw - fuse.kmsfs /c rw\n";
+        assert_eq!(
+            mountinfo_device(info, Path::new("/tmp/m")).as_deref(),
+            Some("0:58")
+        );
+        assert_eq!(
+            mountinfo_device(info, Path::new("/tmp/a b")).as_deref(),
+            Some("0:57")
+        );
+        assert_eq!(mountinfo_device(info, Path::new("/nope")), None);
+    }
 
     #[test]
     fn a_mountpoint_inside_the_cipher_directory_is_refused() {

@@ -10,8 +10,8 @@
 use super::inode::Inode;
 use super::sys;
 use crate::format::offsets::{
-    BLOCK_SIZE, HEADER_SIZE, block_count, block_index, block_offset_in_file, block_start,
-    cipher_len, cipher_size, cipher_span, plain_block_len, plain_len, plain_size,
+    BLOCK_SIZE, CIPHER_BLOCK_SIZE, HEADER_SIZE, block_count, block_index, block_offset_in_file,
+    block_start, cipher_len, cipher_size, cipher_span, plain_block_len, plain_len, plain_size,
 };
 use crate::format::{BlockError, FileCipher};
 use fuser::Errno;
@@ -187,9 +187,20 @@ impl FileIo<'_> {
                 pad_alone = Some(ol);
             }
         }
-        let run_start = block_start(run_first);
-        let run_len = (new.min(block_start(last + 1)) - run_start) as usize;
+        let run_len = (new.min(block_start(last + 1)) - block_start(run_first)) as usize;
         let ends_file = last == block_index(new - 1);
+        // Blocks whose whole new content comes from `data` are encrypted
+        // straight from it ([d0, d1)); the others, at most the run's first
+        // two and its last, are assembled from old content, zeros and data.
+        let direct = |b: u64| off <= block_start(b) && end >= new.min(block_start(b + 1));
+        let mut d0 = run_first;
+        while d0 <= last && !direct(d0) {
+            d0 += 1;
+        }
+        let mut d1 = last + 1;
+        while d1 > d0 && !direct(d1 - 1) {
+            d1 -= 1;
+        }
         BUFFERS.with_borrow_mut(|b| {
             let Buffers {
                 plain,
@@ -199,30 +210,29 @@ impl FileIo<'_> {
             if let Some(ol) = pad_alone {
                 self.pad_block(&cipher, ol, old, plain, cbuf, scratch)?;
             }
-            let pbuf = sized(plain, run_len);
-            let data_at = (off - run_start) as usize;
-            pbuf[..data_at].fill(0);
-            pbuf[data_at + data.len()..].fill(0);
-            // Old content the write does not cover: the run's first and
-            // last blocks (the ones in between are overwritten whole).
-            for (i, blk) in [run_first, first, last].into_iter().enumerate() {
-                let repeat = [run_first, first][..i.min(2)].contains(&blk);
-                if !repeat && old_last.is_some_and(|ol| blk <= ol) && !covers(off, end, blk, old) {
-                    let at = ((blk - run_first) as usize) * BLOCK_SIZE;
-                    let len = plain_block_len(blk, old);
-                    self.load_block(&cipher, blk, old, &mut pbuf[at..at + len], scratch)?;
-                }
-            }
-            pbuf[data_at..data_at + data.len()].copy_from_slice(data);
-            let clen = cipher_len(run_len);
             let head = if header.is_some() && run_first == 0 {
                 HEADER_SIZE
             } else {
                 0
             };
-            let out = sized(cbuf, head + clen);
-            encrypt(&cipher, run_first, pbuf, &mut out[head..], ends_file)
-                .map_err(|e| self.fault(Fault::Block(e)))?;
+            let out = sized(cbuf, head + cipher_len(run_len));
+            let body = &mut out[head..];
+            let at = |blk: u64| ((blk - run_first) as usize) * CIPHER_BLOCK_SIZE;
+            for blk in (run_first..d0).chain(d1..=last) {
+                let pbuf = sized(plain, plain_block_len(blk, new));
+                self.assemble(&cipher, blk, old, off, data, pbuf, scratch)?;
+                let c = &mut body[at(blk)..at(blk) + cipher_len(pbuf.len())];
+                cipher
+                    .encrypt_blocks(blk, pbuf, c, ends_file && blk == last)
+                    .map_err(|e| self.fault(Fault::Block(e)))?;
+            }
+            if d0 < d1 {
+                let lo = (block_start(d0) - off) as usize;
+                let hi = (new.min(block_start(d1)) - off) as usize;
+                let c = &mut body[at(d0)..at(d0) + cipher_len(hi - lo)];
+                encrypt(&cipher, d0, &data[lo..hi], c, ends_file && d1 - 1 == last)
+                    .map_err(|e| self.fault(Fault::Block(e)))?;
+            }
             if let (Some(h), true) = (&header, head > 0) {
                 out[..HEADER_SIZE].copy_from_slice(h);
                 sys::pwrite_all(self.file, out, 0)?;
@@ -237,6 +247,36 @@ impl FileIo<'_> {
         })?;
         if header.is_some() {
             self.inode.set_cipher(Some(cipher));
+        }
+        Ok(())
+    }
+
+    /// The new plaintext of block `blk` (`dst`, its new length) when
+    /// `data` is written at `off` into a file of `old` bytes: old content
+    /// the data does not cover, zeros past the old end, the data on top.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        &self,
+        cipher: &FileCipher,
+        blk: u64,
+        old: u64,
+        off: u64,
+        data: &[u8],
+        dst: &mut [u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), Errno> {
+        dst.fill(0);
+        let start = block_start(blk);
+        let end = off + data.len() as u64;
+        if old > start && !covers(off, end, blk, old) {
+            let olen = plain_block_len(blk, old);
+            self.load_block(cipher, blk, old, &mut dst[..olen], scratch)?;
+        }
+        let lo = off.max(start);
+        let hi = end.min(start + dst.len() as u64);
+        if lo < hi {
+            dst[(lo - start) as usize..(hi - start) as usize]
+                .copy_from_slice(&data[(lo - off) as usize..(hi - off) as usize]);
         }
         Ok(())
     }

@@ -161,7 +161,12 @@ impl InodeTable {
     pub fn remember(&self, fd: OwnedFd, st: &libc::stat) -> Arc<Inode> {
         let key = BackingKey::of(st);
         let mut t = lock(&self.tables);
-        if let Some(e) = t.by_key.get(&key).copied().and_then(|id| t.by_id.get_mut(&id)) {
+        if let Some(e) = t
+            .by_key
+            .get(&key)
+            .copied()
+            .and_then(|id| t.by_id.get_mut(&id))
+        {
             e.nlookup += 1;
             return e.inode.clone();
         }

@@ -388,3 +388,52 @@ fn large_runs_use_the_parallel_path_correctly() {
     model[12_345..12_345 + (1 << 20)].copy_from_slice(&pattern(1 << 20, 6));
     fx.check(&model);
 }
+
+/// Throughput of the block codec and of the write path (run with
+/// `cargo test --release -p kmsfs -- --ignored --nocapture codec_speed`).
+#[test]
+#[ignore]
+fn codec_speed() {
+    let key = DataKey::random().unwrap();
+    let c = FileCipher::new(&key, FileId::random().unwrap());
+    let plain = vec![7u8; 1 << 20];
+    let mut out = vec![0u8; cipher_len(1 << 20)];
+    let t = std::time::Instant::now();
+    for i in 0..200 {
+        c.encrypt_blocks(i * 256, &plain, &mut out, false).unwrap();
+    }
+    let e = t.elapsed();
+    println!(
+        "encrypt 1 MiB x200 one thread: {:.0} MB/s",
+        200.0 * 1.048576 / e.as_secs_f64()
+    );
+    let t = std::time::Instant::now();
+    for i in 0..200 {
+        encrypt(&c, i * 256, &plain, &mut out, false).unwrap();
+    }
+    let e = t.elapsed();
+    println!(
+        "encrypt 1 MiB x200 split: {:.0} MB/s",
+        200.0 * 1.048576 / e.as_secs_f64()
+    );
+    let mut back = vec![0u8; 1 << 20];
+    let t = std::time::Instant::now();
+    for _ in 0..200 {
+        c.decrypt_blocks(199 * 256, &out, &mut back, false).unwrap();
+    }
+    let e = t.elapsed();
+    println!(
+        "decrypt 1 MiB x200 one thread: {:.0} MB/s",
+        200.0 * 1.048576 / e.as_secs_f64()
+    );
+    let fx = Fixture::new();
+    let t = std::time::Instant::now();
+    for i in 0..200u64 {
+        fx.write(i << 20, &plain);
+    }
+    let e = t.elapsed();
+    println!(
+        "FileIo::write 1 MiB appends x200: {:.0} MB/s",
+        200.0 * 1.048576 / e.as_secs_f64()
+    );
+}
