@@ -72,7 +72,7 @@ impl Timestamp {
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
 /// algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -117,7 +117,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// Proleptic Gregorian date to days since 1970-01-01 (inverse of
 /// `civil_from_days`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
