@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fsx (the Rust File System eXerciser) on a fresh kmsfs mount: one fsx run
-# per seed of a fixed list, FSX_OPS operations each (default 100000), with
-# every operation enabled that kmsfs supports. Prints pass/fail counts;
-# exits 0 only if every seed passed.
+# per seed of a fixed list (default 4 seeds), FSX_OPS operations each
+# (default 25000: 100,000 in all), with every operation enabled that kmsfs
+# supports. Prints pass/fail counts; exits 0 only if every seed passed.
 #
 # Usage: scripts/fsx.sh [SEED...]         (run as root)
 # Env:   FSX_OPS (ops per seed), FSX_BIN (default: fsx in PATH or
@@ -12,9 +12,9 @@ set -euo pipefail
 # shellcheck source=scripts/kmsfs_env.sh
 . "$(dirname "$0")/kmsfs_env.sh"
 
-OPS=${FSX_OPS:-100000}
+OPS=${FSX_OPS:-25000}
 SEEDS=("$@")
-[ ${#SEEDS[@]} -gt 0 ] || SEEDS=(1 42 31337)
+[ ${#SEEDS[@]} -gt 0 ] || SEEDS=(1 42 31337 20240229)
 FSX_BIN=${FSX_BIN:-$(command -v fsx || echo "$HOME/.cargo/bin/fsx")}
 [ -x "$FSX_BIN" ] || kmsfs_die "fsx not found (cargo install fsx, or set FSX_BIN)"
 kmsfs_check_bins
@@ -69,7 +69,7 @@ for seed in "${SEEDS[@]}"; do
     fi
 done
 
-echo "fsx: $pass passed, $fail failed, $((${#SEEDS[@]} * OPS)) ops requested"
+echo "fsx: $pass passed, $fail failed (seeds), $((${#SEEDS[@]} * OPS)) ops in all"
 if [ "$fail" -gt 0 ]; then
     KMSFS_KEEP_WORK=1
     echo "fsx: failed seeds: ${failed_seeds[*]}; artifacts kept in $WORK"

@@ -163,7 +163,8 @@ pub struct MountGuard<'a> {
 }
 
 impl<'a> MountGuard<'a> {
-    fn adopt(vol: &'a Volume) -> MountGuard<'a> {
+    /// Takes charge of the mount at the volume's mountpoint.
+    pub fn adopt(vol: &'a Volume) -> MountGuard<'a> {
         let mut g = MountGuard {
             vol,
             pid: None,

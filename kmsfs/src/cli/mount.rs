@@ -9,7 +9,9 @@ use crate::format::VolumeConfig;
 use crate::fs::mount::{mount, parse_options, session_config};
 use crate::fs::xattr::XattrCipher;
 use crate::fs::{FsOptions, KmsFs};
-use crate::keys::{KeyOptions, KeyService, KmsBackend, KmsdBackend, load_volume};
+use crate::keys::{
+    KeyError, KeyOptions, KeyService, KmsBackend, KmsdBackend, VolumeError, load_volume,
+};
 use kmsd_client::{Client, ClientConfig};
 use nix::sys::signal::{SigSet, Signal};
 use std::path::{Path, PathBuf};
@@ -167,10 +169,6 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     }
     let opts = parse_options(&a.options)?;
     let socket = a.socket.path();
-    drop(
-        Client::connect(&socket)
-            .map_err(|e| format!("cannot reach kmsd at {}: {e}", socket.display()))?,
-    );
     let mut cc = ClientConfig::new(&socket);
     cc.call_timeout = KMSD_CALL_TIMEOUT;
     cc.client_name = format!(
@@ -181,8 +179,15 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     let client = Arc::new(Client::new(cc));
     // Reads and authenticates the config: unwraps the config key, so a
     // denied, disabled or wrong key fails here, before mounting.
-    let config = load_volume(client.clone(), &cipherdir, a.key_id.as_deref())
-        .map_err(|e| format!("cannot open the volume {}: {e}", cipherdir.display()))?;
+    let config = load_volume(client.clone(), &cipherdir, a.key_id.as_deref()).map_err(|e| {
+        match e {
+            // kmsd could not be reached at all: say where we looked.
+            VolumeError::Key(KeyError::Unavailable(m)) => {
+                format!("cannot reach kmsd at {}: {m}", socket.display())
+            }
+            e => format!("cannot open the volume {}: {e}", cipherdir.display()),
+        }
+    })?;
     let xattr = xattr_cipher(&client, &config)?;
     let keys = Arc::new(KeyService::new(
         client,

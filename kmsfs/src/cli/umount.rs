@@ -14,7 +14,8 @@ pub fn run(a: &UmountArgs) -> Result<ExitCode, String> {
     let mp = ctl::path::canonical(&a.mountpoint);
     let pid = ctl::query(&mp).ok().map(|s| s.pid);
     unmount(&mp, a.lazy)?;
-    if let Some(pid) = pid.filter(|p| !wait_gone(*p, EXIT_WAIT)) {
+    // A lazily detached mount lives on until its last file closes.
+    if let Some(pid) = pid.filter(|p| !a.lazy && !wait_gone(*p, EXIT_WAIT)) {
         return Err(format!(
             "{} is unmounted but its process {pid} is still running",
             mp.display()
