@@ -1,10 +1,10 @@
 //! Event times: milliseconds since the Unix epoch, written as RFC 3339 UTC
 //! with milliseconds (`2025-01-02T03:04:05.678Z`), parsed back for `--since`.
 
+use kmsd_client::types::{civil_from_days, days_from_civil};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use kmsd_client::types::{civil_from_days, days_from_civil};
 
 /// A point in time with millisecond precision (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
