@@ -4,8 +4,10 @@
 //!
 //! Callers hold the inode's content lock: shared for [`FileIo::read`],
 //! exclusive for [`FileIo::write`] and [`FileIo::truncate`]. A request is
-//! encrypted or decrypted as one run over reusable per-thread buffers; runs
-//! of many blocks are split over two threads.
+//! encrypted or decrypted as one run over reusable per-thread buffers, on
+//! the thread that serves it: the kernel sends concurrent requests to our
+//! other threads, and handing half a request to another thread measured
+//! slower (waking an idle CPU costs more than the half saves).
 
 use super::inode::Inode;
 use super::sys;
@@ -61,9 +63,6 @@ impl std::fmt::Display for Fault {
         }
     }
 }
-
-/// Runs with at least this many blocks are split over two threads.
-const PARALLEL_MIN_BLOCKS: usize = 64;
 
 #[derive(Default)]
 struct Buffers {
@@ -147,7 +146,8 @@ impl FileIo<'_> {
             sys::pread_exact(self.file, cbuf, coff)?;
             let plen = plain_len(clen).ok_or(Errno::EIO)?;
             let pbuf = sized(&mut b.plain, plen);
-            decrypt(&cipher, first, cbuf, pbuf, ends_file)
+            cipher
+                .decrypt_blocks(first, cbuf, pbuf, ends_file)
                 .map_err(|e| self.fault(Fault::Block(e)))?;
             let skip = (off - block_start(first)) as usize;
             Ok(f(&pbuf[skip..skip + (end - off) as usize]))
@@ -230,7 +230,8 @@ impl FileIo<'_> {
                 let lo = (block_start(d0) - off) as usize;
                 let hi = (new.min(block_start(d1)) - off) as usize;
                 let c = &mut body[at(d0)..at(d0) + cipher_len(hi - lo)];
-                encrypt(&cipher, d0, &data[lo..hi], c, ends_file && d1 - 1 == last)
+                cipher
+                    .encrypt_blocks(d0, &data[lo..hi], c, ends_file && d1 - 1 == last)
                     .map_err(|e| self.fault(Fault::Block(e)))?;
             }
             if let (Some(h), true) = (&header, head > 0) {
@@ -367,59 +368,6 @@ impl FileIo<'_> {
 fn covers(off: u64, end: u64, blk: u64, old: u64) -> bool {
     let start = block_start(blk);
     off <= start && end >= start + plain_block_len(blk, old) as u64
-}
-
-/// Encrypts a run, on two threads when it is long.
-fn encrypt(
-    c: &FileCipher,
-    first: u64,
-    plain: &[u8],
-    out: &mut [u8],
-    ends_file: bool,
-) -> Result<(), BlockError> {
-    let blocks = plain.len().div_ceil(BLOCK_SIZE);
-    if blocks < PARALLEL_MIN_BLOCKS {
-        return c.encrypt_blocks(first, plain, out, ends_file);
-    }
-    let half = blocks / 2;
-    let (p1, p2) = plain.split_at(half * BLOCK_SIZE);
-    let (o1, o2) = out.split_at_mut(cipher_len(half * BLOCK_SIZE));
-    std::thread::scope(|s| {
-        let h = s.spawn(|| c.encrypt_blocks(first, p1, o1, false));
-        let r2 = c.encrypt_blocks(first + half as u64, p2, o2, ends_file);
-        let r1 = h.join().unwrap_or(Err(BlockError {
-            block: first,
-            kind: crate::format::BlockErrorKind::Length,
-        }));
-        r1.and(r2)
-    })
-}
-
-/// Decrypts a run, on two threads when it is long. Reports the first bad
-/// block.
-fn decrypt(
-    c: &FileCipher,
-    first: u64,
-    cipher: &[u8],
-    out: &mut [u8],
-    ends_file: bool,
-) -> Result<(), BlockError> {
-    let blocks = out.len().div_ceil(BLOCK_SIZE);
-    if blocks < PARALLEL_MIN_BLOCKS {
-        return c.decrypt_blocks(first, cipher, out, ends_file);
-    }
-    let half = blocks / 2;
-    let (c1, c2) = cipher.split_at(cipher_len(half * BLOCK_SIZE));
-    let (o1, o2) = out.split_at_mut(half * BLOCK_SIZE);
-    std::thread::scope(|s| {
-        let h = s.spawn(|| c.decrypt_blocks(first, c1, o1, false));
-        let r2 = c.decrypt_blocks(first + half as u64, c2, o2, ends_file);
-        let r1 = h.join().unwrap_or(Err(BlockError {
-            block: first,
-            kind: crate::format::BlockErrorKind::Length,
-        }));
-        r1.and(r2)
-    })
 }
 
 #[cfg(test)]

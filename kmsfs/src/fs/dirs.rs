@@ -1,12 +1,15 @@
 //! Directory listing, statfs, access and extended attributes.
 
 use super::handles::OpenDir;
-use super::sys::{self, RawDirEntry};
+use super::inode::Inode;
+use super::sys::{self, RawDirEntry, XattrTarget};
 use super::xattr::is_encrypted;
 use super::{KmsFs, attr};
 use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo};
 use std::ffi::CStr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// One entry to hand to the kernel.
 pub struct ListedEntry<'a> {
@@ -49,6 +52,21 @@ fn dot_attr(ino: INodeNo) -> FileAttr {
         rdev: 0,
         blksize: 0,
         flags: 0,
+    }
+}
+
+/// The xattr the kernel asks for before writes.
+const CAPS: &[u8] = b"security.capability";
+
+/// Where an inode's xattr calls go: its shared descriptor when open (no
+/// `/proc` path lookup).
+fn xattr_target(inode: &Inode) -> XattrTarget<'_> {
+    if inode.is_symlink() {
+        return XattrTarget::Symlink;
+    }
+    match inode.io_if_open() {
+        Some(io) => XattrTarget::Open(io.file.as_fd()),
+        None => XattrTarget::Path(inode.fd()),
     }
 }
 
@@ -225,7 +243,17 @@ impl KmsFs {
 
     pub(super) fn do_getxattr(&self, ino: INodeNo, name: &CStr) -> Result<Vec<u8>, Errno> {
         let inode = self.inode(ino)?;
-        let raw = sys::getxattr(inode.fd(), inode.is_symlink(), name)?;
+        let caps = name.to_bytes() == CAPS;
+        if caps && inode.no_caps.load(Ordering::Relaxed) {
+            return Err(Errno::ENODATA);
+        }
+        let raw = match sys::getxattr(xattr_target(&inode), name) {
+            Err(e) if caps && e == Errno::ENODATA => {
+                inode.no_caps.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            r => r?,
+        };
         if !is_encrypted(name.to_bytes()) {
             return Ok(raw);
         }
@@ -247,21 +275,24 @@ impl KmsFs {
         flags: i32,
     ) -> Result<(), Errno> {
         let inode = self.inode(ino)?;
+        if name.to_bytes() == CAPS {
+            inode.no_caps.store(false, Ordering::Relaxed);
+        }
         if is_encrypted(name.to_bytes()) {
             let sealed = self.xattr.seal(name.to_bytes(), value)?;
-            sys::setxattr(inode.fd(), inode.is_symlink(), name, &sealed, flags)
+            sys::setxattr(xattr_target(&inode), name, &sealed, flags)
         } else {
-            sys::setxattr(inode.fd(), inode.is_symlink(), name, value, flags)
+            sys::setxattr(xattr_target(&inode), name, value, flags)
         }
     }
 
     pub(super) fn do_listxattr(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
         let inode = self.inode(ino)?;
-        sys::listxattr(inode.fd(), inode.is_symlink())
+        sys::listxattr(xattr_target(&inode))
     }
 
     pub(super) fn do_removexattr(&self, ino: INodeNo, name: &CStr) -> Result<(), Errno> {
         let inode = self.inode(ino)?;
-        sys::removexattr(inode.fd(), inode.is_symlink(), name)
+        sys::removexattr(xattr_target(&inode), name)
     }
 }

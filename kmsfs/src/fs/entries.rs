@@ -201,23 +201,35 @@ impl KmsFs {
             }
             e
         };
-        let pfd = sys::reopen(file.as_fd(), libc::O_PATH)
+        // The inode's handle is a duplicate of the new descriptor: no
+        // second open, no path lookup that a rename could race.
+        let pfd = file
+            .try_clone()
             .map(OwnedFd::from)
-            .map_err(undo)?;
+            .map_err(|e| undo(Errno::from(e)))?;
         if created {
             self.adopt(pfd.as_fd(), &parent, who).map_err(undo)?;
         }
         let (inode, mut attr) = self.remember(pfd)?;
-        if !created && flags & libc::O_TRUNC != 0 && attr.size > 0 {
-            self.truncate_with(&inode, &file, 0)?;
-            attr = self.attr_of(&inode)?;
-        }
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
-        let fh = self.handles.add_file(OpenFile {
+        // A plain read-write descriptor becomes the inode's shared one.
+        let plain = open & !(libc::O_LARGEFILE | libc::O_CLOEXEC) == libc::O_RDWR;
+        let own = if plain && inode.io_if_open().is_none() {
+            inode.adopt_io(file);
+            None
+        } else {
+            Some(file)
+        };
+        let h = OpenFile {
             inode,
-            file,
+            own,
             writable,
-        });
+        };
+        if !created && flags & libc::O_TRUNC != 0 && attr.size > 0 {
+            self.truncate_with(&h.inode, h.file()?, 0)?;
+            attr = self.attr_of(&h.inode)?;
+        }
+        let fh = self.handles.add_file(h);
         self.stats
             .open_files
             .store(self.handles.open_files() as u64, Ordering::Relaxed);

@@ -8,6 +8,7 @@ use super::inode::Inode;
 use super::{KmsFs, attr, sys};
 use fuser::{Errno, FileAttr, FileHandle, INodeNo, TimeOrNow};
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -21,6 +22,13 @@ pub struct SetAttr {
     pub atime: Option<TimeOrNow>,
     pub mtime: Option<TimeOrNow>,
     pub fh: Option<FileHandle>,
+    /// Clear set-user-id and set-group-id afterwards.
+    pub kill_suidgid: bool,
+}
+
+/// Open flags a shared descriptor cannot honour: the handle gets its own.
+fn needs_own_fd(flags: i32) -> bool {
+    flags & (libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME) != 0
 }
 
 impl KmsFs {
@@ -50,28 +58,34 @@ impl KmsFs {
         if inode.is_dir() {
             return Err(Errno::EISDIR);
         }
-        let file = sys::reopen(inode.fd(), backing_open_flags(flags))?;
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let regular = inode.kind == fuser::FileType::RegularFile;
+        let own = if regular && !needs_own_fd(flags) && inode.io()?.writable | !writable {
+            None
+        } else {
+            Some(sys::reopen(inode.fd(), backing_open_flags(flags))?)
+        };
+        let h = OpenFile {
+            inode,
+            own,
+            writable,
+        };
+        let inode = &h.inode;
         if regular && flags & libc::O_TRUNC != 0 {
-            self.truncate_with(&inode, &file, 0)?;
+            self.truncate_with(inode, h.file()?, 0)?;
         } else if regular && flags & libc::O_ACCMODE != libc::O_WRONLY {
             // Unwrap the key now, so a denied or unavailable key fails the
-            // open (EACCES / EIO) rather than the first read.
-            // A damaged size fails here too: the kernel would otherwise
-            // read a header-only file as empty without asking us.
+            // open (EACCES / EIO) rather than the first read. A damaged
+            // size fails here too: the kernel would otherwise read a
+            // header-only file as empty without asking us.
             let _r = inode.content.read().unwrap_or_else(|p| p.into_inner());
-            let report = |f: &Fault| self.report(&inode, f);
-            let io = self.io(&inode, &file, &report);
+            let report = |f: &Fault| self.report(inode, f);
+            let io = self.io(inode, h.file()?, &report);
             if io.size()? > 0 && inode.cached_cipher().is_none() {
                 io.cipher()?;
             }
         }
-        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
-        let fh = self.handles.add_file(OpenFile {
-            inode,
-            file,
-            writable,
-        });
+        let fh = self.handles.add_file(h);
         self.count_open_files();
         Ok(fh)
     }
@@ -96,7 +110,7 @@ impl KmsFs {
         }
         let _r = h.inode.content.read().unwrap_or_else(|p| p.into_inner());
         let report = |fault: &Fault| self.report(&h.inode, fault);
-        self.io(&h.inode, &h.file, &report)
+        self.io(&h.inode, h.file()?, &report)
             .read(off, size as usize, f)
     }
 
@@ -118,7 +132,7 @@ impl KmsFs {
         {
             let _w = h.inode.content.write().unwrap_or_else(|p| p.into_inner());
             let report = |fault: &Fault| self.report(&h.inode, fault);
-            self.io(&h.inode, &h.file, &report).write(off, data)?;
+            self.io(&h.inode, h.file()?, &report).write(off, data)?;
         }
         if kill_suidgid {
             self.kill_suidgid(&h.inode)?;
@@ -137,7 +151,10 @@ impl KmsFs {
             mode &= !libc::S_ISGID;
         }
         if mode != before {
-            sys::chmod_fd(inode.fd(), mode)?;
+            match inode.io_if_open() {
+                Some(io) => sys::fchmod(io.file.as_fd(), mode)?,
+                None => sys::chmod_fd(inode.fd(), mode)?,
+            }
         }
         Ok(())
     }
@@ -149,7 +166,7 @@ impl KmsFs {
 
     pub(super) fn do_fsync(&self, fh: FileHandle, datasync: bool) -> Result<(), Errno> {
         let h = self.handles.file(fh)?;
-        sys::fsync(&h.file, datasync)
+        sys::fsync(h.file()?, datasync)
     }
 
     pub(super) fn do_fsyncdir(&self, ino: INodeNo) -> Result<(), Errno> {
@@ -169,17 +186,26 @@ impl KmsFs {
             if inode.is_symlink() {
                 return Err(Errno::EOPNOTSUPP);
             }
-            sys::chmod_fd(inode.fd(), mode & 0o7777)?;
+            match inode.io_if_open() {
+                Some(io) => sys::fchmod(io.file.as_fd(), mode & 0o7777)?,
+                None => sys::chmod_fd(inode.fd(), mode & 0o7777)?,
+            }
         }
         if s.uid.is_some() || s.gid.is_some() {
             sys::chown_fd(inode.fd(), s.uid, s.gid)?;
         }
         if let Some(size) = s.size {
             self.set_size(&inode, s.fh, size)?;
+            if s.kill_suidgid && s.mode.is_none() {
+                self.kill_suidgid(&inode)?;
+            }
         }
         if s.atime.is_some() || s.mtime.is_some() {
             let times = [attr::timespec(s.atime), attr::timespec(s.mtime)];
-            sys::utimens_fd(inode.fd(), inode.is_symlink(), &times)?;
+            match inode.io_if_open() {
+                Some(io) => sys::futimens(io.file.as_fd(), &times)?,
+                None => sys::utimens_fd(inode.fd(), inode.is_symlink(), &times)?,
+            }
         }
         self.attr_of(&inode)
     }
@@ -193,12 +219,15 @@ impl KmsFs {
         let handle = fh
             .and_then(|fh| self.handles.file(fh).ok())
             .filter(|h| h.writable && Arc::ptr_eq(&h.inode, inode));
-        match handle {
-            Some(h) => self.truncate_with(inode, &h.file, size),
-            None => {
-                let file = sys::reopen(inode.fd(), libc::O_RDWR)?;
-                self.truncate_with(inode, &file, size)
-            }
+        if let Some(h) = handle {
+            return self.truncate_with(inode, h.file()?, size);
+        }
+        let io = inode.io()?;
+        if io.writable {
+            self.truncate_with(inode, &io.file, size)
+        } else {
+            let file = sys::reopen(inode.fd(), libc::O_RDWR)?;
+            self.truncate_with(inode, &file, size)
         }
     }
 
@@ -206,7 +235,7 @@ impl KmsFs {
     /// file is data.
     pub(super) fn do_lseek(&self, fh: FileHandle, off: i64, whence: i32) -> Result<i64, Errno> {
         let h = self.handles.file(fh)?;
-        let st = sys::fstat(std::os::fd::AsFd::as_fd(&h.file))?;
+        let st = sys::fstat(h.inode.fd())?;
         let size = attr::file_attr(h.inode.id, &st).size;
         let size = i64::try_from(size).map_err(|_| Errno::EOVERFLOW)?;
         if off < 0 {
@@ -238,7 +267,7 @@ impl KmsFs {
         let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
         let _w = h.inode.content.write().unwrap_or_else(|p| p.into_inner());
         let report = |fault: &Fault| self.report(&h.inode, fault);
-        let io = self.io(&h.inode, &h.file, &report);
+        let io = self.io(&h.inode, h.file()?, &report);
         if end > io.size()? {
             io.truncate(end)?;
         }

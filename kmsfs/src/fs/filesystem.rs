@@ -58,9 +58,13 @@ macro_rules! name {
 impl Filesystem for KmsFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
+        // HANDLE_KILLPRIV_V2: we clear set-id bits on writes and
+        // truncations by others, so the kernel stops asking for
+        // `security.capability` before every write.
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
-            | InitFlags::FUSE_PARALLEL_DIROPS;
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         let _ = config.add_capabilities(wanted & config.capabilities());
         let _ = config.set_max_background(64);
         Ok(())
@@ -93,7 +97,7 @@ impl Filesystem for KmsFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -117,6 +121,9 @@ impl Filesystem for KmsFs {
             atime,
             mtime,
             fh,
+            // A truncation by anyone but root clears set-id bits (the
+            // kernel leaves that to us under HANDLE_KILLPRIV_V2).
+            kill_suidgid: size.is_some() && req.uid() != 0,
         };
         match self.do_setattr(ino, s) {
             Ok(a) => reply.attr(&self.opts.attr_ttl, &a),

@@ -11,10 +11,21 @@ use std::sync::{Arc, Mutex, RwLock};
 /// An open regular file (or other non-directory).
 pub struct OpenFile {
     pub inode: Arc<Inode>,
-    /// Opened for reading and writing whenever the caller may write:
-    /// partial-block writes read the block first.
-    pub file: File,
+    /// A descriptor of its own, when the open needs flags of its own
+    /// (`O_SYNC`, ...) or the inode's shared one cannot write; else the
+    /// inode's shared read-write descriptor serves.
+    pub own: Option<File>,
     pub writable: bool,
+}
+
+impl OpenFile {
+    /// The descriptor to do I/O with.
+    pub fn file(&self) -> Result<&File, Errno> {
+        match &self.own {
+            Some(f) => Ok(f),
+            None => Ok(&self.inode.io()?.file),
+        }
+    }
 }
 
 /// An open directory: its entries as listed when reading started at

@@ -10,11 +10,14 @@
 //! follow the FUSE protocol: every entry reply adds one, `forget` removes
 //! what the kernel says, and at zero the inode and its descriptor go.
 
+use super::sys;
 use crate::format::FileCipher;
 use fuser::{Errno, FileType, INodeNo};
 use std::collections::HashMap;
+use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 /// Backing identity of a file: `(st_dev, st_ino)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,12 +35,27 @@ impl BackingKey {
     }
 }
 
+/// A regular file's shared I/O descriptor and whether it may write.
+pub struct SharedIo {
+    pub file: File,
+    pub writable: bool,
+}
+
 /// One file the kernel knows about.
 pub struct Inode {
     pub id: INodeNo,
     pub key: BackingKey,
     pub kind: FileType,
+    /// `O_PATH` from a lookup, or a real descriptor of a file we created:
+    /// either serves `fstat`, `fchownat`, `linkat` and `/proc/self/fd`.
     fd: OwnedFd,
+    /// Regular files: one read-write descriptor that opens, truncation,
+    /// `fchmod`, `futimens` and `f*xattr` share, opened on first need (or
+    /// kept from `create`), so most calls skip a `/proc/self/fd` reopen.
+    io: OnceLock<SharedIo>,
+    /// `security.capability` is known to be absent (the kernel asks before
+    /// writes); every change of xattrs goes through us, so this stays true.
+    pub no_caps: AtomicBool,
     /// Regular files: serializes writers and truncation against readers.
     /// Readers share it, so concurrent reads run in parallel.
     pub content: RwLock<()>,
@@ -54,6 +72,40 @@ impl Inode {
 
     pub fn is_symlink(&self) -> bool {
         self.kind == FileType::Symlink
+    }
+
+    /// The shared I/O descriptor if it is open already.
+    pub fn io_if_open(&self) -> Option<&SharedIo> {
+        self.io.get()
+    }
+
+    /// The shared I/O descriptor, opened read-write (read-only where the
+    /// backing file refuses writing) on first use.
+    pub fn io(&self) -> Result<&SharedIo, Errno> {
+        if let Some(io) = self.io.get() {
+            return Ok(io);
+        }
+        let io = match sys::reopen(self.fd(), libc::O_RDWR) {
+            Ok(file) => SharedIo {
+                file,
+                writable: true,
+            },
+            Err(e) if e == Errno::EACCES || e == Errno::EROFS || e == Errno::ETXTBSY => SharedIo {
+                file: sys::reopen(self.fd(), libc::O_RDONLY)?,
+                writable: false,
+            },
+            Err(e) => return Err(e),
+        };
+        Ok(self.io.get_or_init(|| io))
+    }
+
+    /// Keeps `file` (read-write, opened by `create`) as the shared I/O
+    /// descriptor unless one exists.
+    pub fn adopt_io(&self, file: File) {
+        let _ = self.io.set(SharedIo {
+            file,
+            writable: true,
+        });
     }
 
     pub fn is_dir(&self) -> bool {
@@ -116,6 +168,8 @@ impl InodeTable {
             key,
             kind: FileType::Directory,
             fd: root_fd,
+            io: OnceLock::new(),
+            no_caps: AtomicBool::new(false),
             content: RwLock::new(()),
             cipher: Mutex::new(None),
         });
@@ -176,6 +230,8 @@ impl InodeTable {
             key,
             kind: kind_of_mode(st.st_mode),
             fd,
+            io: OnceLock::new(),
+            no_caps: AtomicBool::new(false),
             content: RwLock::new(()),
             cipher: Mutex::new(None),
         });

@@ -320,94 +320,115 @@ pub fn pwrite_all(file: &File, buf: &[u8], off: u64) -> Result<(), Errno> {
     file.write_all_at(buf, off).map_err(Errno::from)
 }
 
-/// Which xattr call the `/proc` path of an `O_PATH` fd is used with. User
-/// xattrs exist only on files and directories, so following the magic
-/// link is what we want; symlinks answer `EPERM` like Linux does.
-fn xattr_path(fd: BorrowedFd<'_>, is_symlink: bool) -> Result<CString, Errno> {
-    if is_symlink {
-        return Err(Errno::EPERM);
-    }
-    Ok(proc_path(fd))
+/// What an xattr call goes to.
+#[derive(Clone, Copy)]
+pub enum XattrTarget<'a> {
+    /// An open (not `O_PATH`) descriptor: the `f*xattr` calls.
+    Open(BorrowedFd<'a>),
+    /// An `O_PATH` descriptor of a file or directory: through its
+    /// `/proc/self/fd` path.
+    Path(BorrowedFd<'a>),
+    /// A symlink: Linux allows no user xattrs there (`EPERM`), and lists
+    /// none.
+    Symlink,
 }
 
-/// The value of xattr `name`; `ENODATA` when absent.
-pub fn getxattr(fd: BorrowedFd<'_>, is_symlink: bool, name: &CStr) -> Result<Vec<u8>, Errno> {
-    let path = xattr_path(fd, is_symlink)?;
+/// Retries a size query + fetch pair while the value grows in between.
+fn sized_fetch(
+    mut call: impl FnMut(*mut libc::c_void, usize) -> libc::ssize_t,
+) -> Result<Vec<u8>, Errno> {
     loop {
-        // SAFETY: valid strings; a null buffer with size 0 asks for the size.
-        let size = cvt_size(unsafe {
-            libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0)
-        })?;
+        let size = cvt_size(call(std::ptr::null_mut(), 0))?;
         let mut buf = vec![0u8; size];
-        // SAFETY: `buf` writable for `size` bytes.
-        let r = unsafe {
-            libc::getxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        match cvt_size(r) {
+        match cvt_size(call(buf.as_mut_ptr().cast(), buf.len())) {
             Ok(n) => {
                 buf.truncate(n);
                 return Ok(buf);
             }
-            // Grew between the two calls: ask again.
             Err(e) if e == Errno::ERANGE => continue,
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The value of xattr `name`; `ENODATA` when absent.
+pub fn getxattr(t: XattrTarget<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
+    match t {
+        XattrTarget::Symlink => Err(Errno::ENODATA),
+        // SAFETY (both): valid fd/path and name; `buf` is null with size 0
+        // or writable for `size` bytes.
+        XattrTarget::Open(fd) => sized_fetch(|buf, size| unsafe {
+            libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf, size)
+        }),
+        XattrTarget::Path(fd) => {
+            let path = proc_path(fd);
+            sized_fetch(|buf, size| unsafe {
+                libc::getxattr(path.as_ptr(), name.as_ptr(), buf, size)
+            })
         }
     }
 }
 
 pub fn setxattr(
-    fd: BorrowedFd<'_>,
-    is_symlink: bool,
+    t: XattrTarget<'_>,
     name: &CStr,
     value: &[u8],
     flags: libc::c_int,
 ) -> Result<(), Errno> {
-    let path = xattr_path(fd, is_symlink)?;
-    // SAFETY: valid strings, `value` readable for its length.
-    cvt(unsafe {
-        libc::setxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            flags,
-        )
+    let (ptr, len) = (value.as_ptr().cast(), value.len());
+    // SAFETY (both): valid fd/path and name, `value` readable for `len`.
+    cvt(match t {
+        XattrTarget::Symlink => return Err(Errno::EPERM),
+        XattrTarget::Open(fd) => unsafe {
+            libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, len, flags)
+        },
+        XattrTarget::Path(fd) => {
+            let path = proc_path(fd);
+            unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), ptr, len, flags) }
+        }
     })
     .map(drop)
 }
 
 /// The NUL-separated list of xattr names.
-pub fn listxattr(fd: BorrowedFd<'_>, is_symlink: bool) -> Result<Vec<u8>, Errno> {
-    if is_symlink {
-        return Ok(Vec::new());
-    }
-    let path = proc_path(fd);
-    loop {
-        // SAFETY: valid path; null buffer asks for the size.
-        let size = cvt_size(unsafe { libc::listxattr(path.as_ptr(), std::ptr::null_mut(), 0) })?;
-        let mut buf = vec![0u8; size];
-        // SAFETY: `buf` writable for its length.
-        let r = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match cvt_size(r) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(buf);
-            }
-            Err(e) if e == Errno::ERANGE => continue,
-            Err(e) => return Err(e),
+pub fn listxattr(t: XattrTarget<'_>) -> Result<Vec<u8>, Errno> {
+    match t {
+        XattrTarget::Symlink => Ok(Vec::new()),
+        // SAFETY (both): valid fd/path; buffer null with size 0 or
+        // writable for `size` bytes.
+        XattrTarget::Open(fd) => {
+            sized_fetch(|buf, size| unsafe { libc::flistxattr(fd.as_raw_fd(), buf.cast(), size) })
+        }
+        XattrTarget::Path(fd) => {
+            let path = proc_path(fd);
+            sized_fetch(|buf, size| unsafe { libc::listxattr(path.as_ptr(), buf.cast(), size) })
         }
     }
 }
 
-pub fn removexattr(fd: BorrowedFd<'_>, is_symlink: bool, name: &CStr) -> Result<(), Errno> {
-    let path = xattr_path(fd, is_symlink)?;
-    // SAFETY: valid strings.
-    cvt(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
+pub fn removexattr(t: XattrTarget<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY (both): valid fd/path and name.
+    cvt(match t {
+        XattrTarget::Symlink => return Err(Errno::EPERM),
+        XattrTarget::Open(fd) => unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) },
+        XattrTarget::Path(fd) => {
+            let path = proc_path(fd);
+            unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }
+        }
+    })
+    .map(drop)
+}
+
+/// `fchmod` of an open (not `O_PATH`) descriptor.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: libc::mode_t) -> Result<(), Errno> {
+    // SAFETY: valid fd.
+    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+}
+
+/// `futimens` of an open (not `O_PATH`) descriptor.
+pub fn futimens(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> Result<(), Errno> {
+    // SAFETY: valid fd, `times` points at two timespecs.
+    cvt(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) }).map(drop)
 }
 
 /// One directory entry as listed from the backing directory.
@@ -564,17 +585,26 @@ mod tests {
         std::fs::write(tmp.path().join("f"), b"x").unwrap();
         let r = root(tmp.path());
         let f = open_path_at(r.as_fd(), c"f").unwrap();
-        match setxattr(f.as_fd(), false, c"user.k", b"v", 0) {
+        let p = XattrTarget::Path(f.as_fd());
+        match setxattr(p, c"user.k", b"v", 0) {
             // Some test filesystems do not support user xattrs.
             Err(e) if e == Errno::EOPNOTSUPP => return,
             other => other.unwrap(),
         }
-        assert_eq!(getxattr(f.as_fd(), false, c"user.k").unwrap(), b"v");
-        assert_eq!(listxattr(f.as_fd(), false).unwrap(), b"user.k\0");
-        removexattr(f.as_fd(), false, c"user.k").unwrap();
+        assert_eq!(getxattr(p, c"user.k").unwrap(), b"v");
+        assert_eq!(listxattr(p).unwrap(), b"user.k\0");
+        let io = reopen(f.as_fd(), libc::O_RDWR).unwrap();
+        let o = XattrTarget::Open(io.as_fd());
+        assert_eq!(getxattr(o, c"user.k").unwrap(), b"v");
+        setxattr(o, c"user.big", &[7u8; 3000], 0).unwrap();
+        assert_eq!(getxattr(p, c"user.big").unwrap(), vec![7u8; 3000]);
+        removexattr(o, c"user.big").unwrap();
+        removexattr(p, c"user.k").unwrap();
+        assert_eq!(getxattr(o, c"user.k"), Err(Errno::ENODATA));
+        assert_eq!(listxattr(o).unwrap(), b"");
         assert_eq!(
-            getxattr(f.as_fd(), false, c"user.k"),
-            Err(Errno::from_i32(libc::ENODATA))
+            setxattr(XattrTarget::Symlink, c"user.k", b"v", 0),
+            Err(Errno::EPERM)
         );
     }
 
