@@ -240,3 +240,49 @@ fn status_text_names_every_figure() {
         assert!(t.contains(word), "status lacks {word:?}:\n{t}");
     }
 }
+
+#[test]
+fn cat_and_fsck_work_without_a_mount() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    let m = vol.mount(&[]);
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir(vol.path("d")).unwrap();
+    std::fs::write(vol.path("d/f"), &data).unwrap();
+    std::fs::write(vol.path("g"), b"small").unwrap();
+    m.unmount();
+    let run = |args: &[&str]| {
+        vol.kmsfs()
+            .args(args)
+            .arg("--socket")
+            .arg(&vol.socket)
+            .output()
+            .unwrap()
+    };
+    let c = vol.cipherdir.to_str().unwrap();
+    let out = run(&["cat", c, "d/f"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.stdout, data);
+    let out = run(&["fsck", c]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Damage block 2 of d/f.
+    let p = vol.backing("d/f");
+    let mut raw = std::fs::read(&p).unwrap();
+    raw[512 + 2 * 4124 + 100] ^= 1;
+    std::fs::write(&p, raw).unwrap();
+    let out = run(&["fsck", c]);
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("d/f") && report.contains("block 2"),
+        "{report}"
+    );
+    let out = run(&["cat", c, "d/f"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("block 2"),
+        "{}",
+        text(&out)
+    );
+}
