@@ -69,7 +69,7 @@ fn main() {
     cfg.service.account = a.account;
     cfg.server.max_connections = a.max_connections;
     cfg.sweep_interval = std::time::Duration::from_secs(a.sweep_interval_secs.max(1));
-    cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then(|| a.audit_rotate_mib << 20);
+    cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then_some(a.audit_rotate_mib << 20);
     if let Err(e) = kmsd::daemon::run(cfg) {
         eprintln!("kmsd: {e:#}");
         std::process::exit(1);
