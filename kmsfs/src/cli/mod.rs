@@ -95,7 +95,7 @@ pub struct MountArgs {
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub threads: usize,
     /// Kernel read-ahead of the mount in KiB (0: the kernel's default).
-    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    #[arg(long, value_name = "KIB", default_value_t = 16384)]
     pub read_ahead_kb: u32,
     /// Log file of a background mount [default: next to its control socket].
     #[arg(long, value_name = "FILE")]

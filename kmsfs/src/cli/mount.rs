@@ -244,6 +244,9 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         s.kmsd = ctl::protocol::KmsdFigures {
             calls: ks.kmsd_calls,
             errors: ks.kmsd_errors,
+            pool_ready: ks.pool_available as u64,
+            pool_taken: ks.pool_taken,
+            pool_empty: ks.pool_empty,
         };
         s.fs = ctl::protocol::FsFigures {
             inodes: fsf.inodes,

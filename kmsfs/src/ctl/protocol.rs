@@ -47,6 +47,12 @@ pub struct CacheFigures {
 pub struct KmsdFigures {
     pub calls: u64,
     pub errors: u64,
+    /// Pre-generated keys ready for new files.
+    pub pool_ready: u64,
+    /// New files that took a pre-generated key.
+    pub pool_taken: u64,
+    /// New files that found the pool empty and waited for kmsd.
+    pub pool_empty: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +83,10 @@ impl Status {
         s.push_str(&format!(
             "kmsd:        calls {}, errors {} ({})\n",
             k.calls, k.errors, self.kmsd_socket
+        ));
+        s.push_str(&format!(
+            "key pool:    ready {}, taken {}, empty {}\n",
+            k.pool_ready, k.pool_taken, k.pool_empty
         ));
         s.push_str(&format!(
             "files:       inodes {}, open {}, damaged reads {}, key errors {}\n",

@@ -428,3 +428,35 @@ fn codec_speed() {
         200.0 * 1.048576 / e.as_secs_f64()
     );
 }
+
+/// In-place vs separate-buffer AES-GCM (informational).
+#[test]
+#[ignore]
+fn aead_in_place_speed() {
+    use aes_gcm::aead::AeadInOut;
+    use aes_gcm::aead::inout::InOutBuf;
+    use aes_gcm::{Aes256Gcm, KeyInit};
+    let aead = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
+    let nonce = aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::from([1u8; 12]);
+    let src = vec![5u8; 4096];
+    let mut dst = vec![0u8; 4096];
+    let n = 256 * 200;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let buf = InOutBuf::new(&src, &mut dst).unwrap();
+        aead.encrypt_inout_detached(&nonce, b"aad", buf).unwrap();
+    }
+    let sep = t.elapsed();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        aead.encrypt_inout_detached(&nonce, b"aad", dst.as_mut_slice().into())
+            .unwrap();
+    }
+    let inplace = t.elapsed();
+    let mb = n as f64 * 4096.0 / 1e6;
+    println!(
+        "separate: {:.0} MB/s, in place: {:.0} MB/s",
+        mb / sep.as_secs_f64(),
+        mb / inplace.as_secs_f64()
+    );
+}
