@@ -25,7 +25,13 @@ fn cipher_size(p: u64) -> u64 {
     if p == 0 {
         return 0;
     }
-    HEADER + p / BS * CBS + if !p.is_multiple_of(BS) { p % BS + 28 } else { 0 }
+    HEADER
+        + p / BS * CBS
+        + if !p.is_multiple_of(BS) {
+            p % BS + 28
+        } else {
+            0
+        }
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -821,4 +827,32 @@ fn status_reports_cache_and_kmsd_figures() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("misses 5"), "{text}");
     assert!(text.contains("evictions 0"), "{text}");
+}
+
+#[test]
+fn access_on_an_owner_only_mount() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    let _m = vol.mount(&[]);
+    let p = vol.path("ro");
+    std::fs::write(&p, b"x").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let c = cstr(&p);
+    let access = |mask| {
+        // SAFETY: valid path.
+        if unsafe { libc::access(c.as_ptr(), mask) } == 0 {
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap()
+        }
+    };
+    // Root may read and write anything, but execute only what has an x bit.
+    assert_eq!(access(libc::R_OK | libc::W_OK), 0);
+    assert_eq!(access(libc::X_OK), libc::EACCES);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o544)).unwrap();
+    assert_eq!(access(libc::X_OK), 0);
+    let missing = cstr(&vol.path("missing"));
+    // SAFETY: valid path.
+    assert_eq!(unsafe { libc::access(missing.as_ptr(), libc::F_OK) }, -1);
 }

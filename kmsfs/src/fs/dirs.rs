@@ -1,10 +1,10 @@
 //! Directory listing, statfs, access and extended attributes.
 
+use super::KmsFs;
 use super::handles::OpenDir;
 use super::inode::Inode;
 use super::sys::{self, RawDirEntry, XattrTarget};
 use super::xattr::is_encrypted;
-use super::{KmsFs, attr};
 use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo};
 use std::ffi::CStr;
 use std::os::fd::AsFd;
@@ -201,44 +201,12 @@ impl KmsFs {
         })
     }
 
-    /// Permission check by mode bits (only used without
-    /// `default_permissions`, which every kmsfs mount sets).
-    pub(super) fn do_access(
-        &self,
-        ino: INodeNo,
-        mask: i32,
-        uid: u32,
-        gid: u32,
-    ) -> Result<(), Errno> {
+    /// `access(2)`. The kernel asks only on mounts without
+    /// `default_permissions`, which only their owner can use, and the
+    /// daemon runs as that owner: the backing file system answers.
+    pub(super) fn do_access(&self, ino: INodeNo, mask: i32) -> Result<(), Errno> {
         let inode = self.inode(ino)?;
-        let st = sys::fstat(inode.fd())?;
-        if mask == libc::F_OK {
-            return Ok(());
-        }
-        let a = attr::file_attr(inode.id, &st);
-        let bits = if uid == 0 {
-            // Root reads and writes anything, executes what anyone may.
-            let x = if a.kind == FileType::Directory || a.perm & 0o111 != 0 {
-                1
-            } else {
-                0
-            };
-            6 | x
-        } else if uid == a.uid {
-            (a.perm >> 6) & 7
-        } else if gid == a.gid {
-            (a.perm >> 3) & 7
-        } else {
-            a.perm & 7
-        };
-        let want = ((mask & libc::R_OK != 0) as u16) << 2
-            | ((mask & libc::W_OK != 0) as u16) << 1
-            | (mask & libc::X_OK != 0) as u16;
-        if bits & want == want {
-            Ok(())
-        } else {
-            Err(Errno::EACCES)
-        }
+        sys::access_fd(inode.fd(), mask)
     }
 
     pub(super) fn do_getxattr(&self, ino: INodeNo, name: &CStr) -> Result<Vec<u8>, Errno> {

@@ -10,12 +10,15 @@ pub struct MountOpts {
     pub options: Vec<MountOption>,
     pub acl: SessionACL,
     pub read_only: bool,
+    /// `-o default_permissions` asked for explicitly.
+    pub default_permissions: bool,
 }
 
 /// Parses comma-separated mount options. Known: `allow_other`,
 /// `allow_root`, `ro`, `rw`, `exec`/`noexec`, `suid`/`nosuid`,
 /// `dev`/`nodev`, `atime`/`noatime`, `sync`/`async`, `dirsync`,
-/// `default_permissions` (always on), `fsname=`, `subtype=`.
+/// `default_permissions` (implied by `allow_other`/`allow_root`),
+/// `fsname=`, `subtype=`.
 pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<MountOpts, String> {
     let mut o = MountOpts::default();
     for list in lists {
@@ -34,7 +37,10 @@ pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<MountOpts, String> {
                     o.acl = SessionACL::RootAndOwner;
                     continue;
                 }
-                "default_permissions" => continue,
+                "default_permissions" => {
+                    o.default_permissions = true;
+                    continue;
+                }
                 "ro" => {
                     o.read_only = true;
                     MountOption::RO
@@ -90,10 +96,15 @@ fn conflicts(a: &MountOption, b: &MountOption) -> bool {
 
 /// The session configuration for `opts`, naming the backing directory.
 pub fn session_config(cipherdir: &Path, opts: &MountOpts, threads: usize) -> Config {
-    let mut options = vec![
-        MountOption::DefaultPermissions,
-        MountOption::Subtype("kmsfs".into()),
-    ];
+    // With other users let in, the kernel checks permissions from the
+    // attributes we report (the daemon itself may do anything). A mount
+    // only its owner can use needs no such check: the daemon runs as the
+    // owner, so the backing file system checks, and the kernel skips the
+    // attribute refreshes `default_permissions` costs.
+    let mut options = vec![MountOption::Subtype("kmsfs".into())];
+    if opts.acl != SessionACL::Owner || opts.default_permissions {
+        options.push(MountOption::DefaultPermissions);
+    }
     if !opts
         .options
         .iter()
@@ -133,6 +144,7 @@ mod tests {
         assert_eq!(o.options, vec![MountOption::NoExec, MountOption::RW]);
         let o = parse_options(&["fsname=x,default_permissions, ro"]).unwrap();
         assert!(o.read_only);
+        assert!(o.default_permissions);
         assert_eq!(
             o.options,
             vec![MountOption::FSName("x".into()), MountOption::RO]
@@ -142,10 +154,18 @@ mod tests {
     }
 
     #[test]
-    fn every_session_has_default_permissions_and_a_name() {
+    fn shared_sessions_have_default_permissions_and_all_have_a_name() {
         let o = parse_options(&["allow_root"]).unwrap();
         let c = session_config(Path::new("/data/x"), &o, 0);
         assert!(c.mount_options.contains(&MountOption::DefaultPermissions));
+        let own = session_config(Path::new("/d"), &parse_options::<&str>(&[]).unwrap(), 1);
+        assert!(!own.mount_options.contains(&MountOption::DefaultPermissions));
+        let asked = parse_options(&["default_permissions"]).unwrap();
+        assert!(
+            session_config(Path::new("/d"), &asked, 1)
+                .mount_options
+                .contains(&MountOption::DefaultPermissions)
+        );
         assert!(
             c.mount_options
                 .contains(&MountOption::FSName("/data/x".into()))

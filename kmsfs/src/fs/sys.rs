@@ -269,6 +269,13 @@ pub fn utimens_fd(
     cvt(unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) }).map(drop)
 }
 
+/// `access(2)` of the file an fd holds, with our own credentials.
+pub fn access_fd(fd: BorrowedFd<'_>, mask: libc::c_int) -> Result<(), Errno> {
+    let path = proc_path(fd);
+    // SAFETY: NUL-terminated path.
+    cvt(unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mask, 0) }).map(drop)
+}
+
 pub fn fstatvfs(fd: BorrowedFd<'_>) -> Result<libc::statvfs, Errno> {
     let mut st = MaybeUninit::<libc::statvfs>::uninit();
     let path = proc_path(fd);
