@@ -109,21 +109,29 @@ run_one() {
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 WORKLOADS=(write read untar ls cat rm)
-declare -A RESULT
+SYSTEMS=(native gocryptfs kmsfs)
+dir_of() {
+    case $1 in
+    native) echo "$TMPFS/native" ;;
+    gocryptfs) echo "$TMPFS/gmnt" ;;
+    kmsfs) echo "$TMPFS/kmnt" ;;
+    esac
+}
+declare -A RESULT TIMES
 for w in "${WORKLOADS[@]}"; do
-    for sys in native gocryptfs kmsfs; do
-        case $sys in
-        native) d="$TMPFS/native" ;;
-        gocryptfs) d="$TMPFS/gmnt" ;;
-        kmsfs) d="$TMPFS/kmnt" ;;
-        esac
-        times=()
-        for _ in $(seq 1 "$REPS"); do
-            # untar, ls, cat and rm work on a fresh tree each repetition.
+    # Repetitions interleave the systems, so load that comes and goes on
+    # the machine falls on all of them alike.
+    for _ in $(seq 1 "$REPS"); do
+        for sys in "${SYSTEMS[@]}"; do
+            d=$(dir_of "$sys")
+            # ls, cat and rm need a tree; rm consumes it.
             case $w in ls | cat | rm) [ -d "$d/tree" ] || run_one "$sys" untar "$d" >/dev/null ;; esac
-            times+=("$(run_one "$sys" "$w" "$d")")
+            TIMES[$sys,$w]="${TIMES[$sys,$w]:-} $(run_one "$sys" "$w" "$d")"
         done
-        RESULT[$sys,$w]=$(printf '%s\n' "${times[@]}" | median)
+    done
+    for sys in "${SYSTEMS[@]}"; do
+        # shellcheck disable=SC2086
+        RESULT[$sys,$w]=$(printf '%s\n' ${TIMES[$sys,$w]} | median)
     done
 done
 
