@@ -29,12 +29,25 @@ struct Cell {
     p99: Duration,
 }
 
-fn run_cell(socket: &std::path::Path, key: &str, blob: &Blob, op: Op, clients: usize, secs: f64) -> Cell {
+fn run_cell(
+    socket: &std::path::Path,
+    key: &str,
+    blob: &Blob,
+    op: Op,
+    clients: usize,
+    secs: f64,
+) -> Cell {
     let stop = Arc::new(AtomicBool::new(false));
     let ctx: EncryptionContext = [("kmsfs:volume".to_string(), "bench".to_string())].into();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
-            let (c, stop, key, blob, ctx) = (Client::connect(socket).expect("connect"), stop.clone(), key.to_string(), blob.clone(), ctx.clone());
+            let (c, stop, key, blob, ctx) = (
+                Client::connect(socket).expect("connect"),
+                stop.clone(),
+                key.to_string(),
+                blob.clone(),
+                ctx.clone(),
+            );
             std::thread::spawn(move || {
                 let mut lat = Vec::with_capacity(1 << 16);
                 while !stop.load(Ordering::Relaxed) {
@@ -51,7 +64,12 @@ fn run_cell(socket: &std::path::Path, key: &str, blob: &Blob, op: Op, clients: u
                             assert!(r.is_ok());
                         }
                         Op::Decrypt => {
-                            let r = c.call(DecryptRequest { ciphertext_blob: blob.clone(), encryption_context: ctx.clone(), key_id: None, grant_tokens: vec![] });
+                            let r = c.call(DecryptRequest {
+                                ciphertext_blob: blob.clone(),
+                                encryption_context: ctx.clone(),
+                                key_id: None,
+                                grant_tokens: vec![],
+                            });
                             assert!(r.is_ok());
                         }
                     }
@@ -64,11 +82,23 @@ fn run_cell(socket: &std::path::Path, key: &str, blob: &Blob, op: Op, clients: u
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().expect("bench thread")).collect();
+    let mut all: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("bench thread"))
+        .collect();
     let elapsed = start.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
-    Cell { ops: all.len(), secs: elapsed, p50: pct(0.50), p99: pct(0.99) }
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Cell {
+        ops: all.len(),
+        secs: elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
 }
 
 fn main() {
@@ -77,8 +107,13 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let secs: f64 = std::env::var("KMSD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let extra: Vec<String> = std::env::var("KMSD_BENCH_ARGS").map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
+    let secs: f64 = std::env::var("KMSD_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let extra: Vec<String> = std::env::var("KMSD_BENCH_ARGS")
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
     // KMSD_BENCH_DIR: where the state (store and audit trail) lives; the
     // audit trail fsyncs once per group commit, so a disk's flush latency
     // bounds throughput there. Default: the system temp dir.
@@ -87,21 +122,41 @@ fn main() {
         Err(_) => tempfile::tempdir().expect("tempdir"),
     };
     let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let k = common::KmsdProcess::start_at(&tmp.path().join("state"), &tmp.path().join("kmsd.sock"), &extra_refs);
+    let k = common::KmsdProcess::start_at(
+        &tmp.path().join("state"),
+        &tmp.path().join("kmsd.sock"),
+        &extra_refs,
+    );
     let key = k.create_key("bench").key_id;
     let ctx: EncryptionContext = [("kmsfs:volume".to_string(), "bench".to_string())].into();
     let blob = k
         .client()
-        .call(GenerateDataKeyRequest { key_id: key.clone(), encryption_context: ctx, key_spec: Some(DataKeySpec::Aes256), number_of_bytes: None, grant_tokens: vec![] })
+        .call(GenerateDataKeyRequest {
+            key_id: key.clone(),
+            encryption_context: ctx,
+            key_spec: Some(DataKeySpec::Aes256),
+            number_of_bytes: None,
+            grant_tokens: vec![],
+        })
         .expect("gdk")
         .ciphertext_blob;
     println!(
         "kmsd socket benchmark ({secs} s per cell, one connection per client, state in {}){}",
         tmp.path().display(),
-        if extra.is_empty() { String::new() } else { format!(", kmsd args: {}", extra.join(" ")) }
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", kmsd args: {}", extra.join(" "))
+        }
     );
-    println!("{:<16} {:>7} {:>12} {:>10} {:>10}", "operation", "clients", "ops/s", "p50 µs", "p99 µs");
-    for (name, op) in [("GenerateDataKey", Op::GenerateDataKey), ("Decrypt", Op::Decrypt)] {
+    println!(
+        "{:<16} {:>7} {:>12} {:>10} {:>10}",
+        "operation", "clients", "ops/s", "p50 µs", "p99 µs"
+    );
+    for (name, op) in [
+        ("GenerateDataKey", Op::GenerateDataKey),
+        ("Decrypt", Op::Decrypt),
+    ] {
         for clients in [1, 4, 16] {
             let c = run_cell(&k.socket, &key, &blob, op, clients, secs);
             println!(

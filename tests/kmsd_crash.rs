@@ -30,27 +30,50 @@ fn xorshift(seed: &mut u64) -> u64 {
 }
 
 fn writer(socket: std::path::PathBuf, t: usize, round: usize, acked: Arc<Mutex<Acked>>) {
-    let Ok(c) = Client::connect(&socket) else { return };
+    let Ok(c) = Client::connect(&socket) else {
+        return;
+    };
     for n in 0.. {
         let desc = format!("r{round}-t{t}-n{n}");
-        let Ok(k) = c.call(CreateKeyRequest { description: Some(desc.clone()), ..Default::default() }) else { return };
+        let Ok(k) = c.call(CreateKeyRequest {
+            description: Some(desc.clone()),
+            ..Default::default()
+        }) else {
+            return;
+        };
         let id = k.key_metadata.key_id;
         {
             let mut a = acked.lock().unwrap();
             a.keys.insert(desc.clone(), id.clone());
             a.count += 1;
         }
-        let tag = Tag { tag_key: format!("n{n}"), tag_value: desc.clone() };
-        if c.call(TagResourceRequest { key_id: id.clone(), tags: vec![tag] }).is_err() {
+        let tag = Tag {
+            tag_key: format!("n{n}"),
+            tag_value: desc.clone(),
+        };
+        if c.call(TagResourceRequest {
+            key_id: id.clone(),
+            tags: vec![tag],
+        })
+        .is_err()
+        {
             return;
         }
         {
             let mut a = acked.lock().unwrap();
-            a.tags.entry(id.clone()).or_default().insert(format!("n{n}"));
+            a.tags
+                .entry(id.clone())
+                .or_default()
+                .insert(format!("n{n}"));
             a.count += 1;
         }
         let alias = format!("alias/{desc}");
-        if c.call(CreateAliasRequest { alias_name: alias.clone(), target_key_id: id.clone() }).is_err() {
+        if c.call(CreateAliasRequest {
+            alias_name: alias.clone(),
+            target_key_id: id.clone(),
+        })
+        .is_err()
+        {
             return;
         }
         let mut a = acked.lock().unwrap();
@@ -64,7 +87,12 @@ fn verify(k: &KmsdProcess, acked: &Acked) {
     let mut all_keys = BTreeSet::new();
     let mut marker = None;
     loop {
-        let page = c.call(ListKeysRequest { limit: Some(1000), marker: marker.clone() }).unwrap();
+        let page = c
+            .call(ListKeysRequest {
+                limit: Some(1000),
+                marker: marker.clone(),
+            })
+            .unwrap();
         all_keys.extend(page.keys.into_iter().map(|e| e.key_id));
         if !page.truncated {
             break;
@@ -73,18 +101,39 @@ fn verify(k: &KmsdProcess, acked: &Acked) {
     }
     for (desc, id) in &acked.keys {
         assert!(all_keys.contains(id), "acknowledged key {desc} ({id}) lost");
-        let m = c.call(DescribeKeyRequest { key_id: id.clone() }).unwrap().key_metadata;
+        let m = c
+            .call(DescribeKeyRequest { key_id: id.clone() })
+            .unwrap()
+            .key_metadata;
         assert_eq!(&m.description, desc);
     }
     for (id, tags) in &acked.tags {
-        let have: BTreeSet<String> =
-            c.call(ListResourceTagsRequest { key_id: id.clone(), limit: None, marker: None }).unwrap().tags.into_iter().map(|t| t.tag_key).collect();
-        assert!(tags.is_subset(&have), "acknowledged tags of {id} lost: {tags:?} vs {have:?}");
+        let have: BTreeSet<String> = c
+            .call(ListResourceTagsRequest {
+                key_id: id.clone(),
+                limit: None,
+                marker: None,
+            })
+            .unwrap()
+            .tags
+            .into_iter()
+            .map(|t| t.tag_key)
+            .collect();
+        assert!(
+            tags.is_subset(&have),
+            "acknowledged tags of {id} lost: {tags:?} vs {have:?}"
+        );
     }
     let mut aliases = BTreeMap::new();
     let mut marker = None;
     loop {
-        let page = c.call(ListAliasesRequest { key_id: None, limit: Some(1000), marker: marker.clone() }).unwrap();
+        let page = c
+            .call(ListAliasesRequest {
+                key_id: None,
+                limit: Some(1000),
+                marker: marker.clone(),
+            })
+            .unwrap();
         for a in page.aliases {
             aliases.insert(a.alias_name, a.target_key_id.unwrap_or_default());
         }
@@ -94,10 +143,17 @@ fn verify(k: &KmsdProcess, acked: &Acked) {
         marker = page.next_marker;
     }
     for (alias, id) in &acked.aliases {
-        assert_eq!(aliases.get(alias), Some(id), "acknowledged alias {alias} lost");
+        assert_eq!(
+            aliases.get(alias),
+            Some(id),
+            "acknowledged alias {alias} lost"
+        );
     }
     for (alias, id) in &aliases {
-        assert!(all_keys.contains(id), "alias {alias} points at a missing key: half-applied state");
+        assert!(
+            all_keys.contains(id),
+            "alias {alias} points at a missing key: half-applied state"
+        );
     }
 }
 
@@ -111,12 +167,22 @@ fn kill_9_at_random_moments_loses_no_acknowledged_mutation() {
         Ok(t) => t,
         Err(_) => tempfile::tempdir().unwrap(),
     };
-    let mut k = KmsdProcess::start_at(&tmp.path().join("state"), &tmp.path().join("kmsd.sock"), &[]);
+    let mut k = KmsdProcess::start_at(
+        &tmp.path().join("state"),
+        &tmp.path().join("kmsd.sock"),
+        &[],
+    );
     let acked = Arc::new(Mutex::new(Acked::default()));
-    let mut seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     let start = Instant::now();
     let mut rounds = 0;
-    while (acked.lock().unwrap().count < 2000 || rounds < 8) && start.elapsed() < Duration::from_secs(120) {
+    while (acked.lock().unwrap().count < 2000 || rounds < 8)
+        && start.elapsed() < Duration::from_secs(120)
+    {
         let threads: Vec<_> = (0..6)
             .map(|t| {
                 let (s, a) = (k.socket.clone(), acked.clone());
@@ -133,7 +199,14 @@ fn kill_9_at_random_moments_loses_no_acknowledged_mutation() {
         rounds += 1;
     }
     let a = acked.lock().unwrap();
-    eprintln!("crash test: {rounds} kills, {} acknowledged mutations verified", a.count);
+    eprintln!(
+        "crash test: {rounds} kills, {} acknowledged mutations verified",
+        a.count
+    );
     assert!(rounds >= 8);
-    assert!(a.count >= 200, "too few mutations to mean anything: {}", a.count);
+    assert!(
+        a.count >= 200,
+        "too few mutations to mean anything: {}",
+        a.count
+    );
 }

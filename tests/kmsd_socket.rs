@@ -418,11 +418,22 @@ fn state_dir_holds_no_plaintext_key_material() {
             }
             let bytes = std::fs::read(&path).unwrap();
             files += 1;
-            assert!(!bytes.windows(32).any(|w| w == &root[..]), "root key in {}", path.display());
-            assert!(!bytes.windows(32).any(|w| w == dk.plaintext.expose()), "data key in {}", path.display());
+            assert!(
+                !bytes.windows(32).any(|w| w == &root[..]),
+                "root key in {}",
+                path.display()
+            );
+            assert!(
+                !bytes.windows(32).any(|w| w == dk.plaintext.expose()),
+                "data key in {}",
+                path.display()
+            );
         }
     }
-    assert!(files >= 2, "expected the store and the audit log, found {files} files");
+    assert!(
+        files >= 2,
+        "expected the store and the audit log, found {files} files"
+    );
 }
 
 #[test]

@@ -33,9 +33,9 @@
 //!   progress) -> Report, fsck_volume(&Volume, progress), put(&Volume, path,
 //!   data)}`; `Report` prints one line per problem and a summary.
 
+pub mod cli;
 pub mod ctl;
 pub mod format;
 pub mod fs;
 pub mod keys;
 pub mod tools;
-pub mod cli;
