@@ -14,8 +14,8 @@ fn start(dir: &std::path::Path, clock: Arc<ManualClock>) -> Daemon {
     Daemon::start(cfg, clock).expect("start daemon")
 }
 
-#[test]
-fn deletion_window_then_destruction_then_not_found() {
+/// A daemon on a manual clock with one new key, and a client.
+fn with_one_key() -> (tempfile::TempDir, Arc<ManualClock>, Daemon, Client, String) {
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000)));
     let d = start(tmp.path(), clock.clone());
@@ -25,6 +25,12 @@ fn deletion_window_then_destruction_then_not_found() {
         .unwrap()
         .key_metadata
         .key_id;
+    (tmp, clock, d, c, id)
+}
+
+#[test]
+fn deletion_window_then_destruction_then_not_found() {
+    let (_tmp, clock, d, c, id) = with_one_key();
     c.call(CreateAliasRequest {
         alias_name: "alias/gone".into(),
         target_key_id: id.clone(),
@@ -78,15 +84,7 @@ fn deletion_window_then_destruction_then_not_found() {
 
 #[test]
 fn automatic_rotation_over_the_socket_keeps_old_ciphertexts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000)));
-    let d = start(tmp.path(), clock.clone());
-    let c = Client::connect(d.socket()).unwrap();
-    let id = c
-        .call(CreateKeyRequest::default())
-        .unwrap()
-        .key_metadata
-        .key_id;
+    let (_tmp, clock, d, c, id) = with_one_key();
     c.call(EnableKeyRotationRequest {
         key_id: id.clone(),
         rotation_period_in_days: None,
