@@ -78,8 +78,9 @@ pub struct MountArgs {
     /// Serve in the foreground instead of returning once mounted.
     #[arg(short, long)]
     pub foreground: bool,
-    /// Mount options: allow_other, allow_root, ro, rw, noexec, nosuid,
-    /// nodev, noatime, sync, dirsync, fsname=NAME (comma-separated).
+    /// Mount options: allow_other, allow_root, default_permissions (implied
+    /// by allow_other/allow_root), ro, rw, noexec, nosuid, nodev, noatime,
+    /// sync, dirsync, fsname=NAME (comma-separated).
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Unwrapped data keys kept in memory.
