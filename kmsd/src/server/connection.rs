@@ -388,6 +388,12 @@ impl Session {
     }
 
     fn log_bad_frame(&self, e: &ReadError) {
+        if let ReadError::Io(io) = e {
+            // A client that exits with the connection open resets it:
+            // nothing to warn about.
+            tracing::debug!(uid = self.caller.uid, pid = self.caller.pid, error = %io, "connection lost");
+            return;
+        }
         tracing::warn!(uid = self.caller.uid, pid = self.caller.pid, error = %e.describe(), "closing connection after a bad frame");
     }
 }

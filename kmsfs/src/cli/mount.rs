@@ -207,9 +207,10 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     let cfg = session_config(&cipherdir, &opts, a.threads);
     let session = mount(fs, &mountpoint, &cfg).map_err(|e| {
         format!(
-            "cannot mount {} at {}: {e}",
+            "cannot mount {} at {}: {e}{}",
             cipherdir.display(),
-            mountpoint.display()
+            mountpoint.display(),
+            device_hint(&e)
         )
     })?;
     let info = Status {
@@ -270,6 +271,24 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         cipherdir,
     })
 }
+
+/// Why an unprivileged mount was refused, when the reason is that the user
+/// may not open /dev/fuse (fusermount3 opens it with the user's rights).
+fn device_hint(e: &std::io::Error) -> String {
+    let open = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(DEV_FUSE);
+    match open {
+        Err(d) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            " ({DEV_FUSE}: {d}; unprivileged mounts need read-write access to it: \
+             mode 0666, the udev default, or a group of the user)"
+        ),
+        _ => String::new(),
+    }
+}
+
+const DEV_FUSE: &str = "/dev/fuse";
 
 /// The volume's xattr value cipher, from its config key (unwrapped once
 /// more; `load_volume` already verified it).

@@ -1,0 +1,390 @@
+//! An unprivileged user initialises, mounts (through the setuid
+//! `fusermount3`, as gocryptfs users do), uses, unmounts and remounts a
+//! volume, holding only a grant on the key. The test runs as root: it makes
+//! the user, lets the user's group open `/dev/fuse` (this machine's device
+//! is 0600 root; desktops have 0666), and undoes both on drop, also on
+//! panic, along with any mount the user left behind.
+
+mod common;
+#[path = "common/identity.rs"]
+mod identity;
+#[path = "common/mount.rs"]
+mod mount;
+
+use common::{KmsdProcess, bin};
+use identity::TestAccounts;
+use kmsd_client::CreateGrantRequest;
+use mount::{is_mounted, text, tree_contains, wait_exit};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const DEV_FUSE: &str = "/dev/fuse";
+
+/// Lets one group read and write `/dev/fuse`; restores owner group and mode
+/// on drop.
+struct DevFuseAccess {
+    gid: u32,
+    mode: u32,
+}
+
+impl DevFuseAccess {
+    fn grant(gid: u32) -> DevFuseAccess {
+        let md = std::fs::metadata(DEV_FUSE).expect("stat /dev/fuse");
+        let saved = DevFuseAccess {
+            gid: md.gid(),
+            mode: md.mode() & 0o7777,
+        };
+        std::os::unix::fs::chown(DEV_FUSE, None, Some(gid)).expect("chgrp /dev/fuse");
+        std::fs::set_permissions(
+            DEV_FUSE,
+            std::fs::Permissions::from_mode(saved.mode | 0o060),
+        )
+        .expect("chmod /dev/fuse");
+        saved
+    }
+}
+
+impl Drop for DevFuseAccess {
+    fn drop(&mut self) {
+        let _ = std::os::unix::fs::chown(DEV_FUSE, None, Some(self.gid));
+        let _ = std::fs::set_permissions(DEV_FUSE, std::fs::Permissions::from_mode(self.mode));
+    }
+}
+
+/// The user and the places the user works in.
+struct User {
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+    socket: PathBuf,
+}
+
+impl User {
+    /// `program` run as the user (no supplementary groups) in its home.
+    fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.uid(self.uid)
+            .gid(self.gid)
+            .current_dir(&self.home)
+            .env("KMSFS_RUNTIME_DIR", self.home.join("run"))
+            .env("KMSFS_LOG", "info")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn kmsfs(&self, args: &[&str]) -> Output {
+        self.cmd(bin("kmsfs"))
+            .args(args)
+            .output()
+            .expect("run kmsfs as the user")
+    }
+
+    /// A shell script as the user; panics with its output if it fails.
+    fn sh(&self, script: &str) -> String {
+        let out = self
+            .cmd("sh")
+            .args(["-euc", script])
+            .output()
+            .expect("run sh as the user");
+        assert!(out.status.success(), "script failed: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn mount(&self) -> u32 {
+        let out = self.kmsfs(&[
+            "mount",
+            "c",
+            "m",
+            "--socket",
+            &self.socket.to_string_lossy(),
+        ]);
+        assert!(out.status.success(), "mount as the user: {}", text(&out));
+        let out = self.kmsfs(&["status", "--json", "m"]);
+        assert!(out.status.success(), "status as the user: {}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+        v["pid"].as_u64().expect("status pid") as u32
+    }
+}
+
+/// Whatever the user left mounted is unmounted (fusermount3 -u, then
+/// umount -l) and its process stopped by pid, on drop and on panic.
+struct Leftovers {
+    mountpoint: PathBuf,
+    pids: Vec<u32>,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if is_mounted(&self.mountpoint) {
+            let ok = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.mountpoint)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(&self.mountpoint)
+                    .status();
+            }
+        }
+        for &pid in &self.pids {
+            if !wait_exit(pid, Duration::from_secs(5)) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                wait_exit(pid, Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Deterministic non-repeating bytes (a plaintext to look for later).
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+const SIZES: [usize; 6] = [0, 1, 4095, 4096, 4097, (1 << 20) + 3];
+
+#[test]
+fn an_unprivileged_user_mounts_through_fusermount3() {
+    require_fuse!();
+    let pid = std::process::id();
+    let mut accounts = TestAccounts::new();
+    let group = format!("kfu{pid}");
+    let gid = accounts.add_group(&group);
+    let uid = accounts.add_user(&format!("kfu{pid}"), &group, &[]);
+    let _dev = DevFuseAccess::grant(gid);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kmsd = KmsdProcess::start_at(
+        &dir.path().join("state"),
+        &dir.path().join("kmsd.sock"),
+        &["--socket-mode", "666"],
+    );
+    let key = kmsd.create_key("the user's volume");
+    // The user holds a grant for what kmsfs needs, nothing more.
+    kmsd.client()
+        .call(CreateGrantRequest {
+            key_id: key.arn.clone(),
+            grantee_principal: format!("uid:{uid}"),
+            retiring_principal: None,
+            operations: ["DescribeKey", "GenerateDataKey", "Decrypt"]
+                .map(String::from)
+                .to_vec(),
+            constraints: None,
+            name: None,
+            grant_tokens: vec![],
+        })
+        .expect("grant the user the key");
+
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    for sub in ["c", "m", "src"] {
+        std::fs::create_dir(home.join(sub)).unwrap();
+    }
+    let sources: Vec<(String, Vec<u8>)> = SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (format!("f{n}"), pattern(n, i as u32 + 1)))
+        .collect();
+    for (name, data) in &sources {
+        std::fs::write(home.join("src").join(name), data).unwrap();
+    }
+    let chown_r = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(&home)
+        .status()
+        .expect("chown");
+    assert!(chown_r.success());
+    let user = User {
+        uid,
+        gid,
+        home: home.clone(),
+        socket: kmsd.socket.clone(),
+    };
+    let mut left = Leftovers {
+        mountpoint: home.join("m"),
+        pids: vec![],
+    };
+
+    let out = user.kmsfs(&[
+        "init",
+        "c",
+        "--key-id",
+        &key.arn,
+        "--socket",
+        &kmsd.socket.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "init as the user: {}", text(&out));
+    let mount_pid = user.mount();
+    left.pids.push(mount_pid);
+    assert!(is_mounted(&home.join("m")));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.contains(&*home.join("m").to_string_lossy()))
+        .expect("the mount in mountinfo");
+    assert!(
+        line.contains(" fuse.kmsfs ") && line.contains(&format!("user_id={uid}")),
+        "not a user mount made by fusermount3: {line}"
+    );
+    // The mount process runs as the user, not as root.
+    let status = std::fs::read_to_string(format!("/proc/{mount_pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == uid.to_string()),
+        "mount process ids: {uid_line}"
+    );
+
+    // The user works in the mount: copies at block edges, a partial
+    // overwrite, a directory, a rename, a symlink; all read back equal.
+    user.sh("cp src/* m/
+         for f in src/*; do cmp \"$f\" \"m/${f#src/}\"; done
+         mkdir m/d && mv m/f4097 m/d/moved && ln -s d/moved m/link
+         cmp src/f4097 m/link
+         printf 'XYZ' | dd of=m/f4096 bs=1 seek=4094 conv=notrunc status=none
+         test \"$(stat -c %s m/f4096)\" = 4097
+         test \"$(tail -c 3 m/f4096)\" = XYZ");
+    // Without allow_other nobody else gets in, root included.
+    let e = std::fs::metadata(home.join("m/f1")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "root saw the mount");
+    // Backing files belong to the user and hold no plaintext.
+    let backing = home.join("c/f4096");
+    assert_eq!(std::fs::metadata(&backing).unwrap().uid(), uid);
+    let big = &sources[5].1;
+    assert_eq!(tree_contains(&home.join("c"), &big[1000..1064]), None);
+    let out = user.kmsfs(&["status", "m"]);
+    assert!(out.status.success(), "status: {}", text(&out));
+
+    // Unmount as the user: fusermount3 -u, and the process exits.
+    let out = user.kmsfs(&["umount", "m"]);
+    assert!(out.status.success(), "umount as the user: {}", text(&out));
+    assert!(!is_mounted(&home.join("m")));
+    assert!(wait_exit(mount_pid, Duration::from_secs(10)));
+
+    // Root decrypts the user's file offline (kmsd's admin may).
+    let out = Command::new(bin("kmsfs"))
+        .args(["cat", "--socket"])
+        .arg(&kmsd.socket)
+        .arg(home.join("c"))
+        .arg("d/moved")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cat: {}", text(&out));
+    assert_eq!(out.stdout, sources[4].1);
+
+    // Remounted, everything is still there.
+    let again = user.mount();
+    left.pids.push(again);
+    let listing = user.sh(
+        "for f in src/f0 src/f1 src/f4095 src/f1048579; do cmp \"$f\" \"m/${f#src/}\"; done
+         cmp src/f4097 m/d/moved
+         head -c 4094 src/f4096 | cmp - m/f4096 -n 4094
+         ls m",
+    );
+    assert_eq!(
+        listing.split_whitespace().collect::<Vec<_>>(),
+        ["d", "f0", "f1", "f1048579", "f4095", "f4096", "link"]
+    );
+    let out = user.kmsfs(&["umount", "m"]);
+    assert!(out.status.success(), "second umount: {}", text(&out));
+    assert!(wait_exit(again, Duration::from_secs(10)));
+    drop(left);
+    drop(kmsd);
+    drop(accounts);
+}
+
+#[test]
+fn a_user_without_dev_fuse_access_gets_a_clear_refusal() {
+    require_fuse!();
+    let mode = std::fs::metadata(DEV_FUSE).unwrap().mode() & 0o777;
+    if mode & 0o006 == 0o006 {
+        eprintln!("skipped: /dev/fuse is open to everyone here");
+        return;
+    }
+    let pid = std::process::id();
+    let mut accounts = TestAccounts::new();
+    let group = format!("kfn{pid}");
+    let gid = accounts.add_group(&group);
+    let uid = accounts.add_user(&format!("kfn{pid}"), &group, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kmsd = KmsdProcess::start_at(
+        &dir.path().join("state"),
+        &dir.path().join("kmsd.sock"),
+        &["--socket-mode", "666"],
+    );
+    let key = kmsd.create_key("a volume the user cannot mount");
+    let home = dir.path().join("home");
+    for sub in ["c", "m"] {
+        std::fs::create_dir_all(home.join(sub)).unwrap();
+    }
+    // Root initialises; the user may use the key but not the device.
+    let out = Command::new(bin("kmsfs"))
+        .args(["init", "--key-id", &key.arn, "--socket"])
+        .arg(&kmsd.socket)
+        .arg(home.join("c"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "init: {}", text(&out));
+    kmsd.client()
+        .call(CreateGrantRequest {
+            key_id: key.arn.clone(),
+            grantee_principal: format!("uid:{uid}"),
+            retiring_principal: None,
+            operations: ["DescribeKey", "Decrypt"].map(String::from).to_vec(),
+            constraints: None,
+            name: None,
+            grant_tokens: vec![],
+        })
+        .expect("grant");
+    let chown_r = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(chown_r.success());
+    let user = User {
+        uid,
+        gid,
+        home: home.clone(),
+        socket: kmsd.socket.clone(),
+    };
+    let _left = Leftovers {
+        mountpoint: home.join("m"),
+        pids: vec![],
+    };
+    let out = user.kmsfs(&[
+        "mount",
+        "c",
+        "m",
+        "--socket",
+        &kmsd.socket.to_string_lossy(),
+    ]);
+    assert!(!out.status.success(), "mounted without /dev/fuse access");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/dev/fuse") && err.contains("Permission denied"),
+        "unclear refusal: {}",
+        text(&out)
+    );
+    assert!(!is_mounted(&home.join("m")));
+}
