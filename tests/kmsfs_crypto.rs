@@ -505,13 +505,26 @@ fn kmsd_stopped_while_mounted_gives_eio_then_recovers() {
     std::fs::write(vol.path("before"), b"written while kmsd ran").unwrap();
     kmsd.terminate();
     drop_caches();
-    // Creating is fine (an empty file needs no key); its first byte is not.
-    let mut f = std::fs::File::create(vol.path("during")).unwrap();
-    assert_eq!(errno_of(std::io::Write::write_all(&mut f, b"x")), libc::EIO);
-    drop(f);
+    // A file opened for writing needs its key at open (the kernel may
+    // send the writes after write(2) returned): creating fails, and leaves
+    // nothing behind.
+    assert_eq!(
+        errno_of(std::fs::File::create(vol.path("during"))),
+        libc::EIO
+    );
+    assert!(!vol.backing("during").exists());
     assert_eq!(errno_of(std::fs::read(vol.path("before"))), libc::EIO);
+    let append = std::fs::OpenOptions::new()
+        .append(true)
+        .open(vol.path("before"));
+    assert_eq!(errno_of(append), libc::EIO);
     // The mount is alive: listing and metadata work without kmsd.
-    assert!(std::fs::read_dir(&vol.mountpoint).unwrap().count() >= 2);
+    let names: Vec<_> = std::fs::read_dir(&vol.mountpoint)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["before"]);
+    assert_eq!(std::fs::metadata(vol.path("before")).unwrap().len(), 22);
     kmsd.spawn();
     eventually(20, || std::fs::write(vol.path("during"), b"after restart")).unwrap();
     assert_eq!(std::fs::read(vol.path("during")).unwrap(), b"after restart");
@@ -553,12 +566,14 @@ fn a_key_disabled_while_mounted_gives_eacces() {
         })
         .unwrap();
     drop_caches();
-    let mut f = std::fs::File::create(vol.path("new")).unwrap();
     assert_eq!(
-        errno_of(std::io::Write::write_all(&mut f, b"x")),
+        errno_of(std::fs::File::create(vol.path("new"))),
         libc::EACCES
     );
-    drop(f);
+    let w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(vol.path("old"));
+    assert_eq!(errno_of(w), libc::EACCES);
     let r = std::fs::File::open(vol.path("old")).and_then(|mut f| {
         let mut s = String::new();
         f.read_to_string(&mut s).map(|_| s)

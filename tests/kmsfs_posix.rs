@@ -856,3 +856,117 @@ fn access_on_an_owner_only_mount() {
     // SAFETY: valid path.
     assert_eq!(unsafe { libc::access(missing.as_ptr(), libc::F_OK) }, -1);
 }
+
+/// Writes `chunk` to `f` until something fails (write, fsync or close);
+/// returns the errno and how many bytes write(2) accepted.
+fn write_until_failure(path: &Path, chunk: &[u8], limit: u64) -> (i32, u64) {
+    let mut f = File::create(path).expect("create the filler");
+    let mut accepted = 0u64;
+    while accepted < limit {
+        match f.write(chunk) {
+            Ok(n) => accepted += n as u64,
+            Err(e) => return (e.raw_os_error().unwrap_or(-1), accepted),
+        }
+        if accepted.is_multiple_of(1 << 20)
+            && let Err(e) = f.sync_data()
+        {
+            return (e.raw_os_error().unwrap_or(-1), accepted);
+        }
+    }
+    match f.sync_all() {
+        Ok(()) => (0, accepted),
+        Err(e) => (e.raw_os_error().unwrap_or(-1), accepted),
+    }
+}
+
+#[test]
+fn a_full_disk_gives_enospc_and_loses_nothing_acknowledged() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let (vol, _disk) = Volume::create_on_tmpfs(&kmsd, 4096);
+    for args in [&[][..], &["-o", "no_writeback_cache"][..]] {
+        let m = vol.mount(args);
+        let keep = pattern(300_001, 7);
+        std::fs::write(vol.path("keep"), &keep).unwrap();
+        File::open(vol.path("keep")).unwrap().sync_all().unwrap();
+        // An appending log whose last append will not fit.
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(vol.path("log"))
+            .unwrap();
+        log.write_all(&pattern(5000, 9)).unwrap();
+        log.sync_all().unwrap();
+
+        let (errno, accepted) = write_until_failure(&vol.path("fill"), &[0x5a; 65536], 16 << 20);
+        assert_eq!(errno, libc::ENOSPC, "{args:?}: after {accepted} bytes");
+        assert!(
+            accepted < 8 << 20,
+            "{args:?}: {accepted} bytes fit on 4 MiB"
+        );
+        // The failed write was rolled back, so what is free is less than
+        // one write request (at most 1 MiB): a 2 MiB append fails, and
+        // leaves the log as it was.
+        let r = log
+            .write_all(&pattern(2 << 20, 10))
+            .and_then(|()| log.sync_all());
+        assert_eq!(errno_of(r), libc::ENOSPC, "{args:?}");
+        drop(log);
+        std::fs::remove_file(vol.path("fill")).unwrap();
+        m.unmount();
+
+        // Remounted (nothing cached): what was acknowledged is intact and
+        // every backing file is whole.
+        let m = vol.mount(args);
+        assert_eq!(std::fs::read(vol.path("keep")).unwrap(), keep, "{args:?}");
+        // The log holds its acknowledged bytes. Of the failed append, each
+        // 4 KiB page is there or reads as zeros (the kernel's writeback may
+        // land requests after the one that failed): never other bytes.
+        // Without the writeback cache, requests come in order, so what is
+        // there is a prefix of the append.
+        let log_now = std::fs::read(vol.path("log"))
+            .unwrap_or_else(|e| panic!("{args:?}: read log: {e}; {}", vol.log()));
+        let mut whole = pattern(5000, 9);
+        whole.extend(pattern(2 << 20, 10));
+        assert!(
+            log_now.len() >= 5000 && log_now.len() <= whole.len(),
+            "{args:?}"
+        );
+        assert_eq!(&log_now[..5000], &whole[..5000], "{args:?}");
+        for (i, page) in log_now.chunks(4096).enumerate().skip(2) {
+            let want = &whole[i * 4096..i * 4096 + page.len()];
+            assert!(
+                page == want || page.iter().all(|b| *b == 0),
+                "{args:?}: page {i} of the log is garbled"
+            );
+        }
+        if !args.is_empty() {
+            assert!(log_now == whole[..log_now.len()], "{args:?}: not a prefix");
+        }
+        m.unmount();
+        let out = vol
+            .kmsfs()
+            .arg("fsck")
+            .arg(&vol.cipherdir)
+            .arg("--socket")
+            .arg(&vol.socket)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: fsck: {}",
+            mount::text(&out)
+        );
+        // The space is free again: a file the size of the lost append fits.
+        let m = vol.mount(args);
+        std::fs::write(vol.path("after"), pattern(200_000, 11)).unwrap();
+        assert_eq!(
+            std::fs::read(vol.path("after")).unwrap(),
+            pattern(200_000, 11)
+        );
+        for f in ["after", "log", "keep"] {
+            std::fs::remove_file(vol.path(f)).unwrap();
+        }
+        m.unmount();
+    }
+}

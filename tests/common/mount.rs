@@ -49,6 +49,29 @@ impl Volume {
     }
 
     pub fn create_with_key(socket: &Path, key: &str) -> Volume {
+        Volume::create_with(socket, key, |_| {})
+    }
+
+    /// A volume whose cipher directory is a tmpfs of `kib` KiB (a disk
+    /// that fills up); the guard unmounts it. Drop the guard last.
+    pub fn create_on_tmpfs(kmsd: &KmsdProcess, kib: u64) -> (Volume, TmpfsGuard) {
+        let key = kmsd.create_key("kmsfs test volume on a small disk");
+        let mut guard = None;
+        let vol = Volume::create_with(&kmsd.socket, &key.arn, |cipher| {
+            let st = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "kmsfs-test"])
+                .arg(cipher)
+                .status()
+                .expect("run mount");
+            assert!(st.success(), "mount tmpfs");
+            guard = Some(TmpfsGuard(cipher.to_path_buf()));
+        });
+        (vol, guard.expect("tmpfs mounted"))
+    }
+
+    /// Creates the volume; `prepare` runs on the empty cipher directory
+    /// before `kmsfs init`.
+    fn create_with(socket: &Path, key: &str, prepare: impl FnOnce(&Path)) -> Volume {
         let tmp = tempfile::Builder::new()
             .prefix("kmsfs-test-")
             .tempdir()
@@ -63,6 +86,7 @@ impl Volume {
         };
         std::fs::create_dir(&v.cipherdir).expect("mkdir cipher");
         std::fs::create_dir(&v.mountpoint).expect("mkdir mnt");
+        prepare(&v.cipherdir);
         let out = v
             .kmsfs()
             .arg("init")
@@ -151,6 +175,22 @@ impl Volume {
     /// The path inside the mount.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mountpoint.join(rel)
+    }
+}
+
+/// A tmpfs mounted by a test; unmounted (lazily if busy) on drop.
+pub struct TmpfsGuard(PathBuf);
+
+impl Drop for TmpfsGuard {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
     }
 }
 

@@ -80,7 +80,7 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options: allow_other, allow_root, default_permissions (implied
     /// by allow_other/allow_root), ro, rw, noexec, nosuid, nodev, noatime,
-    /// sync, dirsync, fsname=NAME (comma-separated).
+    /// sync, dirsync, no_writeback_cache, fsname=NAME (comma-separated).
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Unwrapped data keys kept in memory.

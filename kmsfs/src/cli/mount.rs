@@ -199,8 +199,16 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
             ..KeyOptions::default()
         },
     ));
-    let fs = KmsFs::new(&cipherdir, keys.clone(), xattr, FsOptions::default())
-        .map_err(|e| format!("cannot open {}: {e}", cipherdir.display()))?;
+    let fs = KmsFs::new(
+        &cipherdir,
+        keys.clone(),
+        xattr,
+        FsOptions {
+            writeback_cache: !opts.no_writeback_cache,
+            ..FsOptions::default()
+        },
+    )
+    .map_err(|e| format!("cannot open {}: {e}", cipherdir.display()))?;
     let k = keys.clone();
     fs.on_destroy(move || k.clear());
     let fs_stats = fs.stats();

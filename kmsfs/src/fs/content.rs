@@ -133,6 +133,32 @@ impl FileIo<'_> {
         Ok(c)
     }
 
+    /// Makes sure a later write finds its key without asking kmsd: the
+    /// cipher of a file with content, or a fresh key set aside for an
+    /// empty file's first byte. With the kernel's writeback cache, writes
+    /// reach us after write(2) has returned, so a key that cannot be had
+    /// must fail the open (EIO, EACCES) instead.
+    pub fn prepare_write(&self) -> Result<(), Errno> {
+        if self.size()? > 0 {
+            return self.cipher().map(|_| ());
+        }
+        let mut fresh = super::inode::lock(&self.inode.fresh);
+        if fresh.is_none() {
+            *fresh = Some(self.keys.new_file().map_err(|k| self.key_failed(k))?);
+        }
+        Ok(())
+    }
+
+    /// The key for an empty file's first byte: the one set aside at open,
+    /// else a new one.
+    fn fresh_key(&self) -> Result<(Arc<FileCipher>, Vec<u8>), Errno> {
+        let set_aside = super::inode::lock(&self.inode.fresh).take();
+        match set_aside {
+            Some(k) => Ok(k),
+            None => self.keys.new_file().map_err(|k| self.key_failed(k)),
+        }
+    }
+
     /// Calls `f` with the plaintext of `size` bytes at `off` (less at the
     /// end of the file, nothing past it).
     pub fn read<R>(&self, off: u64, size: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R, Errno> {
@@ -173,7 +199,7 @@ impl FileIo<'_> {
         let old = self.size()?;
         let new = old.max(end);
         let (cipher, header) = if old == 0 {
-            let (c, h) = self.keys.new_file().map_err(|k| self.key_failed(k))?;
+            let (c, h) = self.fresh_key()?;
             (c, Some(h))
         } else {
             (self.cipher()?, None)
@@ -207,7 +233,35 @@ impl FileIo<'_> {
         while d1 > d0 && !direct(d1 - 1) {
             d1 -= 1;
         }
-        BUFFERS.with_borrow_mut(|b| {
+        // A write that grows the file rewrites the old final block: keep
+        // its stored bytes, so a failure (a full disk) can put the file
+        // back as it was.
+        let saved = match old_last.filter(|_| new > old) {
+            Some(ol) => {
+                let at = block_offset_in_file(ol);
+                let mut raw = vec![0u8; (cipher_size(old) - at) as usize];
+                sys::pread_exact(self.file, &mut raw, at)?;
+                Some((at, raw))
+            }
+            None => None,
+        };
+        // Space first: a full disk fails the write here, before a byte
+        // changed, rather than half-way through a block.
+        if let Some(ol) = pad_alone {
+            let at = block_offset_in_file(ol);
+            self.reserve(at, at + CIPHER_BLOCK_SIZE as u64)?;
+        }
+        let run_at = if header.is_some() && run_first == 0 {
+            0
+        } else {
+            block_offset_in_file(run_first)
+        };
+        let run_end = block_offset_in_file(last) + cipher_len(plain_block_len(last, new)) as u64;
+        self.reserve(run_at, run_end)?;
+        if header.is_some() && run_at > 0 {
+            self.reserve(0, HEADER_SIZE as u64)?;
+        }
+        let written = BUFFERS.with_borrow_mut(|b| {
             let Buffers {
                 plain,
                 cipher: cbuf,
@@ -277,11 +331,56 @@ impl FileIo<'_> {
                 sys::pwrite_all(self.file, h, 0)?;
             }
             Ok::<(), Errno>(())
-        })?;
+        });
+        if let Err(e) = written {
+            if new > old {
+                self.restore(old, saved.as_ref());
+            }
+            return Err(e);
+        }
         if header.is_some() {
             self.inode.set_cipher(Some(cipher));
         }
         Ok(())
+    }
+
+    /// Allocates the backing bytes `lo..hi` when some of them are not
+    /// allocated yet (a hole, or past the end of the file), so that the
+    /// writes that follow cannot run out of space half-way through a block
+    /// and leave it torn. A backing file system without `fallocate`
+    /// skips this (a failed growing write is still rolled back).
+    pub fn reserve(&self, lo: u64, hi: u64) -> Result<(), Errno> {
+        if lo >= hi {
+            return Ok(());
+        }
+        let hole = match sys::seek_hole(self.file, lo) {
+            Ok(h) => h,
+            Err(e) if e == Errno::ENXIO => lo,
+            Err(_) => return Ok(()),
+        };
+        if hole >= hi {
+            return Ok(());
+        }
+        match sys::allocate_keep_size(self.file, hole, hi - hole) {
+            Err(e) if e == Errno::EOPNOTSUPP || e == Errno::ENOSYS || e == Errno::EINVAL => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Puts a file that a failed write was growing back to its `old`
+    /// size and its old final block (`saved`: offset and stored bytes).
+    /// Shrinking and rewriting allocated bytes need no new space, so this
+    /// works on the full disk that made the write fail.
+    fn restore(&self, old: u64, saved: Option<&(u64, Vec<u8>)>) {
+        let back = sys::ftruncate(self.file, cipher_size(old)).and_then(|()| match saved {
+            Some((at, raw)) => sys::pwrite_all(self.file, raw, *at),
+            None => Ok(()),
+        });
+        if let Err(e) = back {
+            tracing::error!(
+                "a failed write left a file damaged: cannot restore its old size {old}: {e:?}"
+            );
+        }
     }
 
     /// The new plaintext of block `blk` (`dst`, its new length) when

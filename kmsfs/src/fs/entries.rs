@@ -229,6 +229,9 @@ impl KmsFs {
             self.truncate_with(&h.inode, h.file()?, 0)?;
             attr = self.attr_of(&h.inode)?;
         }
+        if writable {
+            self.prepare_write(&h.inode, h.file()?).map_err(undo)?;
+        }
         let fh = self.handles.add_file(h);
         self.stats
             .open_files

@@ -6,6 +6,7 @@ use super::entries::backing_open_flags;
 use super::handles::OpenFile;
 use super::inode::Inode;
 use super::{KmsFs, attr, sys};
+use crate::format::offsets::{block_index, block_offset_in_file, cipher_size};
 use fuser::{Errno, FileAttr, FileHandle, INodeNo, TimeOrNow};
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -53,6 +54,14 @@ impl KmsFs {
         self.io(inode, file, &report).truncate(size)
     }
 
+    /// Sets the key of a file opened for writing aside now (see
+    /// [`FileIo::prepare_write`]).
+    pub(super) fn prepare_write(&self, inode: &Inode, file: &File) -> Result<(), Errno> {
+        let _w = inode.content.write().unwrap_or_else(|p| p.into_inner());
+        let report = |f: &Fault| self.report(inode, f);
+        self.io(inode, file, &report).prepare_write()
+    }
+
     pub(super) fn do_open(&self, ino: INodeNo, flags: i32) -> Result<FileHandle, Errno> {
         let inode = self.inode(ino)?;
         if inode.is_dir() {
@@ -73,6 +82,9 @@ impl KmsFs {
         let inode = &h.inode;
         if regular && flags & libc::O_TRUNC != 0 {
             self.truncate_with(inode, h.file()?, 0)?;
+        }
+        if regular && writable {
+            self.prepare_write(inode, h.file()?)?;
         } else if regular && flags & libc::O_ACCMODE != libc::O_WRONLY {
             // Unwrap the key now, so a denied or unavailable key fails the
             // open (EACCES / EIO) rather than the first read. A damaged
@@ -249,7 +261,9 @@ impl KmsFs {
         }
     }
 
-    /// Mode 0 only: makes sure the file is at least `off + len` long.
+    /// Mode 0 only: makes sure the file is at least `off + len` long and
+    /// the backing space for that range is allocated, so writes there do
+    /// not fail for lack of space (posix_fallocate's promise).
     pub(super) fn do_fallocate(
         &self,
         fh: FileHandle,
@@ -271,6 +285,7 @@ impl KmsFs {
         if end > io.size()? {
             io.truncate(end)?;
         }
-        Ok(())
+        let lo = block_offset_in_file(block_index(off));
+        io.reserve(lo, cipher_size(end))
     }
 }

@@ -61,10 +61,13 @@ impl Filesystem for KmsFs {
         // HANDLE_KILLPRIV_V2: we clear set-id bits on writes and
         // truncations by others, so the kernel stops asking for
         // `security.capability` before every write.
-        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+        let mut wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
+        if self.opts.writeback_cache {
+            wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
+        }
         let _ = config.add_capabilities(wanted & config.capabilities());
         let _ = config.set_max_background(64);
         Ok(())

@@ -63,7 +63,14 @@ pub struct Inode {
     /// written). `None` for an empty file, which has no key. Changed only
     /// with `content` held for writing.
     pub cipher: Mutex<Option<Arc<FileCipher>>>,
+    /// Regular files that are empty and open for writing: the key their
+    /// first byte will use (cipher and header), set aside at open so that
+    /// a write the kernel sends later never waits on, or fails for, kmsd.
+    pub fresh: Mutex<Option<FreshKey>>,
 }
+
+/// A new file key not yet written anywhere: its cipher and its header.
+pub type FreshKey = (Arc<FileCipher>, Vec<u8>);
 
 impl Inode {
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -172,6 +179,7 @@ impl InodeTable {
             no_caps: AtomicBool::new(false),
             content: RwLock::new(()),
             cipher: Mutex::new(None),
+            fresh: Mutex::new(None),
         });
         let mut t = Tables {
             next_synthetic: SYNTHETIC_BASE,
@@ -234,6 +242,7 @@ impl InodeTable {
             no_caps: AtomicBool::new(false),
             content: RwLock::new(()),
             cipher: Mutex::new(None),
+            fresh: Mutex::new(None),
         });
         t.by_id.insert(
             id,

@@ -51,6 +51,9 @@ pub struct FsOptions {
     pub attr_ttl: Duration,
     /// How long the kernel may cache names.
     pub entry_ttl: Duration,
+    /// Let the kernel buffer writes in its page cache and send them in
+    /// the background (FUSE_WRITEBACK_CACHE).
+    pub writeback_cache: bool,
 }
 
 impl Default for FsOptions {
@@ -58,6 +61,7 @@ impl Default for FsOptions {
         FsOptions {
             attr_ttl: Duration::from_secs(1),
             entry_ttl: Duration::from_secs(1),
+            writeback_cache: true,
         }
     }
 }

@@ -12,13 +12,15 @@ pub struct MountOpts {
     pub read_only: bool,
     /// `-o default_permissions` asked for explicitly.
     pub default_permissions: bool,
+    /// `-o no_writeback_cache`: every write(2) waits for its encryption.
+    pub no_writeback_cache: bool,
 }
 
 /// Parses comma-separated mount options. Known: `allow_other`,
 /// `allow_root`, `ro`, `rw`, `exec`/`noexec`, `suid`/`nosuid`,
 /// `dev`/`nodev`, `atime`/`noatime`, `sync`/`async`, `dirsync`,
 /// `default_permissions` (implied by `allow_other`/`allow_root`),
-/// `fsname=`, `subtype=`.
+/// `writeback_cache`/`no_writeback_cache`, `fsname=`, `subtype=`.
 pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<MountOpts, String> {
     let mut o = MountOpts::default();
     for list in lists {
@@ -39,6 +41,10 @@ pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<MountOpts, String> {
                 }
                 "default_permissions" => {
                     o.default_permissions = true;
+                    continue;
+                }
+                "writeback_cache" | "no_writeback_cache" => {
+                    o.no_writeback_cache = opt.starts_with("no_");
                     continue;
                 }
                 "ro" => {
@@ -150,6 +156,16 @@ mod tests {
             vec![MountOption::FSName("x".into()), MountOption::RO]
         );
         assert!(parse_options(&["bogus"]).unwrap_err().contains("bogus"));
+        assert!(
+            parse_options(&["no_writeback_cache"])
+                .unwrap()
+                .no_writeback_cache
+        );
+        assert!(
+            !parse_options(&["no_writeback_cache,writeback_cache"])
+                .unwrap()
+                .no_writeback_cache
+        );
         assert_eq!(parse_options::<&str>(&[]).unwrap(), MountOpts::default());
     }
 

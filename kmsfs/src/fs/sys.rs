@@ -291,6 +291,27 @@ pub fn ftruncate(file: &File, len: u64) -> Result<(), Errno> {
     cvt(unsafe { libc::ftruncate(file.as_raw_fd(), len) }).map(drop)
 }
 
+/// The first hole at or after `off` (`SEEK_HOLE`: the end of the file
+/// counts as one; `ENXIO` past the end).
+pub fn seek_hole(file: &File, off: u64) -> Result<u64, Errno> {
+    let off = libc::off_t::try_from(off).map_err(|_| Errno::EFBIG)?;
+    // SAFETY: valid fd.
+    let r = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_HOLE) };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(r as u64)
+}
+
+/// Allocates `off..off + len` without changing the file size
+/// (`fallocate(FALLOC_FL_KEEP_SIZE)`).
+pub fn allocate_keep_size(file: &File, off: u64, len: u64) -> Result<(), Errno> {
+    let off = libc::off_t::try_from(off).map_err(|_| Errno::EFBIG)?;
+    let len = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
+    // SAFETY: valid fd.
+    cvt(unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, len) }).map(drop)
+}
+
 pub fn fsync(file: &File, datasync: bool) -> Result<(), Errno> {
     let fd = file.as_raw_fd();
     // SAFETY: valid fd.
