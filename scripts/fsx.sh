@@ -26,11 +26,10 @@ kmsfs_mount "$WORK/cipher" "$WORK/mnt"
 
 # Every operation kmsfs implements: reads, writes, mmap reads and shared
 # writes, msync invalidation, truncation, fsync/fdatasync, posix_fallocate
-# (mode 0), sendfile, copy_file_range, fadvise, close/reopen. Hole
-# punching is not supported (EOPNOTSUPP), so it stays off. Sizes start
-# at 1: fsx would otherwise try a zero-length posix_fallocate, which the
-# kernel refuses (EINVAL) on every file system, and fsx takes that for
-# "posix_fallocate unsupported" and stops.
+# (mode 0), hole punching, sendfile, copy_file_range, fadvise,
+# close/reopen. Sizes start at 1: fsx would otherwise try a zero-length
+# posix_fallocate, which the kernel refuses (EINVAL) on every file system,
+# and fsx takes that for "posix_fallocate unsupported" and stops.
 cat >"$WORK/fsx.toml" <<'TOML'
 flen = 4194304
 [opsize]
@@ -48,7 +47,7 @@ truncate = 3
 fsync = 1
 fdatasync = 1
 posix_fallocate = 1
-punch_hole = 0
+punch_hole = 1
 sendfile = 1
 posix_fadvise = 1
 copy_file_range = 1

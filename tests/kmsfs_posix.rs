@@ -284,6 +284,81 @@ fn writes_past_the_end_leave_sparse_holes() {
     assert_eq!(&tail, b"end");
 }
 
+fn fallocate(f: &File, mode: i32, off: u64, len: u64) -> i32 {
+    // SAFETY: a valid descriptor; fallocate touches no memory of ours.
+    let r = unsafe { libc::fallocate(f.as_raw_fd(), mode, off as i64, len as i64) };
+    if r == 0 {
+        0
+    } else {
+        errno_of::<()>(Err(std::io::Error::last_os_error()))
+    }
+}
+
+#[test]
+fn fallocate_reserves_space_and_punch_hole_zeroes() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    let m = vol.mount(&[]);
+    let p = vol.path("f");
+    let mut model = pattern(200_000, 5);
+    std::fs::write(&p, &model).unwrap();
+    let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    let blocks_before = std::fs::metadata(vol.backing("f")).unwrap().blocks();
+    // Punch: edges at odd offsets, whole blocks between, then the file's
+    // last bytes (a final block cannot be a hole: it is rewritten).
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    for (off, len) in [(5000u64, 70_000u64), (100, 1), (150_000, 1 << 20)] {
+        assert_eq!(fallocate(&f, punch, off, len), 0, "punch {off}+{len}");
+        let end = ((off + len) as usize).min(model.len());
+        model[off as usize..end].fill(0);
+        assert_eq!(std::fs::read(&p).unwrap(), model, "after punch {off}+{len}");
+    }
+    assert_eq!(
+        f.metadata().unwrap().len(),
+        200_000,
+        "punching changed the size"
+    );
+    let blocks_after = std::fs::metadata(vol.backing("f")).unwrap().blocks();
+    assert!(
+        blocks_after + (100_000 / 512) < blocks_before,
+        "punched blocks still allocated: {blocks_before} -> {blocks_after}"
+    );
+    // Mode 0 grows the file and reserves its space; KEEP_SIZE only reserves.
+    assert_eq!(fallocate(&f, 0, 300_000, 10_000), 0);
+    assert_eq!(f.metadata().unwrap().len(), 310_000);
+    assert_eq!(
+        fallocate(&f, libc::FALLOC_FL_KEEP_SIZE, 310_000, 1 << 20),
+        0
+    );
+    assert_eq!(f.metadata().unwrap().len(), 310_000);
+    let reserved = std::fs::metadata(vol.backing("f")).unwrap().blocks() * 512;
+    assert!(
+        reserved > (1 << 20),
+        "KEEP_SIZE reserved only {reserved} bytes"
+    );
+    // Unsupported modes say so.
+    assert_eq!(
+        fallocate(&f, libc::FALLOC_FL_COLLAPSE_RANGE, 0, 4096),
+        libc::EOPNOTSUPP
+    );
+    model.resize(310_000, 0);
+    drop(f);
+    m.unmount();
+    let m = vol.mount(&[]);
+    assert_eq!(std::fs::read(&p).unwrap(), model);
+    m.unmount();
+    let out = vol
+        .kmsfs()
+        .arg("fsck")
+        .arg(&vol.cipherdir)
+        .arg("--socket")
+        .arg(&vol.socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fsck: {}", mount::text(&out));
+}
+
 #[test]
 fn o_append_appends_even_from_two_handles() {
     require_fuse!();

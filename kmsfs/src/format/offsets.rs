@@ -173,9 +173,104 @@ pub fn cipher_span(first: u64, count: u64, plain_size: u64) -> (u64, u64) {
     (start, cipher_size(end_plain) - start)
 }
 
+/// How zeroing plaintext `off .. off + len` of a file of `plain_size`
+/// bytes without changing its size (`fallocate` `PUNCH_HOLE`) is done:
+/// whole blocks that are not the file's last become holes (their cipher
+/// bytes are punched out: `holes`, a block range); the bytes around them,
+/// and a covered last block (a hole cannot be final), are written as
+/// encrypted zeros (`zero`, plaintext ranges `(start, end)`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PunchPlan {
+    pub holes: Option<(u64, u64)>,
+    pub zero: Vec<(u64, u64)>,
+}
+
+pub fn punch_plan(off: u64, len: u64, plain_size: u64) -> PunchPlan {
+    let end = off.saturating_add(len).min(plain_size);
+    if off >= end {
+        return PunchPlan::default();
+    }
+    // Whole blocks inside the range, never the file's last.
+    let first = off.div_ceil(BS);
+    let last_block = block_count(plain_size) - 1;
+    let past = (end / BS).min(last_block);
+    if first >= past {
+        return PunchPlan {
+            holes: None,
+            zero: vec![(off, end)],
+        };
+    }
+    let mut zero = Vec::new();
+    if off < block_start(first) {
+        zero.push((off, block_start(first)));
+    }
+    if block_start(past) < end {
+        zero.push((block_start(past), end));
+    }
+    PunchPlan {
+        holes: Some((first, past)),
+        zero,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn punch_plans_cover_the_range_exactly_and_never_hole_the_last_block() {
+        for &size in &[1u64, 4095, 4096, 4097, 8192, 3 * 4096 + 5, 10 * 4096] {
+            for &off in &[0u64, 1, 4095, 4096, 4097, 8191, 8192, 20000] {
+                for &len in &[0u64, 1, 4095, 4096, 4097, 8192, 12289, 1 << 20] {
+                    let p = punch_plan(off, len, size);
+                    let end = (off + len).min(size);
+                    // The bytes zeroed, from both parts, in order.
+                    let mut covered: Vec<(u64, u64)> = p.zero.clone();
+                    if let Some((a, b)) = p.holes {
+                        assert!(a < b, "{off} {len} {size}: empty hole range");
+                        assert!(
+                            b < block_count(size),
+                            "{off} {len} {size}: last block holed"
+                        );
+                        covered.push((block_start(a), block_start(b)));
+                    }
+                    covered.sort();
+                    let mut at = off;
+                    for (a, b) in &covered {
+                        assert_eq!(*a, at, "{off} {len} {size}: gap or overlap");
+                        assert!(a < b);
+                        at = *b;
+                    }
+                    if off < end {
+                        assert_eq!(at, end, "{off} {len} {size}: range not covered");
+                    } else {
+                        assert!(covered.is_empty());
+                    }
+                    // Zeroed pieces are small: at most the edges.
+                    assert!(p.zero.len() <= 2);
+                    if p.holes.is_some() {
+                        for (a, b) in &p.zero {
+                            assert!(b - a <= BS, "{off} {len} {size}: zero piece too big");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            punch_plan(100, 3 * 4096, 10 * 4096),
+            PunchPlan {
+                holes: Some((1, 3)),
+                zero: vec![(100, 4096), (3 * 4096, 3 * 4096 + 100)],
+            }
+        );
+        assert_eq!(
+            punch_plan(0, 1 << 20, 2 * 4096 + 1),
+            PunchPlan {
+                holes: Some((0, 2)),
+                zero: vec![(2 * 4096, 2 * 4096 + 1)],
+            }
+        );
+    }
 
     const EDGES: &[u64] = &[
         0,

@@ -17,6 +17,7 @@ use super::sys;
 use crate::format::offsets::{
     BLOCK_SIZE, CIPHER_BLOCK_SIZE, HEADER_SIZE, block_count, block_index, block_offset_in_file,
     block_start, cipher_len, cipher_size, cipher_span, plain_block_len, plain_len, plain_size,
+    punch_plan,
 };
 use crate::format::{BlockError, FileCipher};
 use fuser::Errno;
@@ -340,6 +341,36 @@ impl FileIo<'_> {
         }
         if header.is_some() {
             self.inode.set_cipher(Some(cipher));
+        }
+        Ok(())
+    }
+
+    /// Zeroes plaintext `off .. off + len` (clipped to the file) without
+    /// changing the size: whole blocks become holes, the rest is written
+    /// as encrypted zeros (see [`punch_plan`]).
+    pub fn punch_hole(&self, off: u64, len: u64) -> Result<(), Errno> {
+        let plan = punch_plan(off, len, self.size()?);
+        for (a, b) in plan.zero {
+            let zeros = vec![0u8; (b - a) as usize];
+            self.write(a, &zeros)?;
+        }
+        if let Some((first, past)) = plan.holes {
+            let at = block_offset_in_file(first);
+            let len = block_offset_in_file(past) - at;
+            match sys::punch_hole(self.file, at, len) {
+                Ok(()) => {}
+                // No holes in the backing file system: encrypted zeros.
+                Err(e) if e == Errno::EOPNOTSUPP => {
+                    let zeros = vec![0u8; BLOCK_SIZE * PIECE_BLOCKS as usize];
+                    let mut blk = first;
+                    while blk < past {
+                        let n = (past - blk).min(PIECE_BLOCKS);
+                        self.write(block_start(blk), &zeros[..n as usize * BLOCK_SIZE])?;
+                        blk += n;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use super::entries::backing_open_flags;
 use super::handles::OpenFile;
 use super::inode::Inode;
 use super::{KmsFs, attr, sys};
-use crate::format::offsets::{block_index, block_offset_in_file, cipher_size};
+use crate::format::offsets::{BLOCK_SIZE, block_index, block_offset_in_file, cipher_size};
 use fuser::{Errno, FileAttr, FileHandle, INodeNo, TimeOrNow};
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -261,9 +261,11 @@ impl KmsFs {
         }
     }
 
-    /// Mode 0 only: makes sure the file is at least `off + len` long and
-    /// the backing space for that range is allocated, so writes there do
-    /// not fail for lack of space (posix_fallocate's promise).
+    /// Mode 0 makes sure the file is at least `off + len` long and the
+    /// backing space for that range is allocated, so writes there do not
+    /// fail for lack of space (posix_fallocate's promise); `KEEP_SIZE`
+    /// allocates without growing; `PUNCH_HOLE | KEEP_SIZE` zeroes the
+    /// range. Other modes are not supported.
     pub(super) fn do_fallocate(
         &self,
         fh: FileHandle,
@@ -271,7 +273,9 @@ impl KmsFs {
         len: u64,
         mode: i32,
     ) -> Result<(), Errno> {
-        if mode != 0 {
+        const KEEP: i32 = libc::FALLOC_FL_KEEP_SIZE;
+        const PUNCH: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        if mode != 0 && mode != KEEP && mode != PUNCH {
             return Err(Errno::EOPNOTSUPP);
         }
         let h = self.handles.file(fh)?;
@@ -282,10 +286,21 @@ impl KmsFs {
         let _w = h.inode.content.write().unwrap_or_else(|p| p.into_inner());
         let report = |fault: &Fault| self.report(&h.inode, fault);
         let io = self.io(&h.inode, h.file()?, &report);
-        if end > io.size()? {
+        if mode == PUNCH {
+            return io.punch_hole(off, len);
+        }
+        let size = io.size()?;
+        if mode == 0 && end > size {
             io.truncate(end)?;
         }
+        // Past the end (KEEP_SIZE) the blocks' stored size is not known
+        // yet: full blocks are the most they can take.
         let lo = block_offset_in_file(block_index(off));
-        io.reserve(lo, cipher_size(end))
+        let hi = if mode == 0 || end <= size {
+            cipher_size(end)
+        } else {
+            block_offset_in_file(end.div_ceil(BLOCK_SIZE as u64))
+        };
+        io.reserve(lo, hi)
     }
 }

@@ -312,6 +312,16 @@ pub fn allocate_keep_size(file: &File, off: u64, len: u64) -> Result<(), Errno> 
     cvt(unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, len) }).map(drop)
 }
 
+/// Deallocates `off..off + len`, which then reads as zeros
+/// (`FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`).
+pub fn punch_hole(file: &File, off: u64, len: u64) -> Result<(), Errno> {
+    let off = libc::off_t::try_from(off).map_err(|_| Errno::EFBIG)?;
+    let len = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
+    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    // SAFETY: valid fd.
+    cvt(unsafe { libc::fallocate(file.as_raw_fd(), mode, off, len) }).map(drop)
+}
+
 pub fn fsync(file: &File, datasync: bool) -> Result<(), Errno> {
     let fd = file.as_raw_fd();
     // SAFETY: valid fd.

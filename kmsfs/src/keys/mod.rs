@@ -6,6 +6,7 @@ pub mod backend;
 pub mod cache;
 pub mod clock;
 mod error;
+pub mod flight;
 pub mod pool;
 pub mod service;
 #[doc(hidden)]

@@ -6,6 +6,7 @@ use super::KeyError;
 use super::backend::{KmsBackend, KmsdBackend};
 use super::cache::KeyCache;
 use super::clock::{Clock, SystemClock};
+use super::flight::SingleFlight;
 use super::pool::KeyPool;
 use crate::format::{DataKey, FileCipher, FileId, Header, VolumeConfig, VolumeId};
 use kmsd_client::{Client, EncryptionContext};
@@ -107,6 +108,8 @@ pub struct KeyService {
     cache: Mutex<KeyCache>,
     pool: KeyPool,
     clock: Arc<dyn Clock>,
+    /// Unwraps in flight, by wrapped key: concurrent misses share one.
+    unwraps: SingleFlight<Vec<u8>, Result<Arc<DataKey>, KeyError>>,
 }
 
 impl KeyService {
@@ -142,6 +145,7 @@ impl KeyService {
             cache: Mutex::new(KeyCache::new(opts.cache_capacity, opts.cache_ttl)),
             pool,
             clock,
+            unwraps: SingleFlight::new(),
         }
     }
 
@@ -200,10 +204,12 @@ impl KeyService {
             Some(k) => (k, false),
             None => {
                 let ctx = VolumeConfig::file_context(&self.volume_id, &header.file_id);
-                (
-                    Arc::new(self.backend.decrypt(&header.wrapped_key, &ctx)?),
-                    true,
-                )
+                let (key, led) = self.unwraps.run(&header.wrapped_key, || {
+                    self.backend
+                        .decrypt(&header.wrapped_key, &ctx)
+                        .map(Arc::new)
+                });
+                (key?, led)
             }
         };
         header

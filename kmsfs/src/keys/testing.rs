@@ -17,6 +17,8 @@ pub struct FakeKms {
     decrypts: AtomicU64,
     down: AtomicBool,
     denied: AtomicBool,
+    /// Milliseconds each decrypt takes (a slow kmsd).
+    delay_ms: AtomicU64,
 }
 
 pub const FAKE_ARN: &str = "arn:aws:kms:local:000000000000:key/fake";
@@ -34,6 +36,7 @@ impl FakeKms {
             decrypts: AtomicU64::new(0),
             down: AtomicBool::new(false),
             denied: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
         }
     }
 
@@ -51,6 +54,10 @@ impl FakeKms {
 
     pub fn set_denied(&self, denied: bool) {
         self.denied.store(denied, Ordering::SeqCst);
+    }
+
+    pub fn set_decrypt_delay(&self, d: std::time::Duration) {
+        self.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     fn gate(&self) -> Result<(), KeyError> {
@@ -103,6 +110,10 @@ impl KmsBackend for FakeKms {
 
     fn decrypt(&self, wrapped: &[u8], context: &EncryptionContext) -> Result<DataKey, KeyError> {
         self.decrypts.fetch_add(1, Ordering::SeqCst);
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         self.gate()?;
         let bad = || KeyError::Corrupt("InvalidCiphertextException: fake".into());
         if wrapped.len() < 12 + 16 {

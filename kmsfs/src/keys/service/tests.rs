@@ -192,3 +192,41 @@ fn concurrent_opens_share_the_cache() {
     assert_eq!(kms.decrypts(), 0);
     assert_eq!(s.stats().hits, 800);
 }
+
+#[test]
+fn concurrent_misses_of_one_key_make_one_kmsd_call() {
+    let (kms, _clock, s) = setup(0);
+    let s = Arc::new(s);
+    let f = s.new_file().unwrap();
+    s.clear();
+    kms.set_decrypt_delay(Duration::from_millis(200));
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, h, start) = (s.clone(), f.header.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                s.open(&h).map(|c| c.file_id())
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), f.file_id);
+    }
+    assert_eq!(kms.decrypts(), 1, "one unwrap for eight concurrent misses");
+    // A failure is shared the same way, and not cached.
+    s.clear();
+    kms.set_down(true);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (s, h) = (s.clone(), f.header.clone());
+            std::thread::spawn(move || s.open(&h).map(|_| ()))
+        })
+        .collect();
+    for t in threads {
+        assert!(matches!(t.join().unwrap(), Err(KeyError::Unavailable(_))));
+    }
+    kms.set_down(false);
+    kms.set_decrypt_delay(Duration::ZERO);
+    assert!(s.open(&f.header).is_ok());
+}
