@@ -348,14 +348,7 @@ fn fallocate_reserves_space_and_punch_hole_zeroes() {
     let m = vol.mount(&[]);
     assert_eq!(std::fs::read(&p).unwrap(), model);
     m.unmount();
-    let out = vol
-        .kmsfs()
-        .arg("fsck")
-        .arg(&vol.cipherdir)
-        .arg("--socket")
-        .arg(&vol.socket)
-        .output()
-        .unwrap();
+    let out = vol.fsck();
     assert!(out.status.success(), "fsck: {}", mount::text(&out));
 }
 
@@ -1019,14 +1012,7 @@ fn a_full_disk_gives_enospc_and_loses_nothing_acknowledged() {
             assert!(log_now == whole[..log_now.len()], "{args:?}: not a prefix");
         }
         m.unmount();
-        let out = vol
-            .kmsfs()
-            .arg("fsck")
-            .arg(&vol.cipherdir)
-            .arg("--socket")
-            .arg(&vol.socket)
-            .output()
-            .unwrap();
+        let out = vol.fsck();
         assert!(
             out.status.success(),
             "{args:?}: fsck: {}",

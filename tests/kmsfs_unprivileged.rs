@@ -17,7 +17,7 @@ use kmsd_client::CreateGrantRequest;
 use mount::{is_mounted, text, tree_contains, wait_exit};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -157,65 +157,99 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
 
 const SIZES: [usize; 6] = [0, 1, 4095, 4096, 4097, (1 << 20) + 3];
 
+/// A test user and group, a world-searchable temp dir, and a kmsd whose
+/// socket other users may connect to. Fields drop in order: kmsd, the
+/// directory, then the accounts.
+struct Setup {
+    kmsd: KmsdProcess,
+    dir: tempfile::TempDir,
+    uid: u32,
+    gid: u32,
+    _accounts: TestAccounts,
+}
+
+impl Setup {
+    fn new(prefix: &str) -> Setup {
+        let name = format!("{prefix}{}", std::process::id());
+        let mut accounts = TestAccounts::new();
+        let gid = accounts.add_group(&name);
+        let uid = accounts.add_user(&name, &name, &[]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kmsd = KmsdProcess::start_at(
+            &dir.path().join("state"),
+            &dir.path().join("kmsd.sock"),
+            &["--socket-mode", "666"],
+        );
+        Setup {
+            kmsd,
+            dir,
+            uid,
+            gid,
+            _accounts: accounts,
+        }
+    }
+
+    /// Grants the user `ops` on `key`.
+    fn grant(&self, key: &str, ops: &[&str]) {
+        self.kmsd
+            .client()
+            .call(CreateGrantRequest {
+                key_id: key.into(),
+                grantee_principal: format!("uid:{}", self.uid),
+                retiring_principal: None,
+                operations: ops.iter().map(|s| s.to_string()).collect(),
+                constraints: None,
+                name: None,
+                grant_tokens: vec![],
+            })
+            .expect("grant the user the key");
+    }
+
+    /// The user's home with `subdirs`, all owned by the user.
+    fn home(&self, subdirs: &[&str], prepare: impl FnOnce(&Path)) -> User {
+        let home = self.dir.path().join("home");
+        for sub in subdirs {
+            std::fs::create_dir_all(home.join(sub)).unwrap();
+        }
+        prepare(&home);
+        let st = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", self.uid, self.gid))
+            .arg(&home)
+            .status()
+            .expect("chown");
+        assert!(st.success());
+        User {
+            uid: self.uid,
+            gid: self.gid,
+            home,
+            socket: self.kmsd.socket.clone(),
+        }
+    }
+}
+
 #[test]
 fn an_unprivileged_user_mounts_through_fusermount3() {
     require_fuse!();
-    let pid = std::process::id();
-    let mut accounts = TestAccounts::new();
-    let group = format!("kfu{pid}");
-    let gid = accounts.add_group(&group);
-    let uid = accounts.add_user(&format!("kfu{pid}"), &group, &[]);
-    let _dev = DevFuseAccess::grant(gid);
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let kmsd = KmsdProcess::start_at(
-        &dir.path().join("state"),
-        &dir.path().join("kmsd.sock"),
-        &["--socket-mode", "666"],
-    );
+    let w = Setup::new("kfu");
+    let _dev = DevFuseAccess::grant(w.gid);
+    let kmsd = &w.kmsd;
+    let uid = w.uid;
     let key = kmsd.create_key("the user's volume");
     // The user holds a grant for what kmsfs needs, nothing more.
-    kmsd.client()
-        .call(CreateGrantRequest {
-            key_id: key.arn.clone(),
-            grantee_principal: format!("uid:{uid}"),
-            retiring_principal: None,
-            operations: ["DescribeKey", "GenerateDataKey", "Decrypt"]
-                .map(String::from)
-                .to_vec(),
-            constraints: None,
-            name: None,
-            grant_tokens: vec![],
-        })
-        .expect("grant the user the key");
-
-    let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    for sub in ["c", "m", "src"] {
-        std::fs::create_dir(home.join(sub)).unwrap();
-    }
+    w.grant(&key.arn, &["DescribeKey", "GenerateDataKey", "Decrypt"]);
     let sources: Vec<(String, Vec<u8>)> = SIZES
         .iter()
         .enumerate()
         .map(|(i, &n)| (format!("f{n}"), pattern(n, i as u32 + 1)))
         .collect();
-    for (name, data) in &sources {
-        std::fs::write(home.join("src").join(name), data).unwrap();
-    }
-    let chown_r = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{uid}:{gid}"))
-        .arg(&home)
-        .status()
-        .expect("chown");
-    assert!(chown_r.success());
-    let user = User {
-        uid,
-        gid,
-        home: home.clone(),
-        socket: kmsd.socket.clone(),
-    };
+    let user = w.home(&["c", "m", "src"], |home| {
+        for (name, data) in &sources {
+            std::fs::write(home.join("src").join(name), data).unwrap();
+        }
+    });
+    let home = user.home.clone();
     let mut left = Leftovers {
         mountpoint: home.join("m"),
         pids: vec![],
@@ -307,8 +341,6 @@ fn an_unprivileged_user_mounts_through_fusermount3() {
     assert!(out.status.success(), "second umount: {}", text(&out));
     assert!(wait_exit(again, Duration::from_secs(10)));
     drop(left);
-    drop(kmsd);
-    drop(accounts);
 }
 
 #[test]
@@ -319,55 +351,21 @@ fn a_user_without_dev_fuse_access_gets_a_clear_refusal() {
         eprintln!("skipped: /dev/fuse is open to everyone here");
         return;
     }
-    let pid = std::process::id();
-    let mut accounts = TestAccounts::new();
-    let group = format!("kfn{pid}");
-    let gid = accounts.add_group(&group);
-    let uid = accounts.add_user(&format!("kfn{pid}"), &group, &[]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let kmsd = KmsdProcess::start_at(
-        &dir.path().join("state"),
-        &dir.path().join("kmsd.sock"),
-        &["--socket-mode", "666"],
-    );
+    let w = Setup::new("kfn");
+    let kmsd = &w.kmsd;
     let key = kmsd.create_key("a volume the user cannot mount");
-    let home = dir.path().join("home");
-    for sub in ["c", "m"] {
-        std::fs::create_dir_all(home.join(sub)).unwrap();
-    }
-    // Root initialises; the user may use the key but not the device.
-    let out = Command::new(bin("kmsfs"))
-        .args(["init", "--key-id", &key.arn, "--socket"])
-        .arg(&kmsd.socket)
-        .arg(home.join("c"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "init: {}", text(&out));
-    kmsd.client()
-        .call(CreateGrantRequest {
-            key_id: key.arn.clone(),
-            grantee_principal: format!("uid:{uid}"),
-            retiring_principal: None,
-            operations: ["DescribeKey", "Decrypt"].map(String::from).to_vec(),
-            constraints: None,
-            name: None,
-            grant_tokens: vec![],
-        })
-        .expect("grant");
-    let chown_r = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{uid}:{gid}"))
-        .arg(&home)
-        .status()
-        .unwrap();
-    assert!(chown_r.success());
-    let user = User {
-        uid,
-        gid,
-        home: home.clone(),
-        socket: kmsd.socket.clone(),
-    };
+    let user = w.home(&["c", "m"], |home| {
+        // Root initialises; the user may use the key but not the device.
+        let out = Command::new(bin("kmsfs"))
+            .args(["init", "--key-id", &key.arn, "--socket"])
+            .arg(&kmsd.socket)
+            .arg(home.join("c"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "init: {}", text(&out));
+    });
+    w.grant(&key.arn, &["DescribeKey", "Decrypt"]);
+    let home = user.home.clone();
     let _left = Leftovers {
         mountpoint: home.join("m"),
         pids: vec![],

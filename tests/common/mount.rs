@@ -154,6 +154,17 @@ impl Volume {
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 
+    /// `kmsfs fsck` of the cipher directory (not mounted meanwhile).
+    pub fn fsck(&self) -> Output {
+        self.kmsfs()
+            .arg("fsck")
+            .arg(&self.cipherdir)
+            .arg("--socket")
+            .arg(&self.socket)
+            .output()
+            .expect("run kmsfs fsck")
+    }
+
     /// The background mount's log so far.
     pub fn log(&self) -> String {
         let mut s = String::new();
