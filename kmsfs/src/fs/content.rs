@@ -246,11 +246,14 @@ impl FileIo<'_> {
             }
             None => None,
         };
-        // Space first: a full disk fails the write here, before a byte
-        // changed, rather than half-way through a block.
+        // Space first: a full disk fails the write here, before a stored
+        // byte changed, rather than half-way through a block. Only holes
+        // inside the stored file need it: bytes past its end are new, and
+        // a failure there is undone by `restore`, which truncates them.
+        let stored = cipher_size(old);
         if let Some(ol) = pad_alone {
             let at = block_offset_in_file(ol);
-            self.reserve(at, at + CIPHER_BLOCK_SIZE as u64)?;
+            self.reserve(at, stored.min(at + CIPHER_BLOCK_SIZE as u64))?;
         }
         let run_at = if header.is_some() && run_first == 0 {
             0
@@ -258,10 +261,7 @@ impl FileIo<'_> {
             block_offset_in_file(run_first)
         };
         let run_end = block_offset_in_file(last) + cipher_len(plain_block_len(last, new)) as u64;
-        self.reserve(run_at, run_end)?;
-        if header.is_some() && run_at > 0 {
-            self.reserve(0, HEADER_SIZE as u64)?;
-        }
+        self.reserve(run_at, stored.min(run_end))?;
         let written = BUFFERS.with_borrow_mut(|b| {
             let Buffers {
                 plain,
