@@ -248,20 +248,13 @@ impl FileIo<'_> {
         };
         // Space first: a full disk fails the write here, before a stored
         // byte changed, rather than half-way through a block. Only holes
-        // inside the stored file need it: bytes past its end are new, and
-        // a failure there is undone by `restore`, which truncates them.
-        let stored = cipher_size(old);
-        if let Some(ol) = pad_alone {
-            let at = block_offset_in_file(ol);
-            self.reserve(at, stored.min(at + CIPHER_BLOCK_SIZE as u64))?;
-        }
-        let run_at = if header.is_some() && run_first == 0 {
-            0
-        } else {
-            block_offset_in_file(run_first)
-        };
+        // need it, and holes lie below the old final block (a final block
+        // is never a hole): bytes past the old end are new, and a failure
+        // there is undone by `restore`, which truncates them. So an append
+        // reserves nothing.
+        let holes_end = old_last.map_or(0, block_offset_in_file);
         let run_end = block_offset_in_file(last) + cipher_len(plain_block_len(last, new)) as u64;
-        self.reserve(run_at, stored.min(run_end))?;
+        self.reserve(block_offset_in_file(run_first), holes_end.min(run_end))?;
         let written = BUFFERS.with_borrow_mut(|b| {
             let Buffers {
                 plain,
