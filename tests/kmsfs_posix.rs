@@ -1031,3 +1031,71 @@ fn a_full_disk_gives_enospc_and_loses_nothing_acknowledged() {
         m.unmount();
     }
 }
+
+/// Writing into a hole needs new space while the blocks around it are
+/// stored: on a full disk the write fails with ENOSPC and leaves no torn
+/// block (each page of it is new data or zeros; fsck stays clean).
+#[test]
+fn a_full_disk_write_into_a_hole_tears_no_block() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let (vol, _disk) = Volume::create_on_tmpfs(&kmsd, 4096);
+    for args in [&[][..], &["-o", "no_writeback_cache"][..]] {
+        let m = vol.mount(args);
+        let hole_end: u64 = 3 << 20;
+        let mut sparse = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(vol.path("sparse"))
+            .unwrap();
+        sparse.write_all(&pattern(5000, 1)).unwrap();
+        sparse.seek(SeekFrom::Start(hole_end)).unwrap();
+        sparse.write_all(&pattern(5000, 2)).unwrap();
+        sparse.sync_all().unwrap();
+
+        let (errno, _) = write_until_failure(&vol.path("fill"), &[0x5a; 65536], 16 << 20);
+        assert_eq!(errno, libc::ENOSPC, "{args:?}");
+        // Less than one request (1 MiB) is free: 2 MiB into the hole
+        // cannot all fit.
+        let at = 8192u64;
+        let fill = pattern(2 << 20, 3);
+        sparse.seek(SeekFrom::Start(at)).unwrap();
+        let r = sparse.write_all(&fill).and_then(|()| sparse.sync_all());
+        assert_eq!(errno_of(r), libc::ENOSPC, "{args:?}");
+        drop(sparse);
+        std::fs::remove_file(vol.path("fill")).unwrap();
+        m.unmount();
+
+        let out = vol.fsck();
+        assert!(
+            out.status.success(),
+            "{args:?}: fsck: {}",
+            mount::text(&out)
+        );
+        let m = vol.mount(args);
+        let now = std::fs::read(vol.path("sparse"))
+            .unwrap_or_else(|e| panic!("{args:?}: read: {e}; {}", vol.log()));
+        let mut whole = pattern(5000, 1);
+        whole.resize(hole_end as usize, 0);
+        whole.extend(pattern(5000, 2));
+        assert_eq!(now.len(), whole.len(), "{args:?}");
+        assert_eq!(&now[..5000], &whole[..5000], "{args:?}");
+        assert_eq!(
+            &now[hole_end as usize..],
+            &whole[hole_end as usize..],
+            "{args:?}"
+        );
+        for (i, page) in now[..hole_end as usize].chunks(4096).enumerate().skip(2) {
+            let off = i * 4096;
+            let new = off >= at as usize && off + page.len() <= at as usize + fill.len();
+            assert!(
+                page.iter().all(|b| *b == 0)
+                    || (new && page == &fill[off - at as usize..off - at as usize + page.len()]),
+                "{args:?}: page {i} of the hole is garbled"
+            );
+        }
+        std::fs::remove_file(vol.path("sparse")).unwrap();
+        m.unmount();
+    }
+}
