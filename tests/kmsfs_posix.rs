@@ -348,8 +348,7 @@ fn fallocate_reserves_space_and_punch_hole_zeroes() {
     let m = vol.mount(&[]);
     assert_eq!(std::fs::read(&p).unwrap(), model);
     m.unmount();
-    let out = vol.fsck();
-    assert!(out.status.success(), "fsck: {}", mount::text(&out));
+    assert_fsck_clean(&vol, "fallocate");
 }
 
 #[test]
@@ -927,6 +926,25 @@ fn access_on_an_owner_only_mount() {
 
 /// Writes `chunk` to `f` until something fails (write, fsync or close);
 /// returns the errno and how many bytes write(2) accepted.
+/// fsck of the (unmounted) volume finds nothing wrong.
+fn assert_fsck_clean(vol: &Volume, what: &str) {
+    let out = vol.fsck();
+    assert!(out.status.success(), "{what}: fsck: {}", mount::text(&out));
+}
+
+/// From page `skip` on, each 4 KiB page of `now` is what a write that
+/// failed part-way meant to leave there (`intended`) or zeros: never
+/// other bytes.
+fn assert_pages_intended_or_zero(now: &[u8], intended: &[u8], skip: usize, what: &str) {
+    for (i, page) in now.chunks(4096).enumerate().skip(skip) {
+        let want = &intended[i * 4096..i * 4096 + page.len()];
+        assert!(
+            page == want || page.iter().all(|b| *b == 0),
+            "{what}: page {i} is garbled"
+        );
+    }
+}
+
 fn write_until_failure(path: &Path, chunk: &[u8], limit: u64) -> (i32, u64) {
     let mut f = File::create(path).expect("create the filler");
     let mut accepted = 0u64;
@@ -1001,23 +1019,12 @@ fn a_full_disk_gives_enospc_and_loses_nothing_acknowledged() {
             "{args:?}"
         );
         assert_eq!(&log_now[..5000], &whole[..5000], "{args:?}");
-        for (i, page) in log_now.chunks(4096).enumerate().skip(2) {
-            let want = &whole[i * 4096..i * 4096 + page.len()];
-            assert!(
-                page == want || page.iter().all(|b| *b == 0),
-                "{args:?}: page {i} of the log is garbled"
-            );
-        }
+        assert_pages_intended_or_zero(&log_now, &whole, 2, &format!("{args:?} log"));
         if !args.is_empty() {
             assert!(log_now == whole[..log_now.len()], "{args:?}: not a prefix");
         }
         m.unmount();
-        let out = vol.fsck();
-        assert!(
-            out.status.success(),
-            "{args:?}: fsck: {}",
-            mount::text(&out)
-        );
+        assert_fsck_clean(&vol, &format!("{args:?}"));
         // The space is free again: a file the size of the lost append fits.
         let m = vol.mount(args);
         std::fs::write(vol.path("after"), pattern(200_000, 11)).unwrap();
@@ -1066,13 +1073,7 @@ fn a_full_disk_write_into_a_hole_tears_no_block() {
         drop(sparse);
         std::fs::remove_file(vol.path("fill")).unwrap();
         m.unmount();
-
-        let out = vol.fsck();
-        assert!(
-            out.status.success(),
-            "{args:?}: fsck: {}",
-            mount::text(&out)
-        );
+        assert_fsck_clean(&vol, &format!("{args:?}"));
         let m = vol.mount(args);
         let now = std::fs::read(vol.path("sparse"))
             .unwrap_or_else(|e| panic!("{args:?}: read: {e}; {}", vol.log()));
@@ -1086,15 +1087,9 @@ fn a_full_disk_write_into_a_hole_tears_no_block() {
             &whole[hole_end as usize..],
             "{args:?}"
         );
-        for (i, page) in now[..hole_end as usize].chunks(4096).enumerate().skip(2) {
-            let off = i * 4096;
-            let new = off >= at as usize && off + page.len() <= at as usize + fill.len();
-            assert!(
-                page.iter().all(|b| *b == 0)
-                    || (new && page == &fill[off - at as usize..off - at as usize + page.len()]),
-                "{args:?}: page {i} of the hole is garbled"
-            );
-        }
+        let mut intended = whole.clone();
+        intended[at as usize..at as usize + fill.len()].copy_from_slice(&fill);
+        assert_pages_intended_or_zero(&now, &intended, 2, &format!("{args:?} hole"));
         std::fs::remove_file(vol.path("sparse")).unwrap();
         m.unmount();
     }
