@@ -67,6 +67,8 @@ impl KeyService {
 
     pub fn encrypt(&self, req: EncryptRequest) -> Result<EncryptResponse> {
         validate::plaintext(req.plaintext.len())?;
+        validate::encryption_context("EncryptionContext", &req.encryption_context)?;
+        validate::grant_tokens(&req.grant_tokens)?;
         let (h, c) = self.current_cipher(&req.key_id)?;
         let ct = blob::seal(&c, h, &req.encryption_context, req.plaintext.expose());
         Ok(EncryptResponse {
@@ -77,6 +79,8 @@ impl KeyService {
     }
 
     pub fn decrypt(&self, req: DecryptRequest) -> Result<DecryptResponse> {
+        validate::encryption_context("EncryptionContext", &req.encryption_context)?;
+        validate::grant_tokens(&req.grant_tokens)?;
         let (id, plaintext) = self.open_blob(
             &req.ciphertext_blob.0,
             &req.encryption_context,
@@ -90,6 +94,12 @@ impl KeyService {
     }
 
     pub fn re_encrypt(&self, req: ReEncryptRequest) -> Result<ReEncryptResponse> {
+        validate::encryption_context("SourceEncryptionContext", &req.source_encryption_context)?;
+        validate::encryption_context(
+            "DestinationEncryptionContext",
+            &req.destination_encryption_context,
+        )?;
+        validate::grant_tokens(&req.grant_tokens)?;
         let (dh, dc) = self.current_cipher(&req.destination_key_id)?;
         let (src, plain) = self.open_blob(
             &req.ciphertext_blob.0,
@@ -113,6 +123,7 @@ impl KeyService {
         spec: Option<DataKeySpec>,
         bytes: Option<u32>,
     ) -> Result<(String, Vec<u8>, SecretBytes)> {
+        validate::encryption_context("EncryptionContext", ctx)?;
         let len = validate::data_key_len(spec, bytes)?;
         let (h, c) = self.current_cipher(key_ref)?;
         let mut key = SecretBytes::zeroed(len);
@@ -125,6 +136,7 @@ impl KeyService {
         &self,
         req: GenerateDataKeyRequest,
     ) -> Result<GenerateDataKeyResponse> {
+        validate::grant_tokens(&req.grant_tokens)?;
         let (key_id, ct, plaintext) = self.data_key(
             &req.key_id,
             &req.encryption_context,
@@ -142,6 +154,7 @@ impl KeyService {
         &self,
         req: GenerateDataKeyWithoutPlaintextRequest,
     ) -> Result<GenerateDataKeyWithoutPlaintextResponse> {
+        validate::grant_tokens(&req.grant_tokens)?;
         let (key_id, ct, _) = self.data_key(
             &req.key_id,
             &req.encryption_context,
@@ -364,5 +377,56 @@ mod tests {
                 .generate_random(GenerateRandomRequest { number_of_bytes: 0 })
                 .is_err()
         );
+    }
+
+    #[test]
+    fn oversized_contexts_are_refused_by_every_crypto_operation() {
+        let t = TestService::new();
+        let k = t.create("ctx").key_id;
+        let small = ctx(&[("a", "b")]);
+        let ct = encrypt(&t, &k, b"x", &small).unwrap();
+        let big: EncryptionContext = [("a".to_string(), "x".repeat(240_000))].into();
+        let many: EncryptionContext = (0..65).map(|i| (format!("k{i}"), "v".into())).collect();
+        for c in [&big, &many] {
+            let errs = [
+                encrypt(&t, &k, b"x", c).unwrap_err(),
+                decrypt(&t, &ct, c, None).unwrap_err(),
+                t.svc
+                    .generate_data_key(GenerateDataKeyRequest {
+                        key_id: k.clone(),
+                        encryption_context: c.clone(),
+                        key_spec: Some(DataKeySpec::Aes256),
+                        number_of_bytes: None,
+                        grant_tokens: vec![],
+                    })
+                    .map(|_| ())
+                    .unwrap_err(),
+                t.svc
+                    .re_encrypt(ReEncryptRequest {
+                        ciphertext_blob: Blob(ct.clone()),
+                        source_encryption_context: small.clone(),
+                        destination_encryption_context: c.clone(),
+                        source_key_id: None,
+                        destination_key_id: k.clone(),
+                        grant_tokens: vec![],
+                    })
+                    .map(|_| ())
+                    .unwrap_err(),
+            ];
+            for e in errs {
+                assert_eq!(e.kind, ErrorKind::ValidationException, "{e}");
+            }
+        }
+        let e = t
+            .svc
+            .encrypt(EncryptRequest {
+                key_id: k.clone(),
+                plaintext: SecretBytes::from_slice(b"x"),
+                encryption_context: small.clone(),
+                grant_tokens: vec!["t".into(); 11],
+            })
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ValidationException);
     }
 }

@@ -26,6 +26,8 @@ impl KeyService {
         caller: &Caller,
         req: CreateGrantRequest,
     ) -> Result<CreateGrantResponse> {
+        validate::grant_constraints(req.constraints.as_ref())?;
+        validate::grant_tokens(&req.grant_tokens)?;
         self.mutate(|st, now| {
             let id = self.resolve(st, &req.key_id)?;
             let e = self.entry(st, id)?;

@@ -1,7 +1,7 @@
 //! Input limits, as AWS KMS documents them. Pure functions; each returns a
 //! `ValidationException` (or the exception AWS uses) naming the field.
 
-use kmsd_client::{DataKeySpec, KmsError, Tag};
+use kmsd_client::{DataKeySpec, EncryptionContext, GrantConstraints, KmsError, Tag};
 
 pub const MAX_DESCRIPTION: usize = 8192;
 pub const MAX_TAG_KEY: usize = 128;
@@ -20,6 +20,13 @@ pub const LIST_LIMIT: (u32, u32) = (1, 1000);
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
 pub const MAX_ALIAS_NAME: usize = 256;
 pub const MAX_KEY_ID: usize = 2048;
+/// Encryption context: at most this many pairs...
+pub const MAX_CONTEXT_PAIRS: usize = 64;
+/// ...and at most this many bytes of keys and values together (UTF-8).
+pub const MAX_CONTEXT_BYTES: usize = 8192;
+/// Grant tokens per request and characters per token (AWS: 10 and 8192).
+pub const MAX_GRANT_TOKENS: usize = 10;
+pub const MAX_GRANT_TOKEN: usize = 8192;
 
 fn in_range(field: &str, v: u32, (lo, hi): (u32, u32)) -> Result<u32, KmsError> {
     if (lo..=hi).contains(&v) {
@@ -166,6 +173,62 @@ pub fn key_ref(key_id: &str) -> Result<(), KmsError> {
     Ok(())
 }
 
+/// An encryption context (`field` names it in the message): at most
+/// [`MAX_CONTEXT_PAIRS`] pairs and [`MAX_CONTEXT_BYTES`] bytes of keys and
+/// values, no empty key.
+pub fn encryption_context(field: &str, ctx: &EncryptionContext) -> Result<(), KmsError> {
+    if ctx.len() > MAX_CONTEXT_PAIRS {
+        return Err(KmsError::validation(format!(
+            "{field} must have at most {MAX_CONTEXT_PAIRS} pairs; got {}",
+            ctx.len()
+        )));
+    }
+    let bytes: usize = ctx.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_CONTEXT_BYTES {
+        return Err(KmsError::validation(format!(
+            "{field} must be at most {MAX_CONTEXT_BYTES} bytes of keys and values; got {bytes}"
+        )));
+    }
+    if ctx.keys().any(|k| k.is_empty()) {
+        return Err(KmsError::validation(format!(
+            "{field} keys must not be empty"
+        )));
+    }
+    Ok(())
+}
+
+/// CreateGrant's constraints: each context as [`encryption_context`].
+pub fn grant_constraints(c: Option<&GrantConstraints>) -> Result<(), KmsError> {
+    let Some(c) = c else { return Ok(()) };
+    if let Some(x) = &c.encryption_context_subset {
+        encryption_context("EncryptionContextSubset", x)?;
+    }
+    if let Some(x) = &c.encryption_context_equals {
+        encryption_context("EncryptionContextEquals", x)?;
+    }
+    Ok(())
+}
+
+/// At most [`MAX_GRANT_TOKENS`] tokens of 1 to [`MAX_GRANT_TOKEN`] bytes.
+pub fn grant_tokens(tokens: &[String]) -> Result<(), KmsError> {
+    if tokens.len() > MAX_GRANT_TOKENS {
+        return Err(KmsError::validation(format!(
+            "GrantTokens must have at most {MAX_GRANT_TOKENS} members; got {}",
+            tokens.len()
+        )));
+    }
+    if let Some(t) = tokens
+        .iter()
+        .find(|t| t.is_empty() || t.len() > MAX_GRANT_TOKEN)
+    {
+        return Err(KmsError::validation(format!(
+            "each grant token must be 1 to {MAX_GRANT_TOKEN} bytes; got {}",
+            t.len()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +311,66 @@ mod tests {
                 && list_limit(Some(1001)).is_err()
         );
         assert!(description(&"d".repeat(8192)).is_ok() && description(&"d".repeat(8193)).is_err());
+    }
+
+    fn context(pairs: usize, value_len: usize) -> EncryptionContext {
+        (0..pairs)
+            .map(|i| (format!("k{i:03}"), "v".repeat(value_len)))
+            .collect()
+    }
+
+    #[test]
+    fn encryption_context_limits() {
+        let f = "EncryptionContext";
+        assert!(encryption_context(f, &EncryptionContext::new()).is_ok());
+        // 64 pairs of 4 + 124 bytes = 8192 bytes: at both limits.
+        let full = context(MAX_CONTEXT_PAIRS, 124);
+        assert_eq!(
+            full.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
+            MAX_CONTEXT_BYTES
+        );
+        assert!(encryption_context(f, &full).is_ok());
+        let e = encryption_context(f, &context(MAX_CONTEXT_PAIRS + 1, 1)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ValidationException);
+        assert!(e.message.contains("at most 64 pairs"), "{}", e.message);
+        let e = encryption_context(f, &context(MAX_CONTEXT_PAIRS, 125)).unwrap_err();
+        assert!(e.message.contains("at most 8192 bytes"), "{}", e.message);
+        // One huge value (the 240 KB context of issue 9).
+        let huge: EncryptionContext = [("a".to_string(), "x".repeat(240_000))].into();
+        let e = encryption_context("SourceEncryptionContext", &huge).unwrap_err();
+        assert!(
+            e.message.starts_with("SourceEncryptionContext"),
+            "{}",
+            e.message
+        );
+        let empty_key: EncryptionContext = [(String::new(), "v".to_string())].into();
+        assert!(encryption_context(f, &empty_key).is_err());
+    }
+
+    #[test]
+    fn grant_constraint_and_token_limits() {
+        assert!(grant_constraints(None).is_ok());
+        let ok = GrantConstraints {
+            encryption_context_subset: Some(context(2, 3)),
+            encryption_context_equals: None,
+        };
+        assert!(grant_constraints(Some(&ok)).is_ok());
+        let bad = GrantConstraints {
+            encryption_context_subset: None,
+            encryption_context_equals: Some(context(65, 1)),
+        };
+        let e = grant_constraints(Some(&bad)).unwrap_err();
+        assert!(
+            e.message.starts_with("EncryptionContextEquals"),
+            "{}",
+            e.message
+        );
+
+        assert!(grant_tokens(&[]).is_ok());
+        assert!(grant_tokens(&vec!["t".repeat(MAX_GRANT_TOKEN); 10]).is_ok());
+        assert!(grant_tokens(&vec!["t".to_string(); 11]).is_err());
+        assert!(grant_tokens(&["t".repeat(MAX_GRANT_TOKEN + 1)]).is_err());
+        assert!(grant_tokens(&[String::new()]).is_err());
     }
 
     #[test]
