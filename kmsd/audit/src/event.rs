@@ -2,6 +2,7 @@
 //! [`Principal`]. Serialized here (in the caller's thread) to the record
 //! body; the writer only prefixes `seq` and `prevHash`.
 
+use crate::bound::{BoundLimits, bound_message, bound_parameters, needs_bound};
 use crate::error::AuditError;
 use crate::scrub::{needs_scrub, scrub};
 use crate::time::EventTime;
@@ -130,9 +131,14 @@ impl AuditEvent {
     }
 
     /// The record body: a JSON object without `seq`/`prevHash`, parameters
-    /// scrubbed.
+    /// scrubbed and bounded ([`crate::bound_parameters`] with the default
+    /// limits), the error message cut at [`crate::MAX_ERROR_MESSAGE`].
     pub(crate) fn body_json(&self) -> Result<String, AuditError> {
-        let params: Cow<'_, Value> = match &self.request_parameters {
+        self.body_json_with(&BoundLimits::default())
+    }
+
+    pub(crate) fn body_json_with(&self, limits: &BoundLimits) -> Result<String, AuditError> {
+        let mut params: Cow<'_, Value> = match &self.request_parameters {
             Value::Null => Cow::Owned(Value::Object(Default::default())),
             v if needs_scrub(v) => {
                 let mut owned = v.clone();
@@ -141,6 +147,10 @@ impl AuditEvent {
             }
             v => Cow::Borrowed(v),
         };
+        if needs_bound(&params, limits) {
+            bound_parameters(params.to_mut(), limits);
+        }
+        let message = self.error.as_ref().map(|e| bound_message(&e.message));
         let body = Body {
             event_time: self.event_time,
             event_name: &self.event_name,
@@ -149,7 +159,7 @@ impl AuditEvent {
             request_parameters: &params,
             resources: &self.resources,
             error_code: self.error.as_ref().map(|e| e.code.as_str()),
-            error_message: self.error.as_ref().map(|e| e.message.as_str()),
+            error_message: message.as_deref(),
         };
         serde_json::to_string(&body)
             .map_err(|e| AuditError::BadInput(format!("audit event cannot be serialized: {e}")))
@@ -211,6 +221,31 @@ mod tests {
         assert_eq!(body["errorMessage"], "denied");
         assert_eq!(body["requestParameters"], json!({"KeyId": "k"}));
         assert!(!ev.body_json().unwrap().contains("AQID"));
+    }
+
+    #[test]
+    fn a_denied_request_with_a_huge_context_costs_a_bounded_record() {
+        let huge = "x".repeat(240_000);
+        let ev = AuditEvent::new("Encrypt", "r", principal())
+            .with_parameters(json!({"KeyId": "alias/a", "EncryptionContext": {"a": huge}}))
+            .with_kms_error(&kmsd_client::KmsError::new(
+                kmsd_client::ErrorKind::AccessDeniedException,
+                format!("denied {}", "y".repeat(100_000)),
+            ));
+        let line = ev.body_json().unwrap();
+        assert!(line.len() < 2048, "{} bytes", line.len());
+        let body: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            body["requestParameters"]["EncryptionContext"]["a"]["truncated"]["length"],
+            240_000
+        );
+        assert_eq!(body["requestParameters"]["KeyId"], "alias/a");
+        assert!(
+            body["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("[truncated: 100007 bytes")
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@
 //! - [`cli`] module: `AuditCommand` (clap `Subcommand`: `verify`, `tail`, `query`)
 //!   and `cli::run(cmd) -> anyhow::Result<i32>` (0 intact, 1 tampered).
 
+mod bound;
 mod chain;
 pub mod cli;
 mod error;
@@ -67,6 +68,7 @@ mod time;
 mod verify;
 mod writer;
 
+pub use bound::{BoundLimits, MAX_ERROR_MESSAGE, PREFIX_BYTES, bound_message, bound_parameters};
 pub use chain::LineHash;
 pub use error::AuditError;
 pub use event::{AuditEvent, EventError, Principal, exe_path};
