@@ -36,6 +36,31 @@ struct Args {
     /// Most connections served at once.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Most connections one uid may hold (root and the admin uid: no cap).
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_uid: usize,
+    /// Connections of --max-connections kept for root and the admin uid.
+    #[arg(long, default_value_t = 16)]
+    admin_reserved_connections: usize,
+    /// Close a connection that sends no request for this many seconds; 0 = never.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_secs: u64,
+    /// Requests per second per uid (root and the admin uid exempt); 0 = unlimited.
+    #[arg(long, default_value_t = 5000)]
+    requests_per_sec: u32,
+    /// Requests a uid may send at once above its rate.
+    #[arg(long, default_value_t = 10_000)]
+    request_burst: u32,
+    /// Audit bytes per second per uid, estimated from each request's frame
+    /// length (root and the admin uid exempt); 0 = unlimited.
+    #[arg(long, default_value_t = 8 << 20)]
+    audit_bytes_per_sec: u64,
+    /// Audit bytes a uid may use at once above its rate.
+    #[arg(long, default_value_t = 32 << 20)]
+    audit_burst_bytes: u64,
+    /// Seconds between the audit records that count each uid's throttled requests.
+    #[arg(long, default_value_t = 10)]
+    throttle_report_secs: u64,
     /// Seconds between sweeps for expired deletion windows and due rotations.
     #[arg(long, default_value_t = 60)]
     sweep_interval_secs: u64,
@@ -68,6 +93,16 @@ fn main() {
     cfg.service.region = a.region;
     cfg.service.account = a.account;
     cfg.server.max_connections = a.max_connections;
+    cfg.server.max_connections_per_uid = a.max_connections_per_uid;
+    cfg.server.admin_reserved_connections = a.admin_reserved_connections;
+    cfg.server.idle_timeout =
+        (a.idle_timeout_secs > 0).then(|| std::time::Duration::from_secs(a.idle_timeout_secs));
+    cfg.server.requests_per_sec = a.requests_per_sec;
+    cfg.server.request_burst = a.request_burst;
+    cfg.server.audit_bytes_per_sec = a.audit_bytes_per_sec;
+    cfg.server.audit_burst_bytes = a.audit_burst_bytes;
+    cfg.server.throttle_report_interval =
+        std::time::Duration::from_secs(a.throttle_report_secs.max(1));
     cfg.sweep_interval = std::time::Duration::from_secs(a.sweep_interval_secs.max(1));
     cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then_some(a.audit_rotate_mib << 20);
     if let Err(e) = kmsd::daemon::run(cfg) {

@@ -19,7 +19,7 @@
 //! as a last resort the whole object. A caller's value is a string, number
 //! or a map of strings, so a marker cannot be mistaken for one.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// Bytes of a truncated string kept in its marker.
@@ -120,7 +120,7 @@ pub fn bound_parameters(v: &mut Value, limits: &BoundLimits) -> usize {
     if let Value::Object(map) = v {
         let mut sizes: Vec<(usize, String)> =
             map.iter().map(|(k, x)| (json_len(x), k.clone())).collect();
-        sizes.sort_by(|a, b| b.0.cmp(&a.0));
+        sizes.sort_by_key(|s| std::cmp::Reverse(s.0));
         for (_, k) in sizes {
             if let Some(x) = map.get_mut(&k)
                 && !is_marker(x)
@@ -206,6 +206,7 @@ pub fn bound_message(m: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     #[test]
     fn small_parameters_are_untouched() {

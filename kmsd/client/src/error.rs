@@ -28,6 +28,8 @@ pub enum ErrorKind {
     InvalidGrantTokenException,
     InvalidGrantIdException,
     TagException,
+    /// The caller is over its request rate (kmsd: per uid); retry later.
+    ThrottlingException,
 }
 
 impl ErrorKind {
@@ -53,6 +55,7 @@ impl ErrorKind {
             InvalidGrantTokenException => "InvalidGrantTokenException",
             InvalidGrantIdException => "InvalidGrantIdException",
             TagException => "TagException",
+            ThrottlingException => "ThrottlingException",
         }
     }
 }
@@ -107,6 +110,7 @@ constructors! {
     invalid_grant_token => InvalidGrantTokenException,
     invalid_grant_id => InvalidGrantIdException,
     unsupported => UnsupportedOperationException,
+    throttling => ThrottlingException,
 }
 
 impl fmt::Display for KmsError {

@@ -7,6 +7,7 @@
 //! does not matter.
 
 use super::audit::{self, Auditor};
+use super::limits::ConnSlot;
 use super::listener::ServerConfig;
 use crate::service::dispatch::is_mutation;
 use crate::service::{Caller, KeyService};
@@ -36,6 +37,8 @@ struct Session {
     service: Arc<KeyService>,
     auditor: Arc<Auditor>,
     config: ServerConfig,
+    /// The connection's place in the limits and its uid's rate buckets.
+    slot: ConnSlot,
     shutdown: broadcast::Receiver<()>,
     _done: mpsc::Sender<()>,
 }
@@ -72,12 +75,12 @@ struct FrameReader {
 }
 
 impl FrameReader {
-    /// The next frame if one is wholly buffered.
-    fn try_next(&mut self) -> Result<Option<ClientFrame>, ReadError> {
+    /// The next frame if one is wholly buffered, with its encoded length.
+    fn try_next(&mut self) -> Result<Option<(ClientFrame, usize)>, ReadError> {
         match codec::decode::<ClientFrame>(&self.buf).map_err(ReadError::Frame)? {
             Some((msg, used)) => {
                 self.consume(used);
-                Ok(Some(msg))
+                Ok(Some((msg, used)))
             }
             None => Ok(None),
         }
@@ -113,7 +116,7 @@ impl FrameReader {
     /// The next frame, reading as needed; `None` on a clean end of stream.
     async fn next(&mut self) -> Result<Option<ClientFrame>, ReadError> {
         loop {
-            if let Some(f) = self.try_next()? {
+            if let Some((f, _)) = self.try_next()? {
                 return Ok(Some(f));
             }
             if !self.fill().await? {
@@ -165,12 +168,14 @@ impl Writer {
 }
 
 impl Connection {
+    #[allow(clippy::too_many_arguments)] // one per part of a session
     pub fn new(
         stream: UnixStream,
         caller: Caller,
         service: Arc<KeyService>,
         auditor: Arc<Auditor>,
         config: ServerConfig,
+        slot: ConnSlot,
         shutdown: broadcast::Receiver<()>,
         done: mpsc::Sender<()>,
     ) -> Self {
@@ -183,27 +188,11 @@ impl Connection {
                 service,
                 auditor,
                 config,
+                slot,
                 shutdown,
                 _done: done,
             },
         }
-    }
-
-    /// Answers a connection over the limit with one error frame.
-    pub async fn refuse_busy(mut self) {
-        let caller = &self.session.caller;
-        tracing::warn!(
-            uid = caller.uid,
-            pid = caller.pid,
-            "connection limit reached; refusing"
-        );
-        let mut f = Vec::new();
-        let msg = format!(
-            "kmsd is serving its maximum of {} connections; try again later",
-            self.session.config.max_connections
-        );
-        encode_into(&ServerFrame::Goodbye(KmsError::limit_exceeded(msg)), &mut f);
-        let _ = self.stream.write_all(&f).await;
     }
 
     pub async fn run(self) {
@@ -274,7 +263,24 @@ impl Session {
         let mut pending: Vec<Pending> = Vec::new();
         loop {
             let frame = match reader.try_next() {
-                Ok(Some(f)) => Some(f),
+                // Rate limits, before the request reaches the service.
+                Ok(Some((ClientFrame::Request { id, request }, len))) => {
+                    match self.slot.check(request.name(), len, &self.principal) {
+                        Ok(()) => Some(ClientFrame::Request { id, request }),
+                        Err(e) => {
+                            pending.push(Pending {
+                                id,
+                                result: Err(e),
+                                record: None,
+                            });
+                            if pending.len() >= max {
+                                self.flush(&mut pending, writer).await;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                Ok(Some((f, _))) => Some(f),
                 Ok(None) => None,
                 Err(e) => {
                     self.fail(e, &mut pending, writer).await;
@@ -331,8 +337,16 @@ impl Session {
                     // Nothing complete is buffered: answer what we have,
                     // then wait for more input or shutdown.
                     self.flush(&mut pending, writer).await;
+                    let idle = self.config.idle_timeout.unwrap_or(std::time::Duration::MAX);
                     let more = tokio::select! {
                         r = reader.fill() => r,
+                        _ = tokio::time::sleep(idle) => {
+                            if in_flight.available_permits() < max || !reader.buf.is_empty() {
+                                continue; // not idle: a mutation or a frame is under way
+                            }
+                            self.close_idle(idle, writer).await;
+                            break;
+                        }
                         _ = self.shutdown.recv() => break,
                     };
                     match more {
@@ -387,6 +401,22 @@ impl Session {
         out.zeroize();
     }
 
+    /// Says goodbye to a connection idle for `idle`.
+    async fn close_idle(&self, idle: std::time::Duration, writer: &Writer) {
+        tracing::debug!(
+            uid = self.caller.uid,
+            pid = self.caller.pid,
+            "closing an idle connection"
+        );
+        let msg = format!(
+            "no request for {} s; kmsd closes idle connections",
+            idle.as_secs()
+        );
+        writer
+            .send_frame(&ServerFrame::Goodbye(KmsError::limit_exceeded(msg)))
+            .await;
+    }
+
     fn log_bad_frame(&self, e: &ReadError) {
         if let ReadError::Io(io) = e {
             // A client that exits with the connection open resets it:
@@ -396,6 +426,13 @@ impl Session {
         }
         tracing::warn!(uid = self.caller.uid, pid = self.caller.pid, error = %e.describe(), "closing connection after a bad frame");
     }
+}
+
+/// Answers a connection over a limit with one goodbye naming it.
+pub async fn refuse(mut stream: UnixStream, why: KmsError) {
+    let mut f = Vec::new();
+    encode_into(&ServerFrame::Goodbye(why), &mut f);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&f)).await;
 }
 
 /// Runs one request and submits its audit record; `None` when the request

@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod connection;
+pub mod limits;
 mod listener;
 mod peer;
 
