@@ -214,6 +214,13 @@ fn idle_connections_are_closed_with_a_goodbye() {
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
         "{waited:?}"
     );
+    // A client whose connection kmsd closed while it was idle sends its
+    // next request on a new connection, without an error.
+    let c = f.kmsd.client();
+    c.call(ListKeysRequest::default()).expect("first call");
+    std::thread::sleep(Duration::from_millis(1800));
+    c.call(ListKeysRequest::default())
+        .expect("the call after an idle close is sent again");
     // A busy connection stays open across the timeout.
     let c = f.kmsd.client();
     let until = Instant::now() + Duration::from_millis(2500);

@@ -24,6 +24,14 @@ use zeroize::Zeroizing;
 
 type Reply = Result<Response, ClientError>;
 
+/// Why a call failed: before its request was written (it may be sent
+/// again) or after.
+enum CallError {
+    Unsent(crate::messages::Request, ClientError),
+    Sent(ClientError),
+}
+use CallError::{Sent, Unsent};
+
 /// Connection settings.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -108,13 +116,26 @@ impl Client {
     }
 
     /// Sends one request and waits for its response.
+    ///
+    /// A request that could not even be written on a connection kmsd had
+    /// already closed (an idle connection kmsd timed out, or a restart) is
+    /// sent once more on a new connection: it never reached kmsd.
     pub fn call<O: Operation>(&self, op: O) -> Result<O::Output, ClientError> {
         let conn = self.connection()?;
-        let result = conn.call(op.into_request());
+        let mut result = conn.call(op.into_request());
         if conn.broken.load(Ordering::Acquire) {
             self.forget(&conn);
         }
-        let response = result?;
+        if let Err(Unsent(request, _)) = result {
+            let conn = self.connection()?;
+            result = conn.call(request);
+            if conn.broken.load(Ordering::Acquire) {
+                self.forget(&conn);
+            }
+        }
+        let response = result.map_err(|e| match e {
+            Unsent(_, e) | Sent(e) => e,
+        })?;
         let name = response.name();
         O::from_response(response)
             .ok_or_else(|| ClientError::Protocol(format!("kmsd answered with a {name} response")))
@@ -216,26 +237,41 @@ impl Conn {
         }))
     }
 
-    fn call(&self, request: crate::messages::Request) -> Reply {
+    fn call(&self, request: crate::messages::Request) -> Result<Response, CallError> {
         if self.broken.load(Ordering::Acquire) {
-            return Err(ClientError::Io(std::io::ErrorKind::NotConnected.into()));
+            return Err(Sent(ClientError::Io(
+                std::io::ErrorKind::NotConnected.into(),
+            )));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.inbox).waiting.insert(id);
         let mut buf = Zeroizing::new(Vec::with_capacity(256));
         let frame = ClientFrame::Request { id, request };
-        let sent = codec::encode(&frame, &mut buf)
-            .map_err(|e| ClientError::Protocol(e.to_string()))
-            .and_then(|()| lock(&self.writer).write_all(&buf).map_err(ClientError::Io));
-        drop(frame);
-        if let Err(e) = sent {
+        if let Err(e) = codec::encode(&frame, &mut buf) {
             lock(&self.inbox).waiting.remove(&id);
-            if matches!(e, ClientError::Io(_)) {
-                self.fail_all("write to kmsd failed".into());
-            }
-            return Err(e);
+            return Err(Sent(ClientError::Protocol(e.to_string())));
         }
-        self.await_reply(id)
+        let written = lock(&self.writer).write_all(&buf);
+        if let Err(e) = written {
+            lock(&self.inbox).waiting.remove(&id);
+            self.fail_all("write to kmsd failed".into());
+            // kmsd had closed the connection: nothing of the request
+            // reached it (a Unix socket fails the whole write).
+            let closed = matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            );
+            let ClientFrame::Request { request, .. } = frame else {
+                return Err(Sent(ClientError::Io(e)));
+            };
+            return Err(if closed {
+                Unsent(request, ClientError::Io(e))
+            } else {
+                Sent(ClientError::Io(e))
+            });
+        }
+        drop(frame);
+        self.await_reply(id).map_err(Sent)
     }
 
     fn await_reply(&self, id: u64) -> Reply {
