@@ -27,7 +27,7 @@ type Reply = Result<Response, ClientError>;
 /// Why a call failed: before its request was written (it may be sent
 /// again) or after.
 enum CallError {
-    Unsent(crate::messages::Request, ClientError),
+    Unsent(Box<crate::messages::Request>, ClientError),
     Sent(ClientError),
 }
 use CallError::{Sent, Unsent};
@@ -128,7 +128,7 @@ impl Client {
         }
         if let Err(Unsent(request, _)) = result {
             let conn = self.connection()?;
-            result = conn.call(request);
+            result = conn.call(*request);
             if conn.broken.load(Ordering::Acquire) {
                 self.forget(&conn);
             }
@@ -265,7 +265,7 @@ impl Conn {
                 return Err(Sent(ClientError::Io(e)));
             };
             return Err(if closed {
-                Unsent(request, ClientError::Io(e))
+                Unsent(Box::new(request), ClientError::Io(e))
             } else {
                 Sent(ClientError::Io(e))
             });
