@@ -15,6 +15,9 @@ pub trait Directory {
     fn user_name(&self, uid: u32) -> Option<String>;
     /// The name of group `gid`.
     fn group_name(&self, gid: u32) -> Option<String>;
+    /// The primary group of user `uid` in the user database (passwd's gid
+    /// field), whatever gid the process runs with now.
+    fn primary_gid(&self, uid: u32) -> Option<u32>;
 }
 
 /// A user and group database held in memory, for tests.
@@ -29,7 +32,7 @@ pub trait Directory {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct FakeDirectory {
-    users: Vec<(String, u32)>,
+    users: Vec<(String, u32, u32)>,
     groups: Vec<(String, u32, Vec<String>)>,
 }
 
@@ -38,10 +41,9 @@ impl FakeDirectory {
         Self::default()
     }
 
-    /// Adds a user. `_primary_gid` is documentation only: the caller's
-    /// primary gid comes from the connection, as with SO_PEERCRED.
-    pub fn user(mut self, name: &str, uid: u32, _primary_gid: u32) -> Self {
-        self.users.push((name.to_owned(), uid));
+    /// Adds a user with its primary group (passwd's gid field).
+    pub fn user(mut self, name: &str, uid: u32, primary_gid: u32) -> Self {
+        self.users.push((name.to_owned(), uid, primary_gid));
         self
     }
 
@@ -55,7 +57,7 @@ impl FakeDirectory {
 
 impl Directory for FakeDirectory {
     fn uid_of(&self, name: &str) -> Option<u32> {
-        self.users.iter().find(|(n, _)| n == name).map(|u| u.1)
+        self.users.iter().find(|(n, ..)| n == name).map(|u| u.1)
     }
 
     fn gid_of(&self, name: &str) -> Option<u32> {
@@ -80,6 +82,10 @@ impl Directory for FakeDirectory {
 
     fn group_name(&self, gid: u32) -> Option<String> {
         self.groups.iter().find(|g| g.1 == gid).map(|g| g.0.clone())
+    }
+
+    fn primary_gid(&self, uid: u32) -> Option<u32> {
+        self.users.iter().find(|u| u.1 == uid).map(|u| u.2)
     }
 }
 

@@ -176,14 +176,30 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Looks the peer up: its user name, its groups (primary and
-    /// supplementary, from the group database) and their names. Do this once
-    /// per connection.
+    /// Looks the peer up: its user name, its groups and their names. Do
+    /// this once per connection. Without the process's own group list (see
+    /// [`Caller::resolve_with`]), the groups are the union of `gid`, the
+    /// user's passwd primary group and the group database's supplementary
+    /// groups of the user.
     pub fn resolve(uid: u32, gid: u32, pid: Option<i32>, dir: &dyn Directory) -> Caller {
-        let mut groups = dir.groups_of(uid, gid);
-        groups.push(gid);
-        groups.sort_unstable();
-        groups.dedup();
+        Caller::resolve_with(uid, gid, pid, &[], dir)
+    }
+
+    /// As [`Caller::resolve`], also counting `process_groups`, the
+    /// supplementary groups the kernel reports for the peer process
+    /// (SO_PEERGROUPS). A caller is judged by every group it belongs to by
+    /// any account: the connection's gid, the passwd primary group (which a
+    /// process drops from its gid with `sg`/`newgrp`/`setpriv --regid`),
+    /// the database's supplementary groups and the process's own groups, so
+    /// a Deny naming any of them holds however the process was started.
+    pub fn resolve_with(
+        uid: u32,
+        gid: u32,
+        pid: Option<i32>,
+        process_groups: &[u32],
+        dir: &dyn Directory,
+    ) -> Caller {
+        let groups = union_of_groups(uid, gid, process_groups, dir);
         let group_names = groups.iter().filter_map(|g| dir.group_name(*g)).collect();
         Caller {
             uid,
@@ -200,6 +216,21 @@ impl Caller {
     pub fn principal(&self) -> Principal {
         Principal::Uid(self.uid)
     }
+}
+
+/// Every group of `uid`, sorted and without duplicates: the connection's
+/// `gid`, the passwd primary group, the database's supplementary groups of
+/// the user (looked up from the passwd primary group, or from `gid` when the
+/// uid has no entry) and `process_groups`.
+fn union_of_groups(uid: u32, gid: u32, process_groups: &[u32], dir: &dyn Directory) -> Vec<u32> {
+    let primary = dir.primary_gid(uid);
+    let mut groups = dir.groups_of(uid, primary.unwrap_or(gid));
+    groups.push(gid);
+    groups.extend(primary);
+    groups.extend_from_slice(process_groups);
+    groups.sort_unstable();
+    groups.dedup();
+    groups
 }
 
 impl fmt::Display for Caller {
@@ -292,6 +323,44 @@ mod tests {
         assert_eq!(nobody.user_name, None);
         assert!(nobody.group_names.is_empty());
         assert_eq!(nobody.to_string(), "uid:5000");
+    }
+
+    #[test]
+    fn groups_are_the_union_of_every_source() {
+        let d = FakeDirectory::new()
+            .user("dave", 1002, 300)
+            .group("contractors", 300, &[])
+            .group("other", 400, &[])
+            .group("storage", 200, &["dave"])
+            .group("audit", 500, &[]);
+        // Changed egid (sg other): the passwd primary group still counts.
+        let c = Caller::resolve(1002, 400, None, &d);
+        assert_eq!(c.groups, vec![200, 300, 400]);
+        assert_eq!(c.group_names, vec!["storage", "contractors", "other"]);
+        // The process dropped its supplementary groups: the database's count.
+        let c = Caller::resolve_with(1002, 300, None, &[], &d);
+        assert_eq!(c.groups, vec![200, 300]);
+        // Groups only the process carries (SO_PEERGROUPS) count too.
+        let c = Caller::resolve_with(1002, 400, None, &[500, 400], &d);
+        assert_eq!(c.groups, vec![200, 300, 400, 500]);
+        // A uid no database knows: its gid and its process's groups.
+        let c = Caller::resolve_with(7000, 7000, None, &[500], &d);
+        assert_eq!(c.groups, vec![500, 7000]);
+        // A Deny on the primary group holds after the egid change.
+        let deny = "group:contractors".parse::<Principal>().unwrap();
+        assert!(deny.matches(&Caller::resolve(1002, 400, None, &d), ADMIN));
+        assert!(
+            "gid:300"
+                .parse::<Principal>()
+                .unwrap()
+                .matches(&Caller::resolve(1002, 400, None, &d), ADMIN)
+        );
+        assert!(
+            "group:audit"
+                .parse::<Principal>()
+                .unwrap()
+                .matches(&c, ADMIN)
+        );
     }
 
     #[test]

@@ -44,8 +44,8 @@ fn string(p: *const c_char) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// (uid, name) of a passwd entry, by name or by uid.
-fn passwd(by: Result<&CStr, u32>) -> Option<(u32, String)> {
+/// (uid, name, primary gid) of a passwd entry, by name or by uid.
+fn passwd(by: Result<&CStr, u32>) -> Option<(u32, String, u32)> {
     let mut pwd = MaybeUninit::<libc::passwd>::zeroed();
     let mut out: *mut libc::passwd = ptr::null_mut();
     lookup(|buf| {
@@ -74,7 +74,7 @@ fn passwd(by: Result<&CStr, u32>) -> Option<(u32, String)> {
         // SAFETY: a non-null result points at `pwd`, now filled, and its
         // strings into `buf`, which lives until this closure returns.
         let p = unsafe { &*out };
-        Ok(string(p.pw_name).map(|n| (p.pw_uid, n)))
+        Ok(string(p.pw_name).map(|n| (p.pw_uid, n, p.pw_gid)))
     })
 }
 
@@ -113,7 +113,7 @@ fn group(by: Result<&CStr, u32>) -> Option<(u32, String)> {
 impl Directory for SystemDirectory {
     fn uid_of(&self, name: &str) -> Option<u32> {
         let name = CString::new(name).ok()?;
-        passwd(Ok(&name)).map(|(uid, _)| uid)
+        passwd(Ok(&name)).map(|(uid, ..)| uid)
     }
 
     fn gid_of(&self, name: &str) -> Option<u32> {
@@ -148,7 +148,11 @@ impl Directory for SystemDirectory {
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
-        passwd(Err(uid)).map(|(_, name)| name)
+        passwd(Err(uid)).map(|(_, name, _)| name)
+    }
+
+    fn primary_gid(&self, uid: u32) -> Option<u32> {
+        passwd(Err(uid)).map(|(.., gid)| gid)
     }
 
     fn group_name(&self, gid: u32) -> Option<String> {
@@ -171,6 +175,8 @@ mod tests {
         assert_eq!(d.user_name(0).as_deref(), Some("root"));
         assert_eq!(d.group_name(0).as_deref(), Some("root"));
         assert!(d.groups_of(0, 0).contains(&0));
+        assert_eq!(d.primary_gid(0), Some(0));
+        assert_eq!(d.primary_gid(3_999_999_999), None);
     }
 
     #[test]
