@@ -32,7 +32,16 @@ fn main() -> ExitCode {
         TopLevel::Kms(command) => command,
         TopLevel::Audit(cmd) => return audit(cmd),
     };
-    let socket = cli.socket.unwrap_or_else(kmsd_client::default_socket_path);
+    let socket = match cli.socket {
+        Some(s) => s,
+        None => match kmsd_client::default_socket_path() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_OTHER);
+            }
+        },
+    };
     let ctx = commands::Ctx::new(socket, cli.cli_binary_format);
     match commands::run(command, &ctx) {
         Ok(reply) => {

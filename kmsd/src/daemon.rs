@@ -51,16 +51,13 @@ impl DaemonConfig {
 }
 
 /// Opens the state (creating it on first start): the service and its audit
-/// trail.
+/// trail. The state dir is made private first ([`prepare_state_dir`]) and
+/// every file in it 0600 once all are open ([`restrict_state_files`]).
 pub fn open_service(
     cfg: &DaemonConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Arc<KeyService>, Arc<Auditor>)> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&cfg.state_dir)
-        .with_context(|| format!("cannot create state dir {}", cfg.state_dir.display()))?;
+    prepare_state_dir(&cfg.state_dir)?;
     let root_path = cfg
         .root_key_file
         .clone()
@@ -78,6 +75,7 @@ pub fn open_service(
     )
     .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
     let store = RedbStore::open(&cfg.state_dir.join("state.redb"))?;
+    restrict_state_files(&cfg.state_dir)?;
     let svc = KeyService::new(cfg.service.clone(), Box::new(store), clock, &root)?;
     Ok((Arc::new(svc), Arc::new(Auditor::new(log))))
 }
@@ -95,37 +93,151 @@ pub fn harden_process() {
     }
 }
 
+/// Creates the state dir (0700) or, when it exists, checks it: a symlink
+/// or a directory owned by another user is refused; one of ours with group
+/// or other bits is made 0700 (with a warning).
+pub fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create state dir {}", dir.display()))?;
+    let md = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("cannot inspect state dir {}", dir.display()))?;
+    if !md.is_dir() {
+        bail!(
+            "state dir {} is a symlink or not a directory; refusing it",
+            dir.display()
+        );
+    }
+    let me = kmsd_client::private_dir::euid();
+    if md.uid() != me {
+        bail!(
+            "state dir {} is owned by uid {}, not by kmsd's uid {me}; refusing it",
+            dir.display(),
+            md.uid()
+        );
+    }
+    if md.mode() & 0o077 != 0 {
+        tracing::warn!(path = %dir.display(), mode = format!("{:o}", md.mode() & 0o7777), "state dir was open to group or others; making it 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make state dir {} 0700", dir.display()))?;
+    }
+    kmsd_client::private_dir::verify(dir).map_err(|e| anyhow::anyhow!("state dir {e}"))?;
+    Ok(())
+}
+
+/// Every file under the state dir 0600 and every directory 0700 (redb and
+/// the audit trail create theirs under the umask; `run` also sets umask
+/// 077 so files created later are private from the start). Symlinks are
+/// not followed.
+pub fn restrict_state_files(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))?;
+        for e in rd {
+            let e = e.with_context(|| format!("cannot list {}", d.display()))?;
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p)
+                .with_context(|| format!("cannot inspect {}", p.display()))?;
+            let want = if md.is_dir() {
+                stack.push(p.clone());
+                0o700
+            } else if md.is_file() {
+                0o600
+            } else {
+                continue;
+            };
+            if md.mode() & 0o7777 != want {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(want))
+                    .with_context(|| format!("cannot make {} {want:o}", p.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Binds the socket, replacing a stale one nobody listens on.
+///
+/// The socket never exists at its final path with any other mode or group:
+/// it is bound in a fresh directory only kmsd can enter (0700, next to the
+/// final path), given its final mode and group there, and then renamed
+/// into place; a stale socket is replaced by that same rename.
 pub fn bind_socket(cfg: &DaemonConfig) -> anyhow::Result<std::os::unix::net::UnixListener> {
     let path = &cfg.socket;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)?;
-    }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!("another kmsd is already listening on {}", path.display());
+    let parent = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)?;
+            dir.to_path_buf()
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        None => PathBuf::from("."),
+    };
+    if std::fs::symlink_metadata(path).is_ok()
+        && std::os::unix::net::UnixStream::connect(path).is_ok()
+    {
+        bail!("another kmsd is already listening on {}", path.display());
     }
-    let listener = std::os::unix::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot bind {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.socket_mode))?;
-    if let Some(group) = &cfg.socket_group {
-        let gid = match group.parse::<u32>() {
+    let gid = match &cfg.socket_group {
+        None => None,
+        Some(group) => Some(match group.parse::<u32>() {
             Ok(g) => g,
             Err(_) => nix::unistd::Group::from_name(group)?
                 .with_context(|| format!("no such group: {group}"))?
                 .gid
                 .as_raw(),
-        };
-        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))?;
+        }),
+    };
+    let staging = BindDir::create(&parent)?;
+    let tmp = staging.0.join("s");
+    let listener = std::os::unix::net::UnixListener::bind(&tmp)
+        .with_context(|| format!("cannot bind {}", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(cfg.socket_mode))?;
+    if let Some(gid) = gid {
+        nix::unistd::chown(&tmp, None, Some(nix::unistd::Gid::from_raw(gid)))?;
     }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move the socket into place at {}", path.display()))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
+}
+
+/// A private directory for binding, removed on drop.
+struct BindDir(PathBuf);
+
+impl BindDir {
+    fn create(parent: &Path) -> anyhow::Result<BindDir> {
+        let mut last = None;
+        for _ in 0..8 {
+            let mut r = [0u8; 4];
+            getrandom::fill(&mut r).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
+            let d = parent.join(format!(".kmsd-{:08x}", u32::from_ne_bytes(r)));
+            match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+                Ok(()) => return Ok(BindDir(d)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot create a bind directory in {}", parent.display())
+                    });
+                }
+            }
+        }
+        Err(anyhow::anyhow!(
+            "cannot create a bind directory in {}: {last:?}",
+            parent.display()
+        ))
+    }
+}
+
+impl Drop for BindDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0.join("s"));
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 /// A running daemon on its own runtime thread; stops on [`Daemon::stop`] or
@@ -228,6 +340,10 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
     set.thread_block()?;
+    // Files kmsd creates from here on (audit files, redb's) are private
+    // from the start; `restrict_state_files` fixes older ones.
+    // SAFETY: umask only sets the process's file creation mask.
+    unsafe { libc::umask(0o077) };
     harden_process();
     let daemon = Daemon::start(cfg.clone(), Arc::new(SystemClock))?;
     tracing::info!(socket = %cfg.socket.display(), state_dir = %cfg.state_dir.display(), "kmsd ready");

@@ -14,7 +14,8 @@ struct Args {
     /// Directory of kmsd's state (created on first start).
     #[arg(long)]
     state_dir: PathBuf,
-    /// Socket path [default: $KMSD_SOCKET, /run/kmsd/kmsd.sock for root, else $XDG_RUNTIME_DIR/kmsd.sock]
+    /// Socket path [default: $KMSD_SOCKET, /run/kmsd/kmsd.sock for root, else
+    /// kmsd.sock in $XDG_RUNTIME_DIR, /run/user/UID or ~/.local/state, verified private]
     #[arg(long)]
     socket: Option<PathBuf>,
     /// Permission bits of the socket, in octal.
@@ -83,10 +84,17 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
-    let mut cfg = DaemonConfig::new(
-        a.state_dir,
-        a.socket.unwrap_or_else(kmsd_client::default_socket_path),
-    );
+    let socket = match a.socket {
+        Some(s) => s,
+        None => match kmsd_client::default_socket_path() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("kmsd: {e}");
+                std::process::exit(1);
+            }
+        },
+    };
+    let mut cfg = DaemonConfig::new(a.state_dir, socket);
     cfg.socket_mode = a.socket_mode;
     cfg.socket_group = a.socket_group;
     cfg.root_key_file = a.root_key_file;

@@ -44,6 +44,10 @@ pub struct ClientConfig {
     pub max_backoff: Duration,
     /// Shown in kmsd's logs.
     pub client_name: String,
+    /// The uids accepted as kmsd (checked with `SO_PEERCRED` on every
+    /// connect); `None`: root, the caller and `$KMSD_UID`
+    /// ([`crate::socket::trusted_server_uids`]).
+    pub server_uids: Option<Vec<u32>>,
 }
 
 impl ClientConfig {
@@ -54,6 +58,7 @@ impl ClientConfig {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             client_name: format!("kmsd-client {}", env!("CARGO_PKG_VERSION")),
+            server_uids: None,
         }
     }
 }
@@ -200,6 +205,15 @@ impl Conn {
                 format!("cannot connect to kmsd at {}: {e}", config.socket.display()),
             ))
         })?;
+        let trusted = match &config.server_uids {
+            Some(u) => u.clone(),
+            None => crate::socket::trusted_server_uids()?,
+        };
+        crate::socket::check_server(
+            &stream,
+            &trusted,
+            &crate::logsafe::EscapedPath(&config.socket).to_string(),
+        )?;
         stream.set_read_timeout(Some(config.call_timeout))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut writer = stream;

@@ -115,7 +115,14 @@ constructors! {
 
 impl fmt::Display for KmsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
+        // The message comes from the server: escaped, so it cannot forge
+        // a log line or drive a terminal.
+        write!(
+            f,
+            "{}: {}",
+            self.kind,
+            crate::logsafe::escape(&self.message)
+        )
     }
 }
 
@@ -148,7 +155,11 @@ impl fmt::Display for ClientError {
         match self {
             ClientError::Kms(e) => e.fmt(f),
             ClientError::Io(e) => write!(f, "cannot reach kmsd: {e}"),
-            ClientError::Protocol(m) => write!(f, "protocol error talking to kmsd: {m}"),
+            ClientError::Protocol(m) => write!(
+                f,
+                "protocol error talking to kmsd: {}",
+                crate::logsafe::escape(m)
+            ),
         }
     }
 }

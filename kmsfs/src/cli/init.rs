@@ -6,7 +6,7 @@ use kmsd_client::Client;
 use std::process::ExitCode;
 
 pub fn run(a: &InitArgs) -> Result<ExitCode, String> {
-    let socket = a.socket.path();
+    let socket = a.socket.path()?;
     let client = Client::connect(&socket)
         .map_err(|e| format!("cannot reach kmsd at {}: {e}", socket.display()))?;
     let config = init_volume(client, &a.cipherdir, &a.key_id).map_err(|e| e.to_string())?;

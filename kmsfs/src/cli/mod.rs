@@ -43,16 +43,20 @@ pub enum Command {
 /// Where kmsd listens.
 #[derive(Args, Debug, Clone)]
 pub struct SocketArg {
-    /// kmsd's socket [default: $KMSD_SOCKET, /run/kmsd/kmsd.sock for root]
+    /// kmsd's socket [default: $KMSD_SOCKET, /run/kmsd/kmsd.sock for root, else
+    /// kmsd.sock in $XDG_RUNTIME_DIR, /run/user/UID or ~/.local/state]
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 }
 
 impl SocketArg {
-    pub fn path(&self) -> PathBuf {
-        self.socket
-            .clone()
-            .unwrap_or_else(kmsd_client::default_socket_path)
+    /// The socket named, else kmsd's default (an error when no private
+    /// directory exists for it).
+    pub fn path(&self) -> Result<PathBuf, String> {
+        match &self.socket {
+            Some(s) => Ok(s.clone()),
+            None => kmsd_client::default_socket_path().map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -187,7 +191,7 @@ mod tests {
             panic!("not mount")
         };
         assert_eq!(m.options, ["allow_other,ro"]);
-        assert_eq!(m.socket.path(), PathBuf::from("/s"));
+        assert_eq!(m.socket.path(), Ok(PathBuf::from("/s")));
         assert_eq!(m.key_id.as_deref(), Some("alias/x"));
         assert_eq!(m.threads, 2);
         assert!(!m.foreground);

@@ -26,10 +26,10 @@ pub fn run(a: MountArgs) -> Result<ExitCode, String> {
     if a.ready_fd.is_none() && !a.foreground {
         // Fail fast on what needs no kmsd; the child checks all again.
         check_dirs(&a.cipherdir, &a.mountpoint)?;
-        let log = a
-            .log
-            .clone()
-            .unwrap_or_else(|| ctl::path::log_path(&a.mountpoint));
+        let log = match &a.log {
+            Some(l) => l.clone(),
+            None => ctl::path::log_path(&a.mountpoint)?,
+        };
         let args: Vec<_> = std::env::args_os().skip(1).collect();
         return daemon::spawn_and_wait(&args, &log);
     }
@@ -80,7 +80,7 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
         Err(msg) => {
             return match ready {
                 Some(r) => {
-                    tracing::error!("{msg}");
+                    tracing::error!("{}", kmsd_client::logsafe::escape(&msg));
                     r.fail(&msg);
                     Ok(ExitCode::FAILURE)
                 }
@@ -163,12 +163,12 @@ fn check_dirs(cipherdir: &Path, mountpoint: &Path) -> Result<(PathBuf, PathBuf),
 
 fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     let (cipherdir, mountpoint) = check_dirs(&a.cipherdir, &a.mountpoint)?;
-    let ctl_path = ctl::socket_path(&mountpoint);
+    let ctl_path = ctl::socket_path(&mountpoint)?;
     if ctl::client::query_socket(&ctl_path).is_ok() {
         return Err(format!("{} is already a kmsfs mount", mountpoint.display()));
     }
     let opts = parse_options(&a.options)?;
-    let socket = a.socket.path();
+    let socket = a.socket.path()?;
     let mut cc = ClientConfig::new(&socket);
     cc.call_timeout = KMSD_CALL_TIMEOUT;
     cc.client_name = format!(
@@ -228,13 +228,11 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         key_arn: config.key_arn.clone(),
         volume_id: config.volume_id.to_hex(),
         kmsd_socket: socket.display().to_string(),
-        log_file: a.ready_fd.map(|_| {
-            a.log
-                .clone()
-                .unwrap_or_else(|| ctl::path::log_path(&mountpoint))
-                .display()
-                .to_string()
-        }),
+        log_file: match (a.ready_fd, &a.log) {
+            (None, _) => None,
+            (Some(_), Some(l)) => Some(l.display().to_string()),
+            (Some(_), None) => Some(ctl::path::log_path(&mountpoint)?.display().to_string()),
+        },
         ..Status::default()
     };
     let capacity = a.cache_capacity as u64;

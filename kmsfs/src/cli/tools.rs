@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn connect(s: &SocketArg) -> Result<Client, String> {
-    let socket = s.path();
+    let socket = s.path()?;
     Client::connect(&socket).map_err(|e| format!("cannot reach kmsd at {}: {e}", socket.display()))
 }
 

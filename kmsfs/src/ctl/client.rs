@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Asks the mount at `mountpoint` for its status.
 pub fn query(mountpoint: &Path) -> Result<Status, String> {
-    query_socket(&socket_path(mountpoint))
+    query_socket(&socket_path(mountpoint)?)
         .map_err(|e| format!("no kmsfs mount answers for {}: {e}", mountpoint.display()))
 }
 

@@ -3,27 +3,34 @@
 //! it from the mountpoint alone.
 //!
 //! Runtime dir: `$KMSFS_RUNTIME_DIR` if set, else `/run/kmsfs` for root,
-//! `$XDG_RUNTIME_DIR/kmsfs` or `/tmp/kmsfs-<uid>` for other users.
+//! else `kmsfs` in the user's runtime directory (`$XDG_RUNTIME_DIR`,
+//! `/run/user/<uid>` or `$HOME/.local/state`; see
+//! [`kmsd_client::private_dir`]). Never a predictable name in a
+//! world-writable directory: the runtime dir is created 0700 when missing
+//! and verified (owned by this user, no group/other bits, not a symlink)
+//! every time it is used, so nobody else can plant a socket or a log
+//! symlink in it.
 
+use kmsd_client::private_dir;
 use sha2::{Digest, Sha256};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub const ENV_RUNTIME_DIR: &str = "KMSFS_RUNTIME_DIR";
 
-pub fn runtime_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os(ENV_RUNTIME_DIR).filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if uid == 0 {
-        return PathBuf::from("/run/kmsfs");
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
-        Some(d) => PathBuf::from(d).join("kmsfs"),
-        None => PathBuf::from(format!("/tmp/kmsfs-{uid}")),
-    }
+/// The runtime dir, created if missing and verified private.
+pub fn runtime_dir() -> Result<PathBuf, String> {
+    let dir = if let Some(p) = std::env::var_os(ENV_RUNTIME_DIR).filter(|p| !p.is_empty()) {
+        PathBuf::from(p)
+    } else if private_dir::euid() == 0 {
+        PathBuf::from("/run/kmsfs")
+    } else {
+        private_dir::user_runtime_dir()
+            .map_err(|e| format!("no runtime directory for kmsfs: {e}"))?
+            .join("kmsfs")
+    };
+    private_dir::ensure(&dir).map_err(|e| format!("kmsfs runtime directory {e}"))?;
+    Ok(dir)
 }
 
 /// The mountpoint as the kernel names it (absolute, symlinks resolved);
@@ -46,13 +53,13 @@ pub fn mount_tag(canonical_mountpoint: &Path) -> String {
 }
 
 /// The control socket of the mount at `mountpoint`.
-pub fn socket_path(mountpoint: &Path) -> PathBuf {
-    runtime_dir().join(format!("{}.sock", mount_tag(&canonical(mountpoint))))
+pub fn socket_path(mountpoint: &Path) -> Result<PathBuf, String> {
+    Ok(runtime_dir()?.join(format!("{}.sock", mount_tag(&canonical(mountpoint)))))
 }
 
 /// The log file of a background mount at `mountpoint`.
-pub fn log_path(mountpoint: &Path) -> PathBuf {
-    runtime_dir().join(format!("{}.log", mount_tag(&canonical(mountpoint))))
+pub fn log_path(mountpoint: &Path) -> Result<PathBuf, String> {
+    Ok(runtime_dir()?.join(format!("{}.log", mount_tag(&canonical(mountpoint)))))
 }
 
 #[cfg(test)]
@@ -73,7 +80,16 @@ mod tests {
         let d = tmp.path().join("m");
         std::fs::create_dir(&d).unwrap();
         let other = tmp.path().join("m/../m/.");
-        assert_eq!(socket_path(&d), socket_path(&other));
-        assert!(socket_path(&d).to_string_lossy().ends_with(".sock"));
+        let rt = tmp.path().join("run");
+        // SAFETY: this test is the only one in this crate reading the
+        // variable, and it sets it before any lookup.
+        unsafe { std::env::set_var(ENV_RUNTIME_DIR, &rt) };
+        assert_eq!(socket_path(&d).unwrap(), socket_path(&other).unwrap());
+        assert!(
+            socket_path(&d)
+                .unwrap()
+                .to_string_lossy()
+                .ends_with(".sock")
+        );
     }
 }

@@ -230,7 +230,7 @@ impl KmsFs {
             tracing::error!(
                 "{}: extended attribute {} failed authentication; returning EIO",
                 self.display_path(&inode),
-                name.to_string_lossy()
+                kmsd_client::logsafe::escape_bytes(name.to_bytes())
             );
         })
     }

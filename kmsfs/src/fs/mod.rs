@@ -35,6 +35,7 @@ use content::{Fault, KeySource};
 use fuser::{Errno, FileAttr, INodeNo};
 use handles::HandleTable;
 use inode::{Inode, InodeTable};
+use kmsd_client::logsafe::{EscapedPath, escape};
 use stats::FsStats;
 use std::ffi::CStr;
 use std::os::fd::AsFd;
@@ -138,7 +139,9 @@ impl KmsFs {
         Ok(attr::file_attr(inode.id, &st))
     }
 
-    /// The user-visible path of an inode, for log lines.
+    /// The user-visible path of an inode, for log lines: escaped (a file
+    /// name may hold a newline or escape sequence; see
+    /// [`kmsd_client::logsafe`]).
     fn display_path(&self, inode: &Inode) -> String {
         let link = std::fs::read_link(format!(
             "/proc/self/fd/{}",
@@ -146,8 +149,8 @@ impl KmsFs {
         ));
         match link {
             Ok(p) => match p.strip_prefix(&self.cipherdir) {
-                Ok(rel) => format!("/{}", rel.display()),
-                Err(_) => p.display().to_string(),
+                Ok(rel) => format!("/{}", EscapedPath(rel)),
+                Err(_) => EscapedPath(&p).to_string(),
             },
             Err(_) => format!("inode {}", inode.id.0),
         }
@@ -161,21 +164,22 @@ impl KmsFs {
                 tracing::error!(
                     "{}: file header is damaged or not from this volume ({}); returning EIO",
                     self.display_path(inode),
-                    k.message
+                    escape(&k.message)
                 );
             }
             Fault::Key(k) => {
                 self.stats.count_key_error();
                 if self.stats.should_log_key_error() {
-                    tracing::error!("{}: {}", self.display_path(inode), k.message);
+                    tracing::error!("{}: {}", self.display_path(inode), escape(&k.message));
                 }
             }
             Fault::Block(b) => {
                 self.stats.count_damaged_read();
                 tracing::error!(
-                    "{}: block {} failed authentication or is damaged ({b}); returning EIO",
+                    "{}: block {} failed authentication or is damaged ({}); returning EIO",
                     self.display_path(inode),
-                    b.block
+                    b.block,
+                    escape(&b.to_string())
                 );
             }
             Fault::Size(s) => {

@@ -218,7 +218,10 @@ fn refill(s: &Shared) {
             Err(e) => {
                 s.errors.fetch_add(1, Ordering::Relaxed);
                 if !s.failing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!("key pool: cannot generate data keys: {e}");
+                    tracing::warn!(
+                        "key pool: cannot generate data keys: {}",
+                        kmsd_client::logsafe::escape(&e.to_string())
+                    );
                 }
                 let _ = s.wake.wait_timeout(st, s.retry);
             }
