@@ -27,4 +27,9 @@ for s in scripts/fsx.sh scripts/pjdfstest.sh; do
   fi
 done
 
+if command -v cargo-fuzz >/dev/null 2>&1 && rustup toolchain list | grep -q nightly; then
+  step "fuzz smoke (${FUZZ_SMOKE_SECONDS:-20} s per target)"
+  bash scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-20}"
+fi
+
 step "all tests passed"

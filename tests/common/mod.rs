@@ -7,18 +7,111 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A workspace binary next to the test executable (`target/<profile>/`).
-/// The test command builds them first (`cargo build --workspace --bins`).
+/// A workspace binary, built for this test run: next to the test
+/// executable (`target/<profile>/`).
+///
+/// The suite package (kms-suite) cannot see `CARGO_BIN_EXE_*` of the bin
+/// crates, so the first call in each test process runs
+/// `cargo build --bins --workspace --locked` (the same cargo, profile and
+/// target dir as this test binary; a no-op when up to date) and then checks
+/// that each binary is newer than every source file of the workspace, so a
+/// stale binary in target/ can never pass a test. Set
+/// `KMS_TEST_NO_BUILD=1` to skip the build (the freshness check still
+/// runs). Child processes re-run as another user skip both.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let p = dir.join(name);
+    if nix::unistd::geteuid().is_root() || !p.exists() {
+        ensure_built(dir);
+    }
     assert!(
         p.exists(),
         "{} is missing: build the workspace binaries first (cargo build --release --workspace --bins)",
         p.display()
     );
+    if nix::unistd::geteuid().is_root() {
+        assert_fresh(&p);
+    }
     p
+}
+
+/// The workspace root (the suite package's manifest dir).
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ensure_built(profile_dir: &Path) {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        if std::env::var_os("KMS_TEST_NO_BUILD").is_some() {
+            return;
+        }
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("debug");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--workspace", "--bins", "--locked", "--quiet"])
+            .current_dir(workspace_root())
+            .env("CARGO_TARGET_DIR", target_dir)
+            .stdin(Stdio::null());
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let st = cmd.status().expect("run cargo build for the test binaries");
+        assert!(
+            st.success(),
+            "cargo build --bins for the tests failed: {st}"
+        );
+    });
+}
+
+/// Panics when `binary` is older than a source file it is built from.
+fn assert_fresh(binary: &Path) {
+    let built = std::fs::metadata(binary)
+        .and_then(|m| m.modified())
+        .expect("binary mtime");
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack: Vec<PathBuf> = ["kmsd", "kmsctl", "kmsfs"]
+        .iter()
+        .map(|d| workspace_root().join(d))
+        .collect();
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs")
+                || path.file_name().is_some_and(|n| n == "Cargo.toml")
+            {
+                if let Ok(t) = e.metadata().and_then(|m| m.modified())
+                    && newest.as_ref().is_none_or(|(n, _)| t > *n)
+                {
+                    newest = Some((t, path));
+                }
+            }
+        }
+    }
+    if let Some((t, src)) = newest {
+        assert!(
+            t <= built,
+            "{} is older than {}: a stale binary would be tested (the build step did not run?)",
+            binary.display(),
+            src.display()
+        );
+    }
 }
 
 /// A kmsd child process on its own state dir and socket; killed (by pid)
