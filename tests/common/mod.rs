@@ -93,14 +93,12 @@ fn assert_fresh(binary: &Path) {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|x| x == "rs")
-                || path.file_name().is_some_and(|n| n == "Cargo.toml")
+            } else if (path.extension().is_some_and(|x| x == "rs")
+                || path.file_name().is_some_and(|n| n == "Cargo.toml"))
+                && let Ok(t) = e.metadata().and_then(|m| m.modified())
+                && newest.as_ref().is_none_or(|(n, _)| t > *n)
             {
-                if let Ok(t) = e.metadata().and_then(|m| m.modified())
-                    && newest.as_ref().is_none_or(|(n, _)| t > *n)
-                {
-                    newest = Some((t, path));
-                }
+                newest = Some((t, path));
             }
         }
     }
