@@ -223,8 +223,10 @@ enum Who {
 /// The test's groups. Alice is in `Storage` as a supplementary group (in
 /// the group database only: her process drops it), Alice and Bob have
 /// `Users` as primary group. Carol's uid and gid are in no database; her
-/// process carries `Storage` as a supplementary group, which kmsd must not
-/// count (groups come from the database).
+/// process carries `Storage` as a supplementary group, which kmsd counts
+/// (SO_PEERGROUPS: a caller is judged by the union of the groups the
+/// databases give it and the groups its process holds, so a Deny on any
+/// of them holds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum G {
     Users,
@@ -246,7 +248,7 @@ impl P {
     fn names(self, who: Who) -> bool {
         match self {
             P::User(w) | P::Uid(w) => w == who,
-            P::Gid(G::Storage) | P::Group(G::Storage) => who == Who::Alice,
+            P::Gid(G::Storage) | P::Group(G::Storage) => matches!(who, Who::Alice | Who::Carol),
             P::Gid(G::Users) | P::Group(G::Users) => matches!(who, Who::Alice | Who::Bob),
             P::Gid(G::CarolGid) | P::Group(G::CarolGid) => who == Who::Carol,
         }
@@ -827,7 +829,7 @@ fn scenarios() -> Vec<Scenario> {
             ..base
         },
         Scenario {
-            name: "denied by default (gid:N only in the caller process's own groups)",
+            name: "gid:N only in the caller process's own groups counts (SO_PEERGROUPS)",
             caller: Who::Carol,
             policy: KeyPolicy::Allow(P::Gid(G::Storage)),
             ..base
