@@ -36,6 +36,43 @@ pub fn run(a: MountArgs) -> Result<ExitCode, String> {
     serve(a)
 }
 
+/// The mount process holds unwrapped data keys: no core dumps, no ptrace
+/// or /proc/<pid>/mem by other processes of the user (`PR_SET_DUMPABLE 0`),
+/// and memory locked (`mlockall`) where that cannot make later allocations
+/// fail: for root (`CAP_IPC_LOCK`) or with an unlimited `RLIMIT_MEMLOCK`.
+/// With a finite limit (8 MiB for most users) `MCL_FUTURE` would make
+/// allocations past it fail, so the mount warns and runs unlocked instead.
+fn harden_process() {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        tracing::warn!(
+            "could not make the process non-dumpable: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit.
+    let unlimited = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0
+        && lim.rlim_cur == libc::RLIM_INFINITY;
+    if kmsd_client::private_dir::euid() != 0 && !unlimited {
+        tracing::warn!(
+            "not locking memory (RLIMIT_MEMLOCK is {} bytes); data keys may be swapped out",
+            lim.rlim_cur
+        );
+        return;
+    }
+    // SAFETY: mlockall takes flags only.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        tracing::warn!(
+            "could not lock memory ({}); data keys may be swapped out",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Signals that unmount: handled by one thread, blocked everywhere else.
 fn signals() -> SigSet {
     let mut s = SigSet::empty();
@@ -75,6 +112,8 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
     super::logging::init();
+    // Before any key is unwrapped.
+    harden_process();
     let m = match prepare(&a) {
         Ok(m) => m,
         Err(msg) => {

@@ -4,7 +4,7 @@ use super::KmsFs;
 use super::handles::OpenDir;
 use super::inode::Inode;
 use super::sys::{self, RawDirEntry, XattrTarget};
-use super::xattr::is_encrypted;
+use super::xattr::{is_encrypted, is_posix_acl, without_acls};
 use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo};
 use std::ffi::CStr;
 use std::os::fd::AsFd;
@@ -210,6 +210,9 @@ impl KmsFs {
     }
 
     pub(super) fn do_getxattr(&self, ino: INodeNo, name: &CStr) -> Result<Vec<u8>, Errno> {
+        if is_posix_acl(name.to_bytes()) {
+            return Err(Errno::EOPNOTSUPP);
+        }
         let inode = self.inode(ino)?;
         let caps = name.to_bytes() == CAPS;
         if caps && inode.no_caps.load(Ordering::Relaxed) {
@@ -242,6 +245,9 @@ impl KmsFs {
         value: &[u8],
         flags: i32,
     ) -> Result<(), Errno> {
+        if is_posix_acl(name.to_bytes()) {
+            return Err(Errno::EOPNOTSUPP);
+        }
         let inode = self.inode(ino)?;
         if name.to_bytes() == CAPS {
             inode.no_caps.store(false, Ordering::Relaxed);
@@ -256,10 +262,13 @@ impl KmsFs {
 
     pub(super) fn do_listxattr(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
         let inode = self.inode(ino)?;
-        sys::listxattr(xattr_target(&inode))
+        sys::listxattr(xattr_target(&inode)).map(without_acls)
     }
 
     pub(super) fn do_removexattr(&self, ino: INodeNo, name: &CStr) -> Result<(), Errno> {
+        if is_posix_acl(name.to_bytes()) {
+            return Err(Errno::EOPNOTSUPP);
+        }
         let inode = self.inode(ino)?;
         sys::removexattr(xattr_target(&inode), name)
     }

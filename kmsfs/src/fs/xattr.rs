@@ -24,6 +24,33 @@ const TAG: usize = 16;
 /// Bytes an encrypted value adds.
 pub const XATTR_OVERHEAD: usize = 1 + NONCE + TAG;
 
+/// The POSIX ACL attributes. kmsfs refuses them (`EOPNOTSUPP` on get,
+/// set and remove; left out of listings): the kernel would not enforce an
+/// ACL stored this way (no `FUSE_POSIX_ACL`), and an access rule that is
+/// stored must be enforced. `setfacl` then says "Operation not supported"
+/// and permissions are the mode bits alone, as `getfacl` shows.
+pub const POSIX_ACL_NAMES: [&[u8]; 2] = [b"system.posix_acl_access", b"system.posix_acl_default"];
+
+/// Whether `name` is a POSIX ACL attribute (refused).
+pub fn is_posix_acl(name: &[u8]) -> bool {
+    POSIX_ACL_NAMES.contains(&name)
+}
+
+/// A `listxattr` result (NUL-terminated names) without the ACL names.
+pub fn without_acls(list: Vec<u8>) -> Vec<u8> {
+    if !list.split(|b| *b == 0).any(is_posix_acl) {
+        return list;
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if !is_posix_acl(name) {
+            out.extend_from_slice(name);
+            out.push(0);
+        }
+    }
+    out
+}
+
 /// Whether values of `name` are encrypted.
 pub fn is_encrypted(name: &[u8]) -> bool {
     name.starts_with(b"user.")
@@ -114,6 +141,18 @@ mod tests {
         assert_eq!(c.open(b"user.a", &s[..10]), Err(Errno::EIO));
         let other = XattrCipher::new(&DataKey::random().unwrap());
         assert_eq!(other.open(b"user.a", &s), Err(Errno::EIO));
+    }
+
+    #[test]
+    fn acl_names_are_recognised_and_filtered_from_listings() {
+        assert!(is_posix_acl(b"system.posix_acl_access"));
+        assert!(is_posix_acl(b"system.posix_acl_default"));
+        assert!(!is_posix_acl(b"system.posix_acl_accessx"));
+        assert!(!is_posix_acl(b"user.posix_acl_access"));
+        let l = b"user.a\0system.posix_acl_access\0security.x\0system.posix_acl_default\0".to_vec();
+        assert_eq!(without_acls(l), b"user.a\0security.x\0");
+        assert_eq!(without_acls(b"user.a\0".to_vec()), b"user.a\0");
+        assert_eq!(without_acls(Vec::new()), b"");
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct Report {
     pub bytes: u64,
     /// Entries that are not regular files or directories (not checked).
     pub other: u64,
+    /// Their paths and kinds (listed by Display, not problems: a mount
+    /// may hold FIFOs and sockets).
+    pub other_entries: Vec<(PathBuf, &'static str)>,
     pub problems: Vec<Problem>,
 }
 
@@ -78,6 +81,9 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for p in &self.problems {
             writeln!(f, "{p}")?;
+        }
+        for (p, kind) in &self.other_entries {
+            writeln!(f, "{}: {kind}, not checked", p.display())?;
         }
         write!(
             f,
@@ -158,6 +164,7 @@ pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckE
     let listing = walk::list(&volume.dir);
     let mut report = Report {
         other: listing.other,
+        other_entries: listing.other_entries.clone(),
         ..Report::default()
     };
     for (path, e) in &listing.errors {
@@ -186,9 +193,13 @@ pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckE
     Ok(report)
 }
 
-fn check_file(volume: &Volume, rel: &Path, report: &mut Report) -> Result<(), FsckError> {
+pub(super) fn check_file(
+    volume: &Volume,
+    rel: &Path,
+    report: &mut Report,
+) -> Result<(), FsckError> {
     report.files += 1;
-    let file = match std::fs::File::open(volume.dir.join(rel)) {
+    let file = match read::open_regular(&volume.dir.join(rel)) {
         Ok(f) => f,
         Err(e) => {
             report.problem(rel, None, format!("cannot open: {e}"));

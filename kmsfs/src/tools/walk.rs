@@ -9,6 +9,8 @@ pub struct Listing {
     pub files: Vec<(PathBuf, u64)>,
     /// Entries that are neither regular files nor directories.
     pub other: u64,
+    /// Their relative paths and kinds.
+    pub other_entries: Vec<(PathBuf, &'static str)>,
     /// Directories that could not be read: (relative path, error).
     pub errors: Vec<(PathBuf, std::io::Error)>,
 }
@@ -17,6 +19,7 @@ pub fn list(root: &Path) -> Listing {
     let mut l = Listing {
         files: Vec::new(),
         other: 0,
+        other_entries: Vec::new(),
         errors: Vec::new(),
     };
     visit(root, Path::new(""), &mut l);
@@ -48,9 +51,27 @@ fn visit(root: &Path, rel: &Path, l: &mut Listing) {
         match std::fs::symlink_metadata(root.join(&r)) {
             Ok(m) if m.is_dir() => visit(root, &r, l),
             Ok(m) if m.is_file() => l.files.push((r, m.len())),
-            Ok(_) => l.other += 1,
+            Ok(m) => {
+                l.other += 1;
+                l.other_entries.push((r, kind(&m.file_type())));
+            }
             Err(e) => l.errors.push((r, e)),
         }
+    }
+}
+
+fn kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "device"
+    } else {
+        "special file"
     }
 }
 
