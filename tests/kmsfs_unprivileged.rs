@@ -70,6 +70,13 @@ impl User {
             .gid(self.gid)
             .current_dir(&self.home)
             .env("KMSFS_RUNTIME_DIR", self.home.join("run"))
+            // root's PATH (/root/.cargo/bin, ...) is not the user's: fuser
+            // finds fusermount3 through PATH, and an entry the user cannot
+            // search ends the lookup with EACCES.
+            .env(
+                "PATH",
+                "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            )
             .env("KMSFS_LOG", "info")
             .stdin(Stdio::null());
         c

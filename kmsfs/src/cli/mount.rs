@@ -112,8 +112,15 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
     super::logging::init();
-    // Before any key is unwrapped.
-    harden_process();
+    // Root: before any key is unwrapped. A user's mount goes through
+    // fusermount3, which cannot reach a non-dumpable caller (its /proc
+    // entries become root's), so it is hardened as soon as the mount is up:
+    // only the volume's config key has been unwrapped by then, and only
+    // the user and root could have read it.
+    let root = kmsd_client::private_dir::euid() == 0;
+    if root {
+        harden_process();
+    }
     let m = match prepare(&a) {
         Ok(m) => m,
         Err(msg) => {
@@ -127,6 +134,9 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
             };
         }
     };
+    if !root {
+        harden_process();
+    }
     let Mounted {
         mut session,
         ctl,
