@@ -94,11 +94,15 @@ fn raw_hello(socket: &Path) -> Result<UnixStream, String> {
         &mut buf,
     )
     .unwrap();
-    s.write_all(&buf).map_err(|e| e.to_string())?;
+    // A refused connection may be closed (Goodbye sent) before the hello is
+    // written: the write then fails with EPIPE, but the goodbye is still
+    // there to read.
+    let written = s.write_all(&buf);
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     match codec::read_frame::<_, ServerFrame>(&mut s) {
         Ok(Some(ServerFrame::Hello(_))) => Ok(s),
         Ok(Some(ServerFrame::Goodbye(e))) => Err(e.to_string()),
+        _ if written.is_err() => Err(format!("writing the hello: {written:?}")),
         other => Err(format!(
             "unexpected answer to hello: {:?}",
             other.map(|_| ())
