@@ -4,7 +4,6 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::rootkey::RootKey;
-use crate::server::audit::Auditor;
 use crate::server::{ServerConfig, serve};
 use crate::service::{KeyService, ServiceConfig};
 use crate::store::RedbStore;
@@ -53,10 +52,7 @@ impl DaemonConfig {
 /// Opens the state (creating it on first start): the service and its audit
 /// trail. The state dir is made private first ([`prepare_state_dir`]) and
 /// every file in it 0600 once all are open ([`restrict_state_files`]).
-pub fn open_service(
-    cfg: &DaemonConfig,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Arc<KeyService>, Arc<Auditor>)> {
+pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<KeyService>> {
     prepare_state_dir(&cfg.state_dir)?;
     let root_path = cfg
         .root_key_file
@@ -76,8 +72,14 @@ pub fn open_service(
     .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
     let store = RedbStore::open(&cfg.state_dir.join("state.redb"))?;
     restrict_state_files(&cfg.state_dir)?;
-    let svc = KeyService::new(cfg.service.clone(), Box::new(store), clock, &root)?;
-    Ok((Arc::new(svc), Arc::new(Auditor::new(log))))
+    let svc = KeyService::new(
+        cfg.service.clone(),
+        Box::new(store),
+        clock,
+        &root,
+        Box::new(log),
+    )?;
+    Ok(Arc::new(svc))
 }
 
 /// Makes the process non-dumpable (no core files, no ptrace by others) and
@@ -251,7 +253,7 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cfg: DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Daemon> {
-        let (service, auditor) = open_service(&cfg, clock)?;
+        let service = open_service(&cfg, clock)?;
         let std_listener = bind_socket(&cfg)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -272,7 +274,7 @@ impl Daemon {
                         }
                     };
                     let sweeper = tokio::spawn(sweep_loop(svc.clone(), cfg.sweep_interval));
-                    serve(listener, svc, auditor, cfg.server.clone(), async {
+                    serve(listener, svc, cfg.server.clone(), async {
                         let _ = stop_rx.await;
                     })
                     .await;

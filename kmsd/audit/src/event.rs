@@ -26,6 +26,12 @@ pub struct Principal {
     /// `/proc/<pid>/exe` when readable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executable: Option<String>,
+    /// Set on events kmsd makes itself, with no caller (CloudTrail's
+    /// `invokedBy` of AWS service events): `kmsd.sweeper` for key
+    /// destruction at the end of the deletion window and automatic
+    /// rotation. The uid and pid are then kmsd's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<String>,
 }
 
 impl Principal {
@@ -47,6 +53,7 @@ impl Principal {
                 .flatten()
                 .map(|g| g.name),
             executable: pid.and_then(exe_path),
+            invoked_by: None,
         }
     }
 }

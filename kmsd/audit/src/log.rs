@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 
 enum Msg {
     Append(String, Completer),
+    Probe(Completer),
     Close(Completer),
 }
 
@@ -112,6 +113,17 @@ impl AuditLog {
         self.submit(event).wait()
     }
 
+    /// After a failed write: checks that the log ends with the last durable
+    /// record, retries a failed rollback, and writes a `resume` checkpoint.
+    /// `Ok` (the checkpoint's seq) means appends work again. Blocks.
+    pub fn probe(&self) -> Result<Seq, AuditError> {
+        let (t, c) = ticket();
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Probe(c));
+        }
+        t.wait()
+    }
+
     /// Writes a `close` checkpoint and stops the writer thread.
     pub fn close(mut self) -> Result<(), AuditError> {
         self.shutdown()
@@ -152,6 +164,7 @@ fn run_writer(mut w: ChainWriter, rx: mpsc::Receiver<Msg>, max_batch: usize) {
     let mut waiters: Vec<Completer> = Vec::new();
     let mut seqs = Vec::new();
     let mut close = None;
+    let mut probes: Vec<Completer> = Vec::new();
     while close.is_none() {
         let Ok(first) = rx.recv() else { break };
         let mut next = Some(first);
@@ -160,6 +173,10 @@ fn run_writer(mut w: ChainWriter, rx: mpsc::Receiver<Msg>, max_batch: usize) {
                 Msg::Append(body, c) => {
                     bodies.push(body);
                     waiters.push(c);
+                }
+                Msg::Probe(c) => {
+                    probes.push(c);
+                    break;
                 }
                 Msg::Close(c) => {
                     close = Some(c);
@@ -171,6 +188,9 @@ fn run_writer(mut w: ChainWriter, rx: mpsc::Receiver<Msg>, max_batch: usize) {
             }
         }
         if bodies.is_empty() {
+            for c in probes.drain(..) {
+                c.complete(w.probe().map(|()| w.last_seq()));
+            }
             continue;
         }
         let entries: Vec<Entry<'_>> = bodies.iter().map(|b| Entry::Event(b)).collect();
@@ -189,6 +209,9 @@ fn run_writer(mut w: ChainWriter, rx: mpsc::Receiver<Msg>, max_batch: usize) {
             }
         }
         bodies.clear();
+        for c in probes.drain(..) {
+            c.complete(w.probe().map(|()| w.last_seq()));
+        }
     }
     if let Some(c) = close {
         let result = w.commit(&[Entry::Checkpoint("close")], &mut seqs);

@@ -155,6 +155,69 @@ impl ChainWriter {
         }
     }
 
+    /// After a failed commit: checks that the file ends exactly with the
+    /// last durable record (length and hash of its last line), retries a
+    /// rollback that failed, then writes a `resume` checkpoint. `Ok` means
+    /// the log is writable again and its tail is what the chain expects.
+    pub fn probe(&mut self) -> Result<(), AuditError> {
+        let failed = |message: String, poisoned: bool| AuditError::WriteFailed {
+            message: message.into(),
+            poisoned,
+        };
+        if self.poisoned.is_some() {
+            self.roll_back()
+                .map_err(|e| failed(format!("rolling back a failed batch: {e}"), true))?;
+            self.poisoned = None;
+        }
+        self.check_tail().map_err(|m| failed(m, false))?;
+        let mut seqs = Vec::new();
+        self.commit(&[Entry::Checkpoint("resume")], &mut seqs)
+    }
+
+    /// The current file is `file_len` bytes long and, unless it is a new
+    /// empty file, its last line hashes to `prev`.
+    fn check_tail(&mut self) -> Result<(), String> {
+        use std::os::unix::fs::FileExt;
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| format!("reading the log's length: {e}"))?
+            .len();
+        if len != self.file_len {
+            return Err(format!(
+                "{} is {len} bytes, the chain expects {}",
+                self.seg_name(),
+                self.file_len
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let want = len.min(crate::lines::MAX_LINE as u64 + 1);
+        let mut tail = vec![0u8; want as usize];
+        self.file
+            .read_exact_at(&mut tail, len - want)
+            .map_err(|e| format!("reading the log's tail: {e}"))?;
+        let Some(body) = tail.strip_suffix(b"\n") else {
+            return Err(format!(
+                "{} does not end with a whole line",
+                self.seg_name()
+            ));
+        };
+        let line = match body.iter().rposition(|&b| b == b'\n') {
+            Some(i) => &body[i + 1..],
+            None if want == len => body,
+            None => return Err(format!("{}: last line too long", self.seg_name())),
+        };
+        if LineHash::of_line(line) != self.prev {
+            return Err(format!(
+                "the last line of {} is not the last record written",
+                self.seg_name()
+            ));
+        }
+        Ok(())
+    }
+
     fn push(&mut self, body: &str) {
         self.prev = push_line(&mut self.buf, self.next_seq, &self.prev, body);
         self.next_seq += 1;

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 /// A request type and the response type it gets.
 pub trait Operation: Sized {
     type Output;
+    /// The AWS operation name (`Request::name()` of this request).
+    const NAME: &'static str;
     fn into_request(self) -> Request;
     fn from_response(r: Response) -> Option<Self::Output>;
 }
@@ -39,6 +41,7 @@ macro_rules! operations {
 
         $(impl Operation for $req {
             type Output = $resp;
+            const NAME: &'static str = stringify!($name);
             fn into_request(self) -> Request { Request::$name(self) }
             fn from_response(r: Response) -> Option<$resp> {
                 match r {
@@ -51,43 +54,53 @@ macro_rules! operations {
     };
 }
 
-operations! {
-    CreateKey(CreateKeyRequest) -> KeyMetadataResponse;
-    DescribeKey(DescribeKeyRequest) -> KeyMetadataResponse;
-    ListKeys(ListKeysRequest) -> ListKeysResponse;
-    EnableKey(EnableKeyRequest) -> Empty;
-    DisableKey(DisableKeyRequest) -> Empty;
-    ScheduleKeyDeletion(ScheduleKeyDeletionRequest) -> ScheduleKeyDeletionResponse;
-    CancelKeyDeletion(CancelKeyDeletionRequest) -> KeyIdResponse;
-    EnableKeyRotation(EnableKeyRotationRequest) -> Empty;
-    DisableKeyRotation(DisableKeyRotationRequest) -> Empty;
-    GetKeyRotationStatus(GetKeyRotationStatusRequest) -> GetKeyRotationStatusResponse;
-    RotateKeyOnDemand(RotateKeyOnDemandRequest) -> KeyIdResponse;
-    ListKeyRotations(ListKeyRotationsRequest) -> ListKeyRotationsResponse;
-    CreateAlias(CreateAliasRequest) -> Empty;
-    UpdateAlias(UpdateAliasRequest) -> Empty;
-    DeleteAlias(DeleteAliasRequest) -> Empty;
-    ListAliases(ListAliasesRequest) -> ListAliasesResponse;
-    TagResource(TagResourceRequest) -> Empty;
-    UntagResource(UntagResourceRequest) -> Empty;
-    ListResourceTags(ListResourceTagsRequest) -> ListResourceTagsResponse;
-    Encrypt(EncryptRequest) -> EncryptResponse;
-    Decrypt(DecryptRequest) -> DecryptResponse;
-    ReEncrypt(ReEncryptRequest) -> ReEncryptResponse;
-    GenerateDataKey(GenerateDataKeyRequest) -> GenerateDataKeyResponse;
-    GenerateDataKeyWithoutPlaintext(GenerateDataKeyWithoutPlaintextRequest) -> GenerateDataKeyWithoutPlaintextResponse;
-    GenerateRandom(GenerateRandomRequest) -> GenerateRandomResponse;
-    PutKeyPolicy(PutKeyPolicyRequest) -> Empty;
-    GetKeyPolicy(GetKeyPolicyRequest) -> GetKeyPolicyResponse;
-    ListKeyPolicies(ListKeyPoliciesRequest) -> ListKeyPoliciesResponse;
-    CreateGrant(CreateGrantRequest) -> CreateGrantResponse;
-    ListGrants(ListGrantsRequest) -> ListGrantsResponse;
-    ListRetirableGrants(ListRetirableGrantsRequest) -> ListGrantsResponse;
-    RetireGrant(RetireGrantRequest) -> Empty;
-    RevokeGrant(RevokeGrantRequest) -> Empty;
-    GetServicePolicy(GetServicePolicyRequest) -> GetKeyPolicyResponse;
-    PutServicePolicy(PutServicePolicyRequest) -> Empty;
+/// Calls macro `$m` with the list of operations, one
+/// `Name(RequestType) -> ResponseType;` per line: the one list every
+/// per-operation table (these enums, kmsd's dispatch) is generated from.
+#[macro_export]
+macro_rules! for_each_operation {
+    ($m:ident) => {
+        $m! {
+            CreateKey(CreateKeyRequest) -> KeyMetadataResponse;
+            DescribeKey(DescribeKeyRequest) -> KeyMetadataResponse;
+            ListKeys(ListKeysRequest) -> ListKeysResponse;
+            EnableKey(EnableKeyRequest) -> Empty;
+            DisableKey(DisableKeyRequest) -> Empty;
+            ScheduleKeyDeletion(ScheduleKeyDeletionRequest) -> ScheduleKeyDeletionResponse;
+            CancelKeyDeletion(CancelKeyDeletionRequest) -> KeyIdResponse;
+            EnableKeyRotation(EnableKeyRotationRequest) -> Empty;
+            DisableKeyRotation(DisableKeyRotationRequest) -> Empty;
+            GetKeyRotationStatus(GetKeyRotationStatusRequest) -> GetKeyRotationStatusResponse;
+            RotateKeyOnDemand(RotateKeyOnDemandRequest) -> KeyIdResponse;
+            ListKeyRotations(ListKeyRotationsRequest) -> ListKeyRotationsResponse;
+            CreateAlias(CreateAliasRequest) -> Empty;
+            UpdateAlias(UpdateAliasRequest) -> Empty;
+            DeleteAlias(DeleteAliasRequest) -> Empty;
+            ListAliases(ListAliasesRequest) -> ListAliasesResponse;
+            TagResource(TagResourceRequest) -> Empty;
+            UntagResource(UntagResourceRequest) -> Empty;
+            ListResourceTags(ListResourceTagsRequest) -> ListResourceTagsResponse;
+            Encrypt(EncryptRequest) -> EncryptResponse;
+            Decrypt(DecryptRequest) -> DecryptResponse;
+            ReEncrypt(ReEncryptRequest) -> ReEncryptResponse;
+            GenerateDataKey(GenerateDataKeyRequest) -> GenerateDataKeyResponse;
+            GenerateDataKeyWithoutPlaintext(GenerateDataKeyWithoutPlaintextRequest) -> GenerateDataKeyWithoutPlaintextResponse;
+            GenerateRandom(GenerateRandomRequest) -> GenerateRandomResponse;
+            PutKeyPolicy(PutKeyPolicyRequest) -> Empty;
+            GetKeyPolicy(GetKeyPolicyRequest) -> GetKeyPolicyResponse;
+            ListKeyPolicies(ListKeyPoliciesRequest) -> ListKeyPoliciesResponse;
+            CreateGrant(CreateGrantRequest) -> CreateGrantResponse;
+            ListGrants(ListGrantsRequest) -> ListGrantsResponse;
+            ListRetirableGrants(ListRetirableGrantsRequest) -> ListGrantsResponse;
+            RetireGrant(RetireGrantRequest) -> Empty;
+            RevokeGrant(RevokeGrantRequest) -> Empty;
+            GetServicePolicy(GetServicePolicyRequest) -> GetKeyPolicyResponse;
+            PutServicePolicy(PutServicePolicyRequest) -> Empty;
+        }
+    };
 }
+
+for_each_operation!(operations);
 
 /// The response of operations that return nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
 //! Actions (`kms:Decrypt`, ...), the action patterns policies use
-//! (`kms:*`, `kms:Generate*`), and the table from each kmsd operation to the
-//! action(s) it needs, on which key, and the grant operation that can allow it.
+//! (`kms:*`, `kms:Generate*`), and [`Requirement`]: one check an operation
+//! needs. Each operation declares its requirements next to its handler in
+//! kmsd (`kmsd::service::operation`), built with [`on_service`],
+//! [`on_key`] and [`granted`].
 
 use crate::glob::glob_match_ignore_case;
 use crate::grants::GrantOperation;
@@ -141,7 +143,8 @@ pub struct Requirement {
     pub grant_operation: Option<GrantOperation>,
 }
 
-const fn svc(action: &'static str) -> Requirement {
+/// A check on no key (the service policy decides).
+pub const fn on_service(action: &'static str) -> Requirement {
     Requirement {
         action,
         target: Target::Service,
@@ -149,7 +152,8 @@ const fn svc(action: &'static str) -> Requirement {
     }
 }
 
-const fn key(action: &'static str) -> Requirement {
+/// A check on the key the request names that no grant can allow.
+pub const fn on_key(action: &'static str) -> Requirement {
     Requirement {
         action,
         target: Target::Key,
@@ -157,7 +161,8 @@ const fn key(action: &'static str) -> Requirement {
     }
 }
 
-const fn granted(action: &'static str, target: Target, op: GrantOperation) -> Requirement {
+/// A check that grant operation `op` can also allow.
+pub const fn granted(action: &'static str, target: Target, op: GrantOperation) -> Requirement {
     Requirement {
         action,
         target,
@@ -165,211 +170,9 @@ const fn granted(action: &'static str, target: Target, op: GrantOperation) -> Re
     }
 }
 
-use GrantOperation as G;
-
-/// kmsd operation name (`Request::name()`) → the checks it needs, all of
-/// which must allow.
-const TABLE: &[(&str, &[Requirement])] = &[
-    ("CreateKey", &[svc("kms:CreateKey")]),
-    (
-        "DescribeKey",
-        &[granted("kms:DescribeKey", Target::Key, G::DescribeKey)],
-    ),
-    ("ListKeys", &[svc("kms:ListKeys")]),
-    ("EnableKey", &[key("kms:EnableKey")]),
-    ("DisableKey", &[key("kms:DisableKey")]),
-    ("ScheduleKeyDeletion", &[key("kms:ScheduleKeyDeletion")]),
-    ("CancelKeyDeletion", &[key("kms:CancelKeyDeletion")]),
-    ("EnableKeyRotation", &[key("kms:EnableKeyRotation")]),
-    ("DisableKeyRotation", &[key("kms:DisableKeyRotation")]),
-    ("GetKeyRotationStatus", &[key("kms:GetKeyRotationStatus")]),
-    ("RotateKeyOnDemand", &[key("kms:RotateKeyOnDemand")]),
-    ("ListKeyRotations", &[key("kms:ListKeyRotations")]),
-    ("CreateAlias", &[key("kms:CreateAlias")]),
-    (
-        "UpdateAlias",
-        &[
-            key("kms:UpdateAlias"),
-            Requirement {
-                action: "kms:UpdateAlias",
-                target: Target::DestinationKey,
-                grant_operation: None,
-            },
-        ],
-    ),
-    ("DeleteAlias", &[key("kms:DeleteAlias")]),
-    ("ListAliases", &[svc("kms:ListAliases")]),
-    ("TagResource", &[key("kms:TagResource")]),
-    ("UntagResource", &[key("kms:UntagResource")]),
-    ("ListResourceTags", &[key("kms:ListResourceTags")]),
-    (
-        "Encrypt",
-        &[granted("kms:Encrypt", Target::Key, G::Encrypt)],
-    ),
-    (
-        "Decrypt",
-        &[granted("kms:Decrypt", Target::Key, G::Decrypt)],
-    ),
-    (
-        "ReEncrypt",
-        &[
-            granted("kms:ReEncryptFrom", Target::Key, G::ReEncryptFrom),
-            granted("kms:ReEncryptTo", Target::DestinationKey, G::ReEncryptTo),
-        ],
-    ),
-    (
-        "GenerateDataKey",
-        &[granted(
-            "kms:GenerateDataKey",
-            Target::Key,
-            G::GenerateDataKey,
-        )],
-    ),
-    (
-        "GenerateDataKeyWithoutPlaintext",
-        &[granted(
-            "kms:GenerateDataKeyWithoutPlaintext",
-            Target::Key,
-            G::GenerateDataKeyWithoutPlaintext,
-        )],
-    ),
-    ("GenerateRandom", &[svc("kms:GenerateRandom")]),
-    ("PutKeyPolicy", &[key("kms:PutKeyPolicy")]),
-    ("GetKeyPolicy", &[key("kms:GetKeyPolicy")]),
-    ("ListKeyPolicies", &[key("kms:ListKeyPolicies")]),
-    (
-        "CreateGrant",
-        &[granted("kms:CreateGrant", Target::Key, G::CreateGrant)],
-    ),
-    ("ListGrants", &[key("kms:ListGrants")]),
-    ("ListRetirableGrants", &[svc("kms:ListRetirableGrants")]),
-    (
-        "RetireGrant",
-        &[granted("kms:RetireGrant", Target::Key, G::RetireGrant)],
-    ),
-    ("RevokeGrant", &[key("kms:RevokeGrant")]),
-    ("GetServicePolicy", &[svc("kms:GetServicePolicy")]),
-    ("PutServicePolicy", &[svc("kms:PutServicePolicy")]),
-];
-
-/// The checks operation `operation` (a `Request::name()`) needs, or `None`
-/// for a name kmsd does not know. Every returned check must allow.
-///
-/// Not in the table, as in AWS: CreateKey with `Tags` also needs
-/// `kms:TagResource` (service policy, `Target::Service`).
-pub fn requirements(operation: &str) -> Option<&'static [Requirement]> {
-    TABLE
-        .iter()
-        .find(|(name, _)| *name == operation)
-        .map(|(_, reqs)| *reqs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The operation names in kmsd-client's `operations!` table, read from
-    /// its source so a new operation cannot be added without a policy entry.
-    fn client_operation_names() -> Vec<String> {
-        let src = include_str!("../../client/src/messages.rs");
-        let start = src.find("operations! {").expect("operations table");
-        let body = &src[start..];
-        let body = &body[..body.find("\n}").expect("table end")];
-        body.lines()
-            .filter_map(|l| {
-                let l = l.trim();
-                let (name, _) = l.split_once('(')?;
-                l.contains("->").then(|| name.to_owned())
-            })
-            .collect()
-    }
-
-    #[test]
-    fn every_client_operation_has_requirements() {
-        let names = client_operation_names();
-        assert!(names.len() >= 35, "parsed only {names:?}");
-        for name in &names {
-            let reqs = requirements(name).unwrap_or_else(|| panic!("{name} missing"));
-            assert!(!reqs.is_empty(), "{name}");
-            for r in reqs {
-                assert!(ACTIONS.contains(&r.action), "{name}: {}", r.action);
-            }
-        }
-        assert_eq!(TABLE.len(), names.len(), "table has extra entries");
-        assert_eq!(requirements("Frobnicate"), None);
-    }
-
-    #[test]
-    fn keyless_operations_are_service_scoped() {
-        for op in [
-            "CreateKey",
-            "ListKeys",
-            "ListAliases",
-            "GenerateRandom",
-            "ListRetirableGrants",
-            "GetServicePolicy",
-            "PutServicePolicy",
-        ] {
-            let reqs = requirements(op).unwrap();
-            assert!(reqs.iter().all(|r| r.target == Target::Service), "{op}");
-        }
-        for op in ["Encrypt", "PutKeyPolicy", "ListGrants", "TagResource"] {
-            assert_eq!(requirements(op).unwrap()[0].target, Target::Key, "{op}");
-        }
-    }
-
-    #[test]
-    fn reencrypt_needs_from_on_source_and_to_on_destination() {
-        let r = requirements("ReEncrypt").unwrap();
-        assert_eq!(r.len(), 2);
-        assert_eq!(
-            (r[0].action, r[0].target, r[0].grant_operation),
-            ("kms:ReEncryptFrom", Target::Key, Some(G::ReEncryptFrom))
-        );
-        assert_eq!(
-            (r[1].action, r[1].target, r[1].grant_operation),
-            (
-                "kms:ReEncryptTo",
-                Target::DestinationKey,
-                Some(G::ReEncryptTo)
-            )
-        );
-        let u = requirements("UpdateAlias").unwrap();
-        assert_eq!(
-            u.iter().map(|r| r.target).collect::<Vec<_>>(),
-            [Target::Key, Target::DestinationKey]
-        );
-    }
-
-    #[test]
-    fn grants_allow_only_crypto_describe_and_grant_ops() {
-        let mut grantable: Vec<&str> = TABLE
-            .iter()
-            .filter(|(_, reqs)| reqs.iter().any(|r| r.grant_operation.is_some()))
-            .map(|(name, _)| *name)
-            .collect();
-        grantable.sort_unstable();
-        assert_eq!(
-            grantable,
-            [
-                "CreateGrant",
-                "Decrypt",
-                "DescribeKey",
-                "Encrypt",
-                "GenerateDataKey",
-                "GenerateDataKeyWithoutPlaintext",
-                "ReEncrypt",
-                "RetireGrant",
-            ]
-        );
-        for (_, reqs) in TABLE {
-            for r in *reqs {
-                if let Some(op) = r.grant_operation {
-                    assert_eq!(op.action(), r.action);
-                }
-            }
-        }
-    }
 
     #[test]
     fn patterns_match_case_insensitively() {

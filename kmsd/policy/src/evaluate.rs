@@ -26,7 +26,7 @@ pub struct Query<'a> {
     pub caller: &'a Caller,
     /// The uid kmsd runs as.
     pub admin_uid: u32,
-    /// As policies name it: `kms:Decrypt` (see [`crate::requirements`]).
+    /// As policies name it: `kms:Decrypt` (see [`crate::Requirement`]).
     pub action: &'a str,
     /// The key the action is on; `None` for operations that name no key.
     pub key: Option<KeyScope<'a>>,

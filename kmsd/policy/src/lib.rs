@@ -17,9 +17,10 @@
 //! uid. Parse stored policies with [`Policy::parse`] (cache the result).
 //!
 //! Per request:
-//! 1. `requirements(request.name())` gives the checks ([`Requirement`]):
-//!    an action and a [`Target`] (no key, the key, or ReEncrypt's /
-//!    UpdateAlias's destination key). All must allow.
+//! 1. The operation declares its checks ([`Requirement`]s, built with
+//!    [`on_service`], [`on_key`], [`granted`]): an action and a [`Target`]
+//!    (no key, the key, or ReEncrypt's / UpdateAlias's destination key).
+//!    All must allow.
 //! 2. For each, build a [`RequestContext`]
 //!    ([`RequestContext::with_encryption_context`] for crypto operations,
 //!    [`RequestContext::for_create_grant`] with the validated new grant,
@@ -55,7 +56,8 @@
 //! let key_policy = Policy::parse(&default_key_policy(0, 1000)).unwrap();
 //! let service = Policy::parse(&default_service_policy(0)).unwrap();
 //! let ctx = RequestContext::default();
-//! for req in requirements("GenerateDataKey").unwrap() {
+//! let checks = [granted("kms:GenerateDataKey", Target::Key, GrantOperation::GenerateDataKey)];
+//! for req in &checks {
 //!     let q = Query {
 //!         caller: &alice,
 //!         admin_uid: 0,
@@ -82,7 +84,7 @@ mod json;
 mod principal;
 mod system;
 
-pub use actions::{ACTIONS, ActionPattern, Requirement, Target, requirements};
+pub use actions::{ACTIONS, ActionPattern, Requirement, Target, granted, on_key, on_service};
 pub use condition::{BaseOperator, Condition, ConditionKey, Operator, RequestContext, SetOperator};
 pub use defaults::{
     DEFAULT_KEY_POLICY_ID, DEFAULT_SERVICE_POLICY_ID, default_key_policy, default_service_policy,

@@ -6,7 +6,7 @@
 //! their own response; responses are matched to requests by id, so order
 //! does not matter.
 
-use super::audit::{self, Auditor};
+use super::audit;
 use super::limits::ConnSlot;
 use super::listener::ServerConfig;
 use crate::service::dispatch::is_mutation;
@@ -35,7 +35,6 @@ struct Session {
     /// up once per connection).
     principal: Principal,
     service: Arc<KeyService>,
-    auditor: Arc<Auditor>,
     config: ServerConfig,
     /// The connection's place in the limits and its uid's rate buckets.
     slot: ConnSlot,
@@ -173,7 +172,6 @@ impl Connection {
         stream: UnixStream,
         caller: Caller,
         service: Arc<KeyService>,
-        auditor: Arc<Auditor>,
         config: ServerConfig,
         slot: ConnSlot,
         shutdown: broadcast::Receiver<()>,
@@ -186,7 +184,6 @@ impl Connection {
                 caller,
                 principal,
                 service,
-                auditor,
                 config,
                 slot,
                 shutdown,
@@ -292,20 +289,15 @@ impl Session {
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
                         break;
                     };
-                    let (svc, auditor, caller, principal, w) = (
+                    let (svc, caller, principal, w) = (
                         self.service.clone(),
-                        self.auditor.clone(),
                         self.caller.clone(),
                         self.principal.clone(),
                         writer.clone(),
                     );
                     tokio::task::spawn_blocking(move || {
-                        let (result, record) =
-                            run_request(&svc, &auditor, &caller, &principal, request);
-                        let result = match record {
-                            Some(t) => auditor.settle(t.wait(), result),
-                            None => result,
-                        };
+                        let (result, record) = run_request(&svc, &caller, &principal, request);
+                        let result = svc.settle(record, result);
                         let mut buf = Zeroizing::new(Vec::with_capacity(256));
                         encode_into(&ServerFrame::Response { id, result }, &mut buf);
                         tokio::runtime::Handle::current().block_on(async move {
@@ -315,13 +307,8 @@ impl Session {
                     });
                 }
                 Some(ClientFrame::Request { id, request }) => {
-                    let (result, record) = run_request(
-                        &self.service,
-                        &self.auditor,
-                        &self.caller,
-                        &self.principal,
-                        request,
-                    );
+                    let (result, record) =
+                        run_request(&self.service, &self.caller, &self.principal, request);
                     pending.push(Pending { id, result, record });
                     if pending.len() >= max {
                         self.flush(&mut pending, writer).await;
@@ -378,10 +365,7 @@ impl Session {
     async fn encode_pending(&self, pending: &mut Vec<Pending>) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(256 * pending.len()));
         for p in pending.drain(..) {
-            let result = match p.record {
-                Some(t) => self.auditor.settle(t.await, p.result),
-                None => p.result,
-            };
+            let result = self.service.settle_async(p.record, p.result).await;
             encode_into(&ServerFrame::Response { id: p.id, result }, &mut out);
         }
         out
@@ -435,25 +419,19 @@ pub async fn refuse(mut stream: UnixStream, why: KmsError) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&f)).await;
 }
 
-/// Runs one request and submits its audit record; `None` when the request
-/// was refused because the audit trail is down.
+/// Runs one request through the service's pipeline; its record is
+/// durable already (mutations) or in flight (the ticket).
 fn run_request(
     svc: &KeyService,
-    auditor: &Auditor,
     caller: &Caller,
     principal: &Principal,
     request: Request,
 ) -> (Result<Response, KmsError>, Option<Ticket>) {
-    if let Err(e) = auditor.check_healthy() {
-        return (Err(e), None);
-    }
     let name = request.name();
-    let event = auditor.begin(svc, principal, &request);
-    let result = svc.handle(caller, request);
-    match &result {
+    let o = svc.handle(caller, principal, request);
+    match &o.result {
         Ok(_) => tracing::debug!(op = name, uid = caller.uid, "ok"),
         Err(e) => tracing::debug!(op = name, uid = caller.uid, error = %e.kind, "failed"),
     }
-    let record = auditor.finish(event, &result);
-    (result, Some(record))
+    (o.result, o.record)
 }

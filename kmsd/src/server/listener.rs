@@ -8,9 +8,8 @@
 //! may be slow) run on the blocking pool inside the connection's task, so
 //! one slow lookup cannot stall new connections.
 
-use super::audit::Auditor;
 use super::connection::{Connection, refuse};
-use super::limits::{Limits, throttle_error, throttle_event};
+use super::limits::{Limits, throttle_event};
 use super::peer::peer_caller;
 use crate::service::KeyService;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
@@ -74,7 +73,6 @@ impl Default for ServerConfig {
 pub async fn serve(
     listener: UnixListener,
     service: Arc<KeyService>,
-    auditor: Arc<Auditor>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -83,7 +81,7 @@ pub async fn serve(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let reporter = tokio::spawn(report_throttled(
         limits.clone(),
-        auditor.clone(),
+        service.clone(),
         config.throttle_report_interval,
     ));
     tokio::pin!(shutdown);
@@ -116,7 +114,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let (service, auditor, config) = (service.clone(), auditor.clone(), config.clone());
+        let (service, config) = (service.clone(), config.clone());
         let (shutdown_rx, done) = (notify.subscribe(), done_tx.clone());
         tokio::spawn(async move {
             // NSS lookups (names, groups) and /proc reads off the runtime.
@@ -126,7 +124,6 @@ pub async fn serve(
                     stream,
                     caller,
                     service,
-                    auditor,
                     config,
                     slot,
                     shutdown_rx,
@@ -148,26 +145,25 @@ pub async fn serve(
     drop(done_tx);
     let _ = done_rx.recv().await;
     reporter.abort();
-    write_throttle_reports(&limits, &auditor, config.throttle_report_interval).await;
+    write_throttle_reports(&limits, &service, config.throttle_report_interval).await;
 }
 
 /// Writes one `RequestsThrottled` record per throttled uid every interval.
-async fn report_throttled(limits: Arc<Limits>, auditor: Arc<Auditor>, every: Duration) {
+async fn report_throttled(limits: Arc<Limits>, service: Arc<KeyService>, every: Duration) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     tick.tick().await;
     loop {
         tick.tick().await;
-        write_throttle_reports(&limits, &auditor, every).await;
+        write_throttle_reports(&limits, &service, every).await;
     }
 }
 
-async fn write_throttle_reports(limits: &Limits, auditor: &Auditor, every: Duration) {
+async fn write_throttle_reports(limits: &Limits, service: &KeyService, every: Duration) {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     for (uid, tally) in limits.drain_throttled() {
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ev = throttle_event(uid, &tally, every, n);
-        let err = Err(throttle_error(uid, &tally));
-        let ticket = auditor.finish(ev, &err);
+        let ticket = service.auditor().submit(&ev);
         tracing::warn!(uid, count = tally.count, "requests throttled");
         if let Err(e) = ticket.await {
             tracing::error!(uid, error = %e, "the throttle report could not be written");

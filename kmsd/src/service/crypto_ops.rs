@@ -1,11 +1,15 @@
 //! Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext),
-//! GenerateRandom. These take the state's read lock only long enough to
-//! pick a cipher; the AES work runs unlocked.
+//! GenerateRandom. They run under the state's read lock, on the key the
+//! pipeline resolved and authorized; cryptographic calls never wait for a
+//! mutation's commit (only for its brief in-memory apply).
 
-use super::{KeyService, Result, validate};
+use super::operation::{Exec, KeyRef, Operation, Planned, Refs, read};
+use super::{KeyService, Result, State, validate};
 use crate::crypto::aead::{KeyCipher, fill_random};
 use crate::crypto::blob::{self, BlobHeader};
 use kmsd_client::*;
+use kmsd_policy::{GrantOperation as G, RequestContext, Requirement, Target, granted, on_service};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -17,12 +21,14 @@ fn invalid_ciphertext() -> KmsError {
     )
 }
 
+fn context(ctx: &EncryptionContext) -> Result<RequestContext> {
+    Ok(RequestContext::with_encryption_context(ctx))
+}
+
 impl KeyService {
     /// The current version of a usable key.
-    fn current_cipher(&self, key_ref: &str) -> Result<(BlobHeader, Arc<KeyCipher>)> {
-        let st = self.read();
-        let id = self.resolve(&st, key_ref)?;
-        let e = self.entry(&st, id)?;
+    fn current_cipher(&self, st: &State, id: Uuid) -> Result<(BlobHeader, Arc<KeyCipher>)> {
+        let e = self.entry(st, id)?;
         self.require_usable(e)?;
         let (key_version, c) = e
             .current()
@@ -36,142 +42,295 @@ impl KeyService {
         ))
     }
 
-    /// Authenticates and decrypts a blob; `expected` is the caller's KeyId.
-    pub(crate) fn open_blob(
+    /// Authenticates and decrypts a blob made under key `id` (the key its
+    /// header names, resolved by the pipeline); `expected` is the key the
+    /// caller's `KeyId` resolved to, if it gave one.
+    fn open_blob(
         &self,
+        st: &State,
+        id: Uuid,
         ct: &[u8],
         ctx: &EncryptionContext,
-        expected: Option<&str>,
-    ) -> Result<(Uuid, SecretBytes)> {
-        validate::ciphertext_blob(ct.len())?;
+        expected: Option<Uuid>,
+    ) -> Result<SecretBytes> {
         let h = blob::parse_header(ct).map_err(|_| invalid_ciphertext())?;
-        let cipher = {
-            let st = self.read();
-            if let Some(k) = expected {
-                let want = self.resolve(&st, k)?;
-                if want != h.key_id {
-                    return Err(KmsError::incorrect_key(format!(
-                        "The ciphertext was made under {}, not under the KeyId given ({}).",
-                        self.key_arn(h.key_id),
-                        self.key_arn(want)
-                    )));
-                }
-            }
-            let e = st.keys.get(&h.key_id).ok_or_else(invalid_ciphertext)?;
-            self.require_usable(e)?;
-            e.version(h.key_version).ok_or_else(invalid_ciphertext)?
-        };
-        let plain = blob::open(&cipher, ct, ctx).map_err(|_| invalid_ciphertext())?;
-        Ok((h.key_id, plain))
+        if h.key_id != id {
+            return Err(KmsError::internal("ciphertext key changed under the lock"));
+        }
+        if let Some(want) = expected
+            && want != h.key_id
+        {
+            return Err(KmsError::incorrect_key(format!(
+                "The ciphertext was made under {}, not under the KeyId given ({}).",
+                self.key_arn(h.key_id),
+                self.key_arn(want)
+            )));
+        }
+        let e = st.keys.get(&h.key_id).ok_or_else(invalid_ciphertext)?;
+        self.require_usable(e)?;
+        let cipher = e.version(h.key_version).ok_or_else(invalid_ciphertext)?;
+        blob::open(&cipher, ct, ctx).map_err(|_| invalid_ciphertext())
     }
 
-    pub fn encrypt(&self, req: EncryptRequest) -> Result<EncryptResponse> {
-        validate::plaintext(req.plaintext.len())?;
-        validate::encryption_context("EncryptionContext", &req.encryption_context)?;
-        validate::grant_tokens(&req.grant_tokens)?;
-        let (h, c) = self.current_cipher(&req.key_id)?;
-        let ct = blob::seal(&c, h, &req.encryption_context, req.plaintext.expose());
-        Ok(EncryptResponse {
-            ciphertext_blob: Blob(ct),
-            key_id: self.key_arn(h.key_id),
-            encryption_algorithm: ALGORITHM.into(),
-        })
-    }
-
-    pub fn decrypt(&self, req: DecryptRequest) -> Result<DecryptResponse> {
-        validate::encryption_context("EncryptionContext", &req.encryption_context)?;
-        validate::grant_tokens(&req.grant_tokens)?;
-        let (id, plaintext) = self.open_blob(
-            &req.ciphertext_blob.0,
-            &req.encryption_context,
-            req.key_id.as_deref(),
-        )?;
-        Ok(DecryptResponse {
-            key_id: self.key_arn(id),
-            plaintext,
-            encryption_algorithm: ALGORITHM.into(),
-        })
-    }
-
-    pub fn re_encrypt(&self, req: ReEncryptRequest) -> Result<ReEncryptResponse> {
-        validate::encryption_context("SourceEncryptionContext", &req.source_encryption_context)?;
-        validate::encryption_context(
-            "DestinationEncryptionContext",
-            &req.destination_encryption_context,
-        )?;
-        validate::grant_tokens(&req.grant_tokens)?;
-        let (dh, dc) = self.current_cipher(&req.destination_key_id)?;
-        let (src, plain) = self.open_blob(
-            &req.ciphertext_blob.0,
-            &req.source_encryption_context,
-            req.source_key_id.as_deref(),
-        )?;
-        let ct = blob::seal(&dc, dh, &req.destination_encryption_context, plain.expose());
-        Ok(ReEncryptResponse {
-            ciphertext_blob: Blob(ct),
-            source_key_id: self.key_arn(src),
-            key_id: self.key_arn(dh.key_id),
-            source_encryption_algorithm: ALGORITHM.into(),
-            destination_encryption_algorithm: ALGORITHM.into(),
-        })
-    }
-
+    /// A fresh data key of `len` bytes sealed under key `id`.
     fn data_key(
         &self,
-        key_ref: &str,
+        st: &State,
+        id: Uuid,
         ctx: &EncryptionContext,
-        spec: Option<DataKeySpec>,
-        bytes: Option<u32>,
+        len: usize,
     ) -> Result<(String, Vec<u8>, SecretBytes)> {
-        validate::encryption_context("EncryptionContext", ctx)?;
-        let len = validate::data_key_len(spec, bytes)?;
-        let (h, c) = self.current_cipher(key_ref)?;
+        let (h, c) = self.current_cipher(st, id)?;
         let mut key = SecretBytes::zeroed(len);
         fill_random(key.expose_mut());
         let ct = blob::seal(&c, h, ctx, key.expose());
         Ok((self.key_arn(h.key_id), ct, key))
     }
+}
 
-    pub fn generate_data_key(
-        &self,
-        req: GenerateDataKeyRequest,
-    ) -> Result<GenerateDataKeyResponse> {
-        validate::grant_tokens(&req.grant_tokens)?;
-        let (key_id, ct, plaintext) = self.data_key(
-            &req.key_id,
-            &req.encryption_context,
-            req.key_spec,
-            req.number_of_bytes,
+impl Operation for EncryptRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[granted("kms:Encrypt", Target::Key, G::Encrypt)];
+
+    fn validate(&self) -> Result<()> {
+        validate::plaintext(self.plaintext.len())?;
+        validate::encryption_context("EncryptionContext", &self.encryption_context)?;
+        validate::grant_tokens(&self.grant_tokens)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn grant_tokens(&self) -> &[String] {
+        &self.grant_tokens
+    }
+
+    fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
+        context(&self.encryption_context)
+    }
+
+    /// Everything but the plaintext, which never reaches a `Value`.
+    fn audit_parameters(&self) -> Value {
+        json!({
+            "KeyId": self.key_id,
+            "EncryptionContext": self.encryption_context,
+            "GrantTokens": self.grant_tokens,
+        })
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<EncryptResponse> {
+        let (h, c) = cx.svc.current_cipher(cx.st, cx.key_id()?)?;
+        let ct = blob::seal(&c, h, &self.encryption_context, self.plaintext.expose());
+        read(EncryptResponse {
+            ciphertext_blob: Blob(ct),
+            key_id: cx.svc.key_arn(h.key_id),
+            encryption_algorithm: ALGORITHM.into(),
+        })
+    }
+}
+
+impl Operation for DecryptRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[granted("kms:Decrypt", Target::Key, G::Decrypt)];
+
+    fn validate(&self) -> Result<()> {
+        validate::ciphertext_blob(self.ciphertext_blob.0.len())?;
+        validate::encryption_context("EncryptionContext", &self.encryption_context)?;
+        validate::grant_tokens(&self.grant_tokens)
+    }
+
+    /// Authorized on the key the blob names; the caller's `KeyId`, if
+    /// given, must name the same key.
+    fn refs(&self) -> Refs<'_> {
+        Refs {
+            key: Some(KeyRef::Blob(&self.ciphertext_blob.0)),
+            destination: None,
+            other: self.key_id.as_deref().map(KeyRef::Named),
+        }
+    }
+
+    fn grant_tokens(&self) -> &[String] {
+        &self.grant_tokens
+    }
+
+    fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
+        context(&self.encryption_context)
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<DecryptResponse> {
+        let id = cx.key_id()?;
+        let plaintext = cx.svc.open_blob(
+            cx.st,
+            id,
+            &self.ciphertext_blob.0,
+            &self.encryption_context,
+            cx.ids.other,
         )?;
-        Ok(GenerateDataKeyResponse {
+        read(DecryptResponse {
+            key_id: cx.svc.key_arn(id),
+            plaintext,
+            encryption_algorithm: ALGORITHM.into(),
+        })
+    }
+}
+
+impl Operation for ReEncryptRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[
+        granted("kms:ReEncryptFrom", Target::Key, G::ReEncryptFrom),
+        granted("kms:ReEncryptTo", Target::DestinationKey, G::ReEncryptTo),
+    ];
+
+    fn validate(&self) -> Result<()> {
+        validate::ciphertext_blob(self.ciphertext_blob.0.len())?;
+        validate::encryption_context("SourceEncryptionContext", &self.source_encryption_context)?;
+        validate::encryption_context(
+            "DestinationEncryptionContext",
+            &self.destination_encryption_context,
+        )?;
+        validate::grant_tokens(&self.grant_tokens)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs {
+            key: Some(KeyRef::Blob(&self.ciphertext_blob.0)),
+            destination: Some(KeyRef::Named(&self.destination_key_id)),
+            other: self.source_key_id.as_deref().map(KeyRef::Named),
+        }
+    }
+
+    fn grant_tokens(&self) -> &[String] {
+        &self.grant_tokens
+    }
+
+    fn conditions(&self, _cx: &Exec<'_>, target: Target) -> Result<RequestContext> {
+        match target {
+            Target::DestinationKey => context(&self.destination_encryption_context),
+            _ => context(&self.source_encryption_context),
+        }
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<ReEncryptResponse> {
+        let dest = cx
+            .ids
+            .destination
+            .ok_or_else(|| KmsError::internal("ReEncrypt has no resolved destination"))?;
+        let (dh, dc) = cx.svc.current_cipher(cx.st, dest)?;
+        let src = cx.key_id()?;
+        let plain = cx.svc.open_blob(
+            cx.st,
+            src,
+            &self.ciphertext_blob.0,
+            &self.source_encryption_context,
+            cx.ids.other,
+        )?;
+        let ct = blob::seal(
+            &dc,
+            dh,
+            &self.destination_encryption_context,
+            plain.expose(),
+        );
+        read(ReEncryptResponse {
+            ciphertext_blob: Blob(ct),
+            source_key_id: cx.svc.key_arn(src),
+            key_id: cx.svc.key_arn(dh.key_id),
+            source_encryption_algorithm: ALGORITHM.into(),
+            destination_encryption_algorithm: ALGORITHM.into(),
+        })
+    }
+}
+
+impl Operation for GenerateDataKeyRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[granted(
+        "kms:GenerateDataKey",
+        Target::Key,
+        G::GenerateDataKey,
+    )];
+
+    fn validate(&self) -> Result<()> {
+        validate::encryption_context("EncryptionContext", &self.encryption_context)?;
+        validate::data_key_len(self.key_spec, self.number_of_bytes)?;
+        validate::grant_tokens(&self.grant_tokens)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn grant_tokens(&self) -> &[String] {
+        &self.grant_tokens
+    }
+
+    fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
+        context(&self.encryption_context)
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<GenerateDataKeyResponse> {
+        let len = validate::data_key_len(self.key_spec, self.number_of_bytes)?;
+        let (key_id, ct, plaintext) =
+            cx.svc
+                .data_key(cx.st, cx.key_id()?, &self.encryption_context, len)?;
+        read(GenerateDataKeyResponse {
             ciphertext_blob: Blob(ct),
             plaintext,
             key_id,
         })
     }
+}
 
-    pub fn generate_data_key_without_plaintext(
-        &self,
-        req: GenerateDataKeyWithoutPlaintextRequest,
-    ) -> Result<GenerateDataKeyWithoutPlaintextResponse> {
-        validate::grant_tokens(&req.grant_tokens)?;
-        let (key_id, ct, _) = self.data_key(
-            &req.key_id,
-            &req.encryption_context,
-            req.key_spec,
-            req.number_of_bytes,
-        )?;
-        Ok(GenerateDataKeyWithoutPlaintextResponse {
+impl Operation for GenerateDataKeyWithoutPlaintextRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[granted(
+        "kms:GenerateDataKeyWithoutPlaintext",
+        Target::Key,
+        G::GenerateDataKeyWithoutPlaintext,
+    )];
+
+    fn validate(&self) -> Result<()> {
+        validate::encryption_context("EncryptionContext", &self.encryption_context)?;
+        validate::data_key_len(self.key_spec, self.number_of_bytes)?;
+        validate::grant_tokens(&self.grant_tokens)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn grant_tokens(&self) -> &[String] {
+        &self.grant_tokens
+    }
+
+    fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
+        context(&self.encryption_context)
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<GenerateDataKeyWithoutPlaintextResponse> {
+        let len = validate::data_key_len(self.key_spec, self.number_of_bytes)?;
+        let (key_id, ct, _) =
+            cx.svc
+                .data_key(cx.st, cx.key_id()?, &self.encryption_context, len)?;
+        read(GenerateDataKeyWithoutPlaintextResponse {
             ciphertext_blob: Blob(ct),
             key_id,
         })
     }
+}
 
-    pub fn generate_random(&self, req: GenerateRandomRequest) -> Result<GenerateRandomResponse> {
-        let n = validate::random_bytes(req.number_of_bytes)?;
+impl Operation for GenerateRandomRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[on_service("kms:GenerateRandom")];
+
+    fn validate(&self) -> Result<()> {
+        validate::random_bytes(self.number_of_bytes).map(drop)
+    }
+
+    fn execute(self, _cx: &Exec<'_>) -> Planned<GenerateRandomResponse> {
+        let n = validate::random_bytes(self.number_of_bytes)?;
         let mut plaintext = SecretBytes::zeroed(n);
         fill_random(plaintext.expose_mut());
-        Ok(GenerateRandomResponse { plaintext })
+        read(GenerateRandomResponse { plaintext })
     }
 }
 
@@ -194,7 +353,7 @@ mod tests {
         c: &EncryptionContext,
     ) -> Result<Vec<u8>, KmsError> {
         t.svc
-            .encrypt(EncryptRequest {
+            .run(EncryptRequest {
                 key_id: key.into(),
                 plaintext: SecretBytes::from_slice(pt),
                 encryption_context: c.clone(),
@@ -210,7 +369,7 @@ mod tests {
         key: Option<&str>,
     ) -> Result<Vec<u8>, KmsError> {
         t.svc
-            .decrypt(DecryptRequest {
+            .run(DecryptRequest {
                 ciphertext_blob: Blob(ct.to_vec()),
                 encryption_context: c.clone(),
                 key_id: key.map(str::to_string),
@@ -271,9 +430,7 @@ mod tests {
         let t = TestService::new();
         let a = t.create("a").key_id;
         let ct = encrypt(&t, &a, b"x", &ctx(&[])).unwrap();
-        t.svc
-            .disable_key(DisableKeyRequest { key_id: a.clone() })
-            .unwrap();
+        t.svc.run(DisableKeyRequest { key_id: a.clone() }).unwrap();
         assert_eq!(
             encrypt(&t, &a, b"x", &ctx(&[])).err().unwrap().kind,
             ErrorKind::DisabledException
@@ -283,7 +440,7 @@ mod tests {
             ErrorKind::DisabledException
         );
         t.svc
-            .schedule_key_deletion(ScheduleKeyDeletionRequest {
+            .run(ScheduleKeyDeletionRequest {
                 key_id: a.clone(),
                 pending_window_in_days: Some(7),
             })
@@ -296,7 +453,7 @@ mod tests {
             decrypt(&t, &ct, &ctx(&[]), None).err().unwrap().kind,
             ErrorKind::KMSInvalidStateException
         );
-        assert!(t.svc.describe_key(DescribeKeyRequest { key_id: a }).is_ok());
+        assert!(t.svc.run(DescribeKeyRequest { key_id: a }).is_ok());
     }
 
     #[test]
@@ -307,7 +464,7 @@ mod tests {
         let c = ctx(&[("file", "1")]);
         let dk = t
             .svc
-            .generate_data_key(GenerateDataKeyRequest {
+            .run(GenerateDataKeyRequest {
                 key_id: a.clone(),
                 encryption_context: c.clone(),
                 key_spec: Some(DataKeySpec::Aes256),
@@ -322,7 +479,7 @@ mod tests {
         );
         let wp = t
             .svc
-            .generate_data_key_without_plaintext(GenerateDataKeyWithoutPlaintextRequest {
+            .run(GenerateDataKeyWithoutPlaintextRequest {
                 key_id: a.clone(),
                 encryption_context: c.clone(),
                 key_spec: None,
@@ -338,7 +495,7 @@ mod tests {
         let c2 = ctx(&[("file", "2")]);
         let re = t
             .svc
-            .re_encrypt(ReEncryptRequest {
+            .run(ReEncryptRequest {
                 ciphertext_blob: dk.ciphertext_blob.clone(),
                 source_encryption_context: c.clone(),
                 source_key_id: None,
@@ -352,7 +509,7 @@ mod tests {
             decrypt(&t, &re.ciphertext_blob.0, &c2, Some(&b)).unwrap(),
             dk.plaintext.expose()
         );
-        let wrong_src = t.svc.re_encrypt(ReEncryptRequest {
+        let wrong_src = t.svc.run(ReEncryptRequest {
             ciphertext_blob: dk.ciphertext_blob,
             source_encryption_context: c2,
             source_key_id: None,
@@ -367,14 +524,14 @@ mod tests {
 
         let r = t
             .svc
-            .generate_random(GenerateRandomRequest {
+            .run(GenerateRandomRequest {
                 number_of_bytes: 1024,
             })
             .unwrap();
         assert_eq!(r.plaintext.len(), 1024);
         assert!(
             t.svc
-                .generate_random(GenerateRandomRequest { number_of_bytes: 0 })
+                .run(GenerateRandomRequest { number_of_bytes: 0 })
                 .is_err()
         );
     }
@@ -392,7 +549,7 @@ mod tests {
                 encrypt(&t, &k, b"x", c).unwrap_err(),
                 decrypt(&t, &ct, c, None).unwrap_err(),
                 t.svc
-                    .generate_data_key(GenerateDataKeyRequest {
+                    .run(GenerateDataKeyRequest {
                         key_id: k.clone(),
                         encryption_context: c.clone(),
                         key_spec: Some(DataKeySpec::Aes256),
@@ -402,7 +559,7 @@ mod tests {
                     .map(|_| ())
                     .unwrap_err(),
                 t.svc
-                    .re_encrypt(ReEncryptRequest {
+                    .run(ReEncryptRequest {
                         ciphertext_blob: Blob(ct.clone()),
                         source_encryption_context: small.clone(),
                         destination_encryption_context: c.clone(),
@@ -419,7 +576,7 @@ mod tests {
         }
         let e = t
             .svc
-            .encrypt(EncryptRequest {
+            .run(EncryptRequest {
                 key_id: k.clone(),
                 plaintext: SecretBytes::from_slice(b"x"),
                 encryption_context: small.clone(),

@@ -1,84 +1,129 @@
-//! Routes one request to its handler.
+//! Routes a [`Request`] to its operation's pipeline run. Generated from
+//! kmsd-client's list of operations: a request type without an
+//! [`Operation`] impl does not compile.
 
-use super::{Caller, KeyService, Result};
-use kmsd_client::{Request, Response};
+use super::operation::Operation;
+use super::pipeline::Outcome;
+use super::{Caller, KeyService};
+use kmsd_audit::Principal;
+use kmsd_client::*;
 
-impl KeyService {
-    /// Authorizes, then runs one request.
-    pub fn handle(&self, caller: &Caller, request: Request) -> Result<Response> {
-        self.authorize(caller, &request)?;
-        self.execute(caller, request)
-    }
-
-    fn execute(&self, caller: &Caller, request: Request) -> Result<Response> {
-        use Request as Q;
-        use Response as R;
-        Ok(match request {
-            Q::CreateKey(r) => {
-                let policy = self.new_key_policy(caller, &r)?;
-                R::CreateKey(self.create_key(caller, r, policy)?)
+macro_rules! dispatch {
+    ($($name:ident($req:ident) -> $resp:ident;)*) => {
+        impl KeyService {
+            /// Resolves, authorizes, runs and audits one request.
+            pub fn handle(
+                &self,
+                caller: &Caller,
+                principal: &Principal,
+                request: Request,
+            ) -> Outcome<Response> {
+                match request {
+                    $(Request::$name(r) => self.call(caller, principal, r).map(Response::$name),)*
+                }
             }
-            Q::DescribeKey(r) => R::DescribeKey(self.describe_key(r)?),
-            Q::ListKeys(r) => R::ListKeys(self.list_keys(r)?),
-            Q::EnableKey(r) => R::EnableKey(self.enable_key(r)?),
-            Q::DisableKey(r) => R::DisableKey(self.disable_key(r)?),
-            Q::ScheduleKeyDeletion(r) => R::ScheduleKeyDeletion(self.schedule_key_deletion(r)?),
-            Q::CancelKeyDeletion(r) => R::CancelKeyDeletion(self.cancel_key_deletion(r)?),
-            Q::EnableKeyRotation(r) => R::EnableKeyRotation(self.enable_key_rotation(r)?),
-            Q::DisableKeyRotation(r) => R::DisableKeyRotation(self.disable_key_rotation(r)?),
-            Q::GetKeyRotationStatus(r) => R::GetKeyRotationStatus(self.get_key_rotation_status(r)?),
-            Q::RotateKeyOnDemand(r) => R::RotateKeyOnDemand(self.rotate_key_on_demand(r)?),
-            Q::ListKeyRotations(r) => R::ListKeyRotations(self.list_key_rotations(r)?),
-            Q::CreateAlias(r) => R::CreateAlias(self.create_alias(r)?),
-            Q::UpdateAlias(r) => R::UpdateAlias(self.update_alias(r)?),
-            Q::DeleteAlias(r) => R::DeleteAlias(self.delete_alias(r)?),
-            Q::ListAliases(r) => R::ListAliases(self.list_aliases(r)?),
-            Q::TagResource(r) => R::TagResource(self.tag_resource(r)?),
-            Q::UntagResource(r) => R::UntagResource(self.untag_resource(r)?),
-            Q::ListResourceTags(r) => R::ListResourceTags(self.list_resource_tags(r)?),
-            Q::Encrypt(r) => R::Encrypt(self.encrypt(r)?),
-            Q::Decrypt(r) => R::Decrypt(self.decrypt(r)?),
-            Q::ReEncrypt(r) => R::ReEncrypt(self.re_encrypt(r)?),
-            Q::GenerateDataKey(r) => R::GenerateDataKey(self.generate_data_key(r)?),
-            Q::GenerateDataKeyWithoutPlaintext(r) => {
-                R::GenerateDataKeyWithoutPlaintext(self.generate_data_key_without_plaintext(r)?)
+        }
+
+        /// Whether a request changes state (and so waits on a durable
+        /// commit).
+        pub fn is_mutation(r: &Request) -> bool {
+            match r {
+                $(Request::$name(_) => <$req as Operation>::MUTATES,)*
             }
-            Q::GenerateRandom(r) => R::GenerateRandom(self.generate_random(r)?),
-            Q::PutKeyPolicy(r) => R::PutKeyPolicy(self.put_key_policy(caller, r)?),
-            Q::GetKeyPolicy(r) => R::GetKeyPolicy(self.get_key_policy(r)?),
-            Q::ListKeyPolicies(r) => R::ListKeyPolicies(self.list_key_policies(r)?),
-            Q::CreateGrant(r) => R::CreateGrant(self.create_grant(caller, r)?),
-            Q::ListGrants(r) => R::ListGrants(self.list_grants(r)?),
-            Q::ListRetirableGrants(r) => R::ListRetirableGrants(self.list_retirable_grants(r)?),
-            Q::RetireGrant(r) => R::RetireGrant(self.retire_grant(r)?),
-            Q::RevokeGrant(r) => R::RevokeGrant(self.revoke_grant(r)?),
-            Q::GetServicePolicy(_) => R::GetServicePolicy(self.get_service_policy()),
-            Q::PutServicePolicy(r) => R::PutServicePolicy(self.put_service_policy(r)?),
-        })
-    }
+        }
+
+        /// Every operation: its name, whether it mutates, its checks.
+        pub const OPERATIONS: &[(&str, bool, &[kmsd_policy::Requirement])] = &[
+            $((stringify!($name), <$req as Operation>::MUTATES, <$req as Operation>::CHECKS),)*
+        ];
+    };
 }
 
-/// Whether a request changes state (and so waits on a durable commit).
-pub fn is_mutation(r: &Request) -> bool {
-    use Request as Q;
-    !matches!(
-        r,
-        Q::DescribeKey(_)
-            | Q::ListKeys(_)
-            | Q::GetKeyRotationStatus(_)
-            | Q::ListKeyRotations(_)
-            | Q::ListAliases(_)
-            | Q::ListResourceTags(_)
-            | Q::Encrypt(_)
-            | Q::Decrypt(_)
-            | Q::ReEncrypt(_)
-            | Q::GenerateDataKey(_)
-            | Q::GenerateDataKeyWithoutPlaintext(_)
-            | Q::GenerateRandom(_)
-            | Q::GetKeyPolicy(_)
-            | Q::ListKeyPolicies(_)
-            | Q::ListGrants(_)
-            | Q::ListRetirableGrants(_)
-            | Q::GetServicePolicy(_)
-    )
+kmsd_client::for_each_operation!(dispatch);
+
+#[cfg(test)]
+mod tests {
+    use super::OPERATIONS;
+    use kmsd_policy::{ACTIONS, Target};
+
+    #[test]
+    fn every_check_names_a_known_action() {
+        assert!(OPERATIONS.len() >= 35);
+        for (name, _, checks) in OPERATIONS {
+            assert!(!checks.is_empty(), "{name}");
+            for r in *checks {
+                assert!(ACTIONS.contains(&r.action), "{name}: {}", r.action);
+                if let Some(op) = r.grant_operation {
+                    assert_eq!(op.action(), r.action, "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keyless_operations_are_service_scoped() {
+        for (name, _, checks) in OPERATIONS {
+            let keyless = [
+                "CreateKey",
+                "ListKeys",
+                "ListAliases",
+                "GenerateRandom",
+                "ListRetirableGrants",
+                "GetServicePolicy",
+                "PutServicePolicy",
+            ]
+            .contains(name);
+            assert_eq!(
+                checks.iter().all(|r| r.target == Target::Service),
+                keyless,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_do_not_mutate_and_grants_allow_only_their_operations() {
+        let mutating: Vec<&str> = OPERATIONS
+            .iter()
+            .filter(|(_, m, _)| *m)
+            .map(|(n, _, _)| *n)
+            .collect();
+        for read in [
+            "Encrypt",
+            "Decrypt",
+            "GenerateDataKey",
+            "DescribeKey",
+            "ListGrants",
+        ] {
+            assert!(!mutating.contains(&read), "{read}");
+        }
+        for m in [
+            "CreateGrant",
+            "DisableKey",
+            "UpdateAlias",
+            "PutKeyPolicy",
+            "TagResource",
+        ] {
+            assert!(mutating.contains(&m), "{m}");
+        }
+        let mut grantable: Vec<&str> = OPERATIONS
+            .iter()
+            .filter(|(_, _, c)| c.iter().any(|r| r.grant_operation.is_some()))
+            .map(|(n, _, _)| *n)
+            .collect();
+        grantable.sort_unstable();
+        assert_eq!(
+            grantable,
+            [
+                "CreateGrant",
+                "Decrypt",
+                "DescribeKey",
+                "Encrypt",
+                "GenerateDataKey",
+                "GenerateDataKeyWithoutPlaintext",
+                "ReEncrypt",
+                "RetireGrant",
+            ]
+        );
+    }
 }

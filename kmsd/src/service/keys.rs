@@ -1,12 +1,14 @@
 //! CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey,
 //! ScheduleKeyDeletion, CancelKeyDeletion.
 
+use super::operation::{Exec, KeyRef, Operation, Planned, Refs, read};
 use super::paginate::paginate;
-use super::{Caller, KeyService, Result, validate};
+use super::{KeyService, Result, validate};
 use crate::crypto::aead::KeyBytes;
 use crate::crypto::material;
 use crate::store::{KeyRecord, Mutation, VersionRecord};
 use kmsd_client::*;
+use kmsd_policy::{RequestContext, Requirement, Target, on_key, on_service};
 use uuid::Uuid;
 
 impl KeyService {
@@ -48,78 +50,6 @@ impl KeyService {
         }
     }
 
-    pub fn create_key(
-        &self,
-        caller: &Caller,
-        req: CreateKeyRequest,
-        policy: String,
-    ) -> Result<KeyMetadataResponse> {
-        validate::description(req.description.as_deref().unwrap_or(""))?;
-        validate::tags(&req.tags)?;
-        if req.tags.len() > validate::MAX_TAGS_PER_KEY {
-            return Err(KmsError::limit_exceeded(format!(
-                "a key can have at most {} tags",
-                validate::MAX_TAGS_PER_KEY
-            )));
-        }
-        self.mutate(|_st, now| {
-            let key_id = Uuid::new_v4();
-            let mut tags: Vec<Tag> = Vec::new();
-            for t in req.tags {
-                tags.retain(|x| x.tag_key != t.tag_key);
-                tags.push(t);
-            }
-            let record = KeyRecord {
-                key_id,
-                created: now,
-                description: req.description.unwrap_or_default(),
-                state: KeyState::Enabled,
-                deletion_date: None,
-                pending_window_days: None,
-                tags,
-                rotation: None,
-                on_demand_rotations: 0,
-                versions: vec![self.new_version(key_id, 1, now, None)],
-                policy,
-                creator_uid: caller.uid,
-            };
-            let meta = self.metadata(&record);
-            Ok((
-                KeyMetadataResponse { key_metadata: meta },
-                vec![Mutation::PutKey(record)],
-            ))
-        })
-    }
-
-    pub fn describe_key(&self, req: DescribeKeyRequest) -> Result<KeyMetadataResponse> {
-        let st = self.read();
-        let id = self.resolve(&st, &req.key_id)?;
-        Ok(KeyMetadataResponse {
-            key_metadata: self.metadata(&self.entry(&st, id)?.record),
-        })
-    }
-
-    pub fn list_keys(&self, req: ListKeysRequest) -> Result<ListKeysResponse> {
-        let limit = validate::list_limit(req.limit)?;
-        let st = self.read();
-        let mut ids: Vec<String> = st.keys.keys().map(|k| k.to_string()).collect();
-        ids.sort();
-        let page = paginate(ids, |s| s.clone(), limit, req.marker.as_deref())?;
-        let keys = page
-            .items
-            .into_iter()
-            .map(|id| KeyListEntry {
-                key_arn: format!("{}{id}", self.key_arn_prefix()),
-                key_id: id,
-            })
-            .collect();
-        Ok(ListKeysResponse {
-            keys,
-            truncated: page.next_marker.is_some(),
-            next_marker: page.next_marker,
-        })
-    }
-
     fn key_arn_prefix(&self) -> String {
         format!(
             "arn:aws:kms:{}:{}:key/",
@@ -127,50 +57,205 @@ impl KeyService {
             self.config().account
         )
     }
+}
 
-    pub fn enable_key(&self, req: EnableKeyRequest) -> Result<Empty> {
-        self.update_key(&req.key_id, |e, rec, _| {
-            self.require_not_pending_deletion(e)?;
+/// As in AWS, CreateKey with tags also needs `kms:TagResource` (on no key:
+/// the key does not exist yet).
+const TAG_ON_CREATE: &[Requirement] = &[on_service("kms:TagResource")];
+
+impl Operation for CreateKeyRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_service("kms:CreateKey")];
+
+    fn extra_checks(&self) -> &'static [Requirement] {
+        if self.tags.is_empty() {
+            &[]
+        } else {
+            TAG_ON_CREATE
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        validate::description(self.description.as_deref().unwrap_or(""))?;
+        validate::tags(&self.tags)?;
+        if self.tags.len() > validate::MAX_TAGS_PER_KEY {
+            return Err(KmsError::limit_exceeded(format!(
+                "a key can have at most {} tags",
+                validate::MAX_TAGS_PER_KEY
+            )));
+        }
+        super::policies::validate_new_key_policy(self)
+    }
+
+    fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
+        Ok(RequestContext {
+            bypass_policy_lockout_safety_check: Some(self.bypass_policy_lockout_safety_check),
+            ..RequestContext::default()
+        })
+    }
+
+    fn created_key(out: &KeyMetadataResponse) -> Option<String> {
+        Some(out.key_metadata.arn.clone())
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<KeyMetadataResponse> {
+        let policy = cx.svc.new_key_policy(cx.st, cx.caller, &self)?;
+        let key_id = Uuid::new_v4();
+        let mut tags: Vec<Tag> = Vec::new();
+        for t in self.tags {
+            tags.retain(|x| x.tag_key != t.tag_key);
+            tags.push(t);
+        }
+        let record = KeyRecord {
+            key_id,
+            created: cx.now,
+            description: self.description.unwrap_or_default(),
+            state: KeyState::Enabled,
+            deletion_date: None,
+            pending_window_days: None,
+            tags,
+            rotation: None,
+            on_demand_rotations: 0,
+            versions: vec![cx.svc.new_version(key_id, 1, cx.now, None)],
+            policy,
+            creator_uid: cx.caller.uid,
+        };
+        let key_metadata = cx.svc.metadata(&record);
+        Ok((
+            KeyMetadataResponse { key_metadata },
+            vec![Mutation::PutKey(record)],
+        ))
+    }
+}
+
+impl Operation for DescribeKeyRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[kmsd_policy::granted(
+        "kms:DescribeKey",
+        Target::Key,
+        kmsd_policy::GrantOperation::DescribeKey,
+    )];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<KeyMetadataResponse> {
+        read(KeyMetadataResponse {
+            key_metadata: cx.svc.metadata(&cx.entry()?.record),
+        })
+    }
+}
+
+impl Operation for ListKeysRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[on_service("kms:ListKeys")];
+
+    fn validate(&self) -> Result<()> {
+        validate::list_limit(self.limit).map(drop)
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<ListKeysResponse> {
+        let limit = validate::list_limit(self.limit)?;
+        let mut ids: Vec<String> = cx.st.keys.keys().map(|k| k.to_string()).collect();
+        ids.sort();
+        let page = paginate(ids, |s| s.clone(), limit, self.marker.as_deref())?;
+        let prefix = cx.svc.key_arn_prefix();
+        let keys = page
+            .items
+            .into_iter()
+            .map(|id| KeyListEntry {
+                key_arn: format!("{prefix}{id}"),
+                key_id: id,
+            })
+            .collect();
+        read(ListKeysResponse {
+            keys,
+            truncated: page.next_marker.is_some(),
+            next_marker: page.next_marker,
+        })
+    }
+}
+
+impl Operation for EnableKeyRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:EnableKey")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
+        cx.update_key(|e, rec| {
+            cx.svc.require_not_pending_deletion(e)?;
             rec.state = KeyState::Enabled;
             Ok(Empty {})
         })
     }
+}
 
-    pub fn disable_key(&self, req: DisableKeyRequest) -> Result<Empty> {
-        self.update_key(&req.key_id, |e, rec, _| {
-            self.require_not_pending_deletion(e)?;
+impl Operation for DisableKeyRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:DisableKey")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
+        cx.update_key(|e, rec| {
+            cx.svc.require_not_pending_deletion(e)?;
             rec.state = KeyState::Disabled;
             Ok(Empty {})
         })
     }
+}
 
-    pub fn schedule_key_deletion(
-        &self,
-        req: ScheduleKeyDeletionRequest,
-    ) -> Result<ScheduleKeyDeletionResponse> {
-        let days = validate::pending_window(req.pending_window_in_days)?;
-        self.update_key(&req.key_id, |e, rec, now| {
-            self.require_not_pending_deletion(e)?;
-            let when = now.plus_days(u64::from(days));
+impl Operation for ScheduleKeyDeletionRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:ScheduleKeyDeletion")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn validate(&self) -> Result<()> {
+        validate::pending_window(self.pending_window_in_days).map(drop)
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<ScheduleKeyDeletionResponse> {
+        let days = validate::pending_window(self.pending_window_in_days)?;
+        cx.update_key(|e, rec| {
+            cx.svc.require_not_pending_deletion(e)?;
+            let when = cx.now.plus_days(u64::from(days));
             rec.state = KeyState::PendingDeletion;
             rec.deletion_date = Some(when);
             rec.pending_window_days = Some(days);
             Ok(ScheduleKeyDeletionResponse {
-                key_id: self.key_arn(rec.key_id),
+                key_id: cx.svc.key_arn(rec.key_id),
                 deletion_date: when,
                 key_state: KeyState::PendingDeletion,
                 pending_window_in_days: days,
             })
         })
     }
+}
 
-    /// As in AWS, a cancelled key comes back Disabled.
-    pub fn cancel_key_deletion(&self, req: CancelKeyDeletionRequest) -> Result<KeyIdResponse> {
-        self.update_key(&req.key_id, |_, rec, _| {
+/// As in AWS, a cancelled key comes back Disabled.
+impl Operation for CancelKeyDeletionRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:CancelKeyDeletion")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<KeyIdResponse> {
+        cx.update_key(|_, rec| {
             if rec.state != KeyState::PendingDeletion {
                 return Err(KmsError::invalid_state(format!(
                     "{} is not pending deletion (it is {}).",
-                    self.key_arn(rec.key_id),
+                    cx.svc.key_arn(rec.key_id),
                     rec.state
                 )));
             }
@@ -178,7 +263,7 @@ impl KeyService {
             rec.deletion_date = None;
             rec.pending_window_days = None;
             Ok(KeyIdResponse {
-                key_id: self.key_arn(rec.key_id),
+                key_id: cx.svc.key_arn(rec.key_id),
             })
         })
     }
@@ -201,7 +286,7 @@ mod tests {
         );
         assert_eq!(meta.current_key_version, 1);
         t.svc
-            .create_alias(CreateAliasRequest {
+            .run(CreateAliasRequest {
                 alias_name: "alias/first".into(),
                 target_key_id: meta.key_id.clone(),
             })
@@ -212,10 +297,7 @@ mod tests {
             "alias/first".to_string(),
             "arn:aws:kms:local:000000000000:alias/first".to_string(),
         ] {
-            let d = t
-                .svc
-                .describe_key(DescribeKeyRequest { key_id: r.clone() })
-                .unwrap();
+            let d = t.svc.run(DescribeKeyRequest { key_id: r.clone() }).unwrap();
             assert_eq!(d.key_metadata.key_id, meta.key_id, "{r}");
             assert_eq!(d.key_metadata.description, "first key");
         }
@@ -227,14 +309,14 @@ mod tests {
         ] {
             let e = t
                 .svc
-                .describe_key(DescribeKeyRequest { key_id: bad.into() })
+                .run(DescribeKeyRequest { key_id: bad.into() })
                 .err()
                 .unwrap();
             assert_eq!(e.kind, ErrorKind::NotFoundException, "{bad}");
         }
         let e = t
             .svc
-            .describe_key(DescribeKeyRequest { key_id: "".into() })
+            .run(DescribeKeyRequest { key_id: "".into() })
             .err()
             .unwrap();
         assert_eq!(e.kind, ErrorKind::ValidationException);
@@ -250,7 +332,7 @@ mod tests {
         loop {
             let r = t
                 .svc
-                .list_keys(ListKeysRequest {
+                .run(ListKeysRequest {
                     limit: Some(3),
                     marker: marker.clone(),
                 })
@@ -266,7 +348,7 @@ mod tests {
         assert_eq!(seen, made);
         let e = t
             .svc
-            .list_keys(ListKeysRequest {
+            .run(ListKeysRequest {
                 limit: Some(1001),
                 marker: None,
             })
@@ -279,19 +361,15 @@ mod tests {
     fn enable_disable_and_deletion_states() {
         let t = TestService::new();
         let id = t.create("k").key_id;
-        t.svc
-            .disable_key(DisableKeyRequest { key_id: id.clone() })
-            .unwrap();
+        t.svc.run(DisableKeyRequest { key_id: id.clone() }).unwrap();
         assert_eq!(t.state_of(&id), KeyState::Disabled);
-        t.svc
-            .enable_key(EnableKeyRequest { key_id: id.clone() })
-            .unwrap();
+        t.svc.run(EnableKeyRequest { key_id: id.clone() }).unwrap();
         assert_eq!(t.state_of(&id), KeyState::Enabled);
 
         for days in [Some(6), Some(31)] {
             let e = t
                 .svc
-                .schedule_key_deletion(ScheduleKeyDeletionRequest {
+                .run(ScheduleKeyDeletionRequest {
                     key_id: id.clone(),
                     pending_window_in_days: days,
                 })
@@ -301,7 +379,7 @@ mod tests {
         }
         let r = t
             .svc
-            .schedule_key_deletion(ScheduleKeyDeletionRequest {
+            .run(ScheduleKeyDeletionRequest {
                 key_id: id.clone(),
                 pending_window_in_days: None,
             })
@@ -309,7 +387,7 @@ mod tests {
         assert_eq!(r.pending_window_in_days, 30);
         assert_eq!(r.deletion_date, t.clock.now().plus_days(30));
         assert_eq!(t.state_of(&id), KeyState::PendingDeletion);
-        let again = t.svc.schedule_key_deletion(ScheduleKeyDeletionRequest {
+        let again = t.svc.run(ScheduleKeyDeletionRequest {
             key_id: id.clone(),
             pending_window_in_days: Some(7),
         });
@@ -319,25 +397,25 @@ mod tests {
         );
         assert_eq!(
             t.svc
-                .enable_key(EnableKeyRequest { key_id: id.clone() })
+                .run(EnableKeyRequest { key_id: id.clone() })
                 .err()
                 .unwrap()
                 .kind,
             ErrorKind::KMSInvalidStateException
         );
         t.svc
-            .cancel_key_deletion(CancelKeyDeletionRequest { key_id: id.clone() })
+            .run(CancelKeyDeletionRequest { key_id: id.clone() })
             .unwrap();
         assert_eq!(t.state_of(&id), KeyState::Disabled);
         let meta = t
             .svc
-            .describe_key(DescribeKeyRequest { key_id: id.clone() })
+            .run(DescribeKeyRequest { key_id: id.clone() })
             .unwrap()
             .key_metadata;
         assert!(meta.deletion_date.is_none());
         assert_eq!(
             t.svc
-                .cancel_key_deletion(CancelKeyDeletionRequest { key_id: id })
+                .run(CancelKeyDeletionRequest { key_id: id })
                 .err()
                 .unwrap()
                 .kind,

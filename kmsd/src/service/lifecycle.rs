@@ -1,12 +1,19 @@
 //! The background sweep: destroys keys whose deletion window has ended and
 //! rotates keys whose rotation is due. `tick` is idempotent and runs at
-//! start-up and then periodically.
+//! start-up and then periodically. Both are kmsd's own events, audited as
+//! CloudTrail logs them (`DeleteKey`, `RotateKey`, invoked by
+//! `kmsd.sweeper`) through the same audit-then-commit path as requests.
 
-use super::KeyService;
+use super::operation::Resolved;
 use super::state::grant_store_key;
+use super::{KeyService, Result};
 use crate::store::Mutation;
 use kmsd_client::{KeyState, RotationType};
+use serde_json::json;
 use uuid::Uuid;
+
+/// The `invokedBy` of the sweeper's records.
+pub const SWEEPER: &str = "kmsd.sweeper";
 
 impl KeyService {
     pub fn tick(&self) {
@@ -34,39 +41,38 @@ impl KeyService {
             (doomed, due)
         };
         for id in doomed {
-            if let Err(e) = self.destroy(id) {
-                tracing::error!(key_id = %id, error = %e, "could not destroy key at the end of its deletion window");
+            match self.destroy(id) {
+                Ok(true) => {
+                    tracing::info!(key_id = %id, "deletion window ended: key material destroyed")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(key_id = %id, error = %e, "could not destroy key at the end of its deletion window")
+                }
             }
         }
         for id in due {
-            let r = self.update_key(&id.to_string(), |e, rec, now| {
-                if let (KeyState::Enabled, Some(mut s)) = (e.record.state, rec.rotation)
-                    && s.next_rotation <= now
-                {
-                    self.add_version(rec, now, RotationType::Automatic);
-                    s.next_rotation = now.plus_days(u64::from(s.period_days));
-                    rec.rotation = Some(s);
-                }
-                Ok(())
-            });
-            match r {
-                Ok(()) => tracing::info!(key_id = %id, "key rotated automatically"),
+            match self.rotate_due(id) {
+                Ok(true) => tracing::info!(key_id = %id, "key rotated automatically"),
+                Ok(false) => {}
                 Err(e) => tracing::error!(key_id = %id, error = %e, "automatic rotation failed"),
             }
         }
     }
 
-    /// Removes a key, its aliases and its grants in one commit. Its
-    /// material is wiped when the last in-flight call drops its cipher.
-    fn destroy(&self, id: Uuid) -> super::Result<()> {
-        self.mutate(|st, now| {
+    /// Removes a key, its aliases and its grants in one commit, if its
+    /// window has still ended under the writer lock. Its material is wiped
+    /// when the last in-flight call drops its cipher.
+    fn destroy(&self, id: Uuid) -> Result<bool> {
+        let params = json!({ "KeyId": id.to_string() });
+        self.service_event("DeleteKey", SWEEPER, params, |st, now| {
             let Some(e) = st.keys.get(&id) else {
-                return Ok(((), vec![]));
+                return Ok((false, vec![], Resolved::default()));
             };
             if e.record.state != KeyState::PendingDeletion
                 || e.record.deletion_date.is_none_or(|d| d > now)
             {
-                return Ok(((), vec![]));
+                return Ok((false, vec![], Resolved::default()));
             }
             let mut batch = vec![Mutation::DeleteKey(id)];
             batch.extend(
@@ -80,10 +86,30 @@ impl KeyService {
                     .iter()
                     .map(|g| Mutation::DeleteGrant(grant_store_key(id, &g.grant_id))),
             );
-            Ok(((), batch))
-        })?;
-        tracing::info!(key_id = %id, "deletion window ended: key material destroyed");
-        Ok(())
+            Ok((true, batch, Resolved::key(id)))
+        })
+    }
+
+    /// Adds a version to a key whose automatic rotation is due (checked
+    /// again under the writer lock).
+    fn rotate_due(&self, id: Uuid) -> Result<bool> {
+        let params = json!({ "KeyId": id.to_string() });
+        self.service_event("RotateKey", SWEEPER, params, |st, now| {
+            let Some(e) = st.keys.get(&id) else {
+                return Ok((false, vec![], Resolved::default()));
+            };
+            let mut rec = e.record.clone();
+            let (KeyState::Enabled, Some(mut s)) = (rec.state, rec.rotation) else {
+                return Ok((false, vec![], Resolved::default()));
+            };
+            if s.next_rotation > now {
+                return Ok((false, vec![], Resolved::default()));
+            }
+            self.add_version(&mut rec, now, RotationType::Automatic);
+            s.next_rotation = now.plus_days(u64::from(s.period_days));
+            rec.rotation = Some(s);
+            Ok((true, vec![Mutation::PutKey(rec)], Resolved::key(id)))
+        })
     }
 }
 
@@ -97,14 +123,14 @@ mod tests {
         let t = TestService::new();
         let id = t.create("doomed").key_id;
         t.svc
-            .create_alias(CreateAliasRequest {
+            .run(CreateAliasRequest {
                 alias_name: "alias/doomed".into(),
                 target_key_id: id.clone(),
             })
             .unwrap();
         let ct = t
             .svc
-            .encrypt(EncryptRequest {
+            .run(EncryptRequest {
                 key_id: id.clone(),
                 plaintext: SecretBytes::from_slice(b"x"),
                 encryption_context: Default::default(),
@@ -113,7 +139,7 @@ mod tests {
             .unwrap()
             .ciphertext_blob;
         t.svc
-            .schedule_key_deletion(ScheduleKeyDeletionRequest {
+            .run(ScheduleKeyDeletionRequest {
                 key_id: id.clone(),
                 pending_window_in_days: Some(7),
             })
@@ -125,18 +151,18 @@ mod tests {
         t.svc.tick();
         let e = t
             .svc
-            .describe_key(DescribeKeyRequest { key_id: id.clone() })
+            .run(DescribeKeyRequest { key_id: id.clone() })
             .err()
             .unwrap();
         assert_eq!(e.kind, ErrorKind::NotFoundException);
         assert!(
             t.svc
-                .list_aliases(ListAliasesRequest::default())
+                .run(ListAliasesRequest::default())
                 .unwrap()
                 .aliases
                 .is_empty()
         );
-        let d = t.svc.decrypt(DecryptRequest {
+        let d = t.svc.run(DecryptRequest {
             ciphertext_blob: ct,
             encryption_context: Default::default(),
             key_id: None,
@@ -147,7 +173,7 @@ mod tests {
         drop(t.svc);
         let svc = TestService::open(&t.dir, t.clock.clone());
         assert_eq!(
-            svc.describe_key(DescribeKeyRequest { key_id: id })
+            svc.run(DescribeKeyRequest { key_id: id })
                 .err()
                 .unwrap()
                 .kind,

@@ -1,26 +1,33 @@
 //! The key service: AWS KMS semantics over an in-memory state backed by a
-//! durable [`Store`]. One handler file per request family; [`dispatch`]
-//! routes a [`Request`] to its handler.
+//! durable [`Store`], with its audit trail. One handler file per request
+//! family, each operation's facts in its [`operation::Operation`] impl;
+//! [`dispatch`] routes a `Request` into the one [`pipeline`].
 //!
 //! Reads and cryptographic calls take a read lock only. Mutations are
-//! serialized by one mutex: compute the change from the current state,
-//! commit it to the store (durable), then apply it in memory: so nothing
-//! is acknowledged that a restart would not find.
+//! serialized by one mutex held from resolution to commit: resolve,
+//! authorize and plan on the current state, write the audit record
+//! (durable), commit to the store (durable), then apply in memory: so
+//! nothing is acknowledged that a restart would not find, and nothing is
+//! committed without its record.
 
 mod aliases;
-mod authorize;
+pub mod audit;
 mod crypto_ops;
 pub mod dispatch;
 mod grants;
 mod keys;
 mod lifecycle;
+pub mod operation;
 pub mod paginate;
+pub mod pipeline;
 mod policies;
 mod rotation;
 mod state;
 mod tags;
 pub mod validate;
 
+pub use audit::{AuditSink, Auditor};
+pub use pipeline::Outcome;
 pub use state::{KeyEntry, State};
 
 use crate::clock::Clock;
@@ -63,9 +70,10 @@ pub struct KeyService {
     wrap_key: KeyCipher,
     state: RwLock<State>,
     writer: Mutex<()>,
+    auditor: Auditor,
 }
 
-fn internal_store(e: impl std::fmt::Display) -> KmsError {
+pub(crate) fn internal_store(e: impl std::fmt::Display) -> KmsError {
     tracing::error!(error = %e, "state store failure");
     KmsError::internal(format!("kmsd could not persist the change: {e}"))
 }
@@ -76,6 +84,7 @@ impl KeyService {
         store: Box<dyn Store>,
         clock: Arc<dyn Clock>,
         root: &RootKey,
+        audit: Box<dyn AuditSink>,
     ) -> Result<Self> {
         let wrap_key = KeyCipher::new(&root.derive(MATERIAL_WRAP_LABEL));
         let snap = store.load().map_err(internal_store)?;
@@ -90,20 +99,57 @@ impl KeyService {
             wrap_key,
             state: RwLock::new(state),
             writer: Mutex::new(()),
+            auditor: Auditor::new(audit),
         };
         if needs_policy {
             let json = default_policy;
-            svc.mutate(|_, _| {
-                Ok((
-                    (),
-                    vec![Mutation::PutMeta {
-                        name: state::SERVICE_POLICY.into(),
-                        json,
-                    }],
-                ))
+            let params = serde_json::json!({ "Policy": json });
+            svc.service_event("PutServicePolicy", "kmsd.init", params, |_, _| {
+                let m = Mutation::PutMeta {
+                    name: state::SERVICE_POLICY.into(),
+                    json,
+                };
+                Ok(((), vec![m], operation::Resolved::default()))
             })?;
         }
         Ok(svc)
+    }
+
+    pub fn auditor(&self) -> &Auditor {
+        &self.auditor
+    }
+
+    /// An event kmsd makes itself (`invoked_by`: `kmsd.sweeper`, ...): planned
+    /// under the writer lock, recorded and committed as a request would be.
+    pub(crate) fn service_event<T>(
+        &self,
+        name: &'static str,
+        invoked_by: &str,
+        parameters: serde_json::Value,
+        plan: impl FnOnce(&State, Timestamp) -> Result<(T, Vec<Mutation>, operation::Resolved)>,
+    ) -> Result<T> {
+        let base = pipeline::EventBase {
+            name,
+            request_id: self.auditor.request_id(),
+            principal: audit::service_principal(invoked_by),
+            parameters,
+        };
+        self.auditor.check_healthy()?;
+        let _w = self.writer();
+        let st = self.read();
+        let mut ids = operation::Resolved::default();
+        let planned = match plan(&st, self.clock.now()) {
+            // Nothing to do after all (another event got there first): no
+            // record.
+            Ok((out, batch, _)) if batch.is_empty() => return Ok(out),
+            Ok((out, batch, resolved)) => {
+                ids = resolved;
+                Ok((out, batch))
+            }
+            Err(e) => Err(e),
+        };
+        let (result, record) = self.commit_audited(st, &base, ids, planned, |_| None);
+        self.settle(record, result)
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -128,23 +174,6 @@ impl KeyService {
 
     pub(crate) fn wrap_key(&self) -> &KeyCipher {
         &self.wrap_key
-    }
-
-    /// Runs one mutation: `plan` looks at the current state and returns its
-    /// answer and the changes; the changes are committed durably, then
-    /// applied in memory. Mutations never interleave.
-    pub(crate) fn mutate<T>(
-        &self,
-        plan: impl FnOnce(&State, Timestamp) -> Result<(T, Vec<Mutation>)>,
-    ) -> Result<T> {
-        let _w = self.writer();
-        let now = self.clock.now();
-        let (out, batch) = plan(&self.read(), now)?;
-        if !batch.is_empty() {
-            self.store.commit(&batch).map_err(internal_store)?;
-            self.write_state().apply(batch, &self.wrap_key)?;
-        }
-        Ok(out)
     }
 
     pub fn key_arn(&self, id: Uuid) -> String {
@@ -244,26 +273,6 @@ impl KeyService {
             )));
         }
         Ok(())
-    }
-
-    /// Applies `f` to a copy of the key's record and commits it.
-    pub(crate) fn update_key<T>(
-        &self,
-        key_ref: &str,
-        f: impl FnOnce(&KeyEntry, &mut crate::store::KeyRecord, Timestamp) -> Result<T>,
-    ) -> Result<T> {
-        self.mutate(|st, now| {
-            let id = self.resolve(st, key_ref)?;
-            let entry = self.entry(st, id)?;
-            let mut rec = entry.record.clone();
-            let out = f(entry, &mut rec, now)?;
-            let batch = if rec == entry.record {
-                vec![]
-            } else {
-                vec![Mutation::PutKey(rec)]
-            };
-            Ok((out, batch))
-        })
     }
 }
 

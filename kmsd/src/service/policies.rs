@@ -1,11 +1,15 @@
 //! Key policies (PutKeyPolicy, GetKeyPolicy, ListKeyPolicies, the policy of
 //! CreateKey) and the service policy (kmsd's stand-in for IAM).
 
+use super::operation::{Exec, KeyRef, Operation, Planned, Refs, read};
 use super::state::SERVICE_POLICY;
-use super::{Caller, KeyService, Result};
+use super::{Caller, KeyService, Result, State};
 use crate::store::Mutation;
 use kmsd_client::*;
-use kmsd_policy::{Policy, SystemDirectory, default_key_policy, lockout_check};
+use kmsd_policy::{
+    Policy, RequestContext, Requirement, SystemDirectory, Target, default_key_policy,
+    lockout_check, on_key, on_service,
+};
 use uuid::Uuid;
 
 /// The only key policy name, as in AWS.
@@ -20,17 +24,23 @@ fn policy_name(name: Option<&str>) -> Result<()> {
     }
 }
 
-impl KeyService {
-    /// Parses a policy document and checks that the users and groups it
-    /// names exist.
-    fn checked_policy(&self, text: &str) -> Result<Policy> {
-        let p = Policy::parse(text)?;
-        p.check_principals(&SystemDirectory)?;
-        Ok(p)
-    }
+/// Parses a policy document and checks that the users and groups it names
+/// exist (system lookups: run before any lock is taken).
+fn checked_policy(text: &str) -> Result<Policy> {
+    let p = Policy::parse(text)?;
+    p.check_principals(&SystemDirectory)?;
+    Ok(p)
+}
 
-    fn check_lockout(&self, p: &Policy, caller: &Caller, key_id: Uuid) -> Result<()> {
-        let st = self.read();
+fn bypass(flag: bool) -> RequestContext {
+    RequestContext {
+        bypass_policy_lockout_safety_check: Some(flag),
+        ..RequestContext::default()
+    }
+}
+
+impl KeyService {
+    fn check_lockout(&self, st: &State, p: &Policy, caller: &Caller, key_id: Uuid) -> Result<()> {
         lockout_check(
             p,
             caller,
@@ -44,76 +54,126 @@ impl KeyService {
 
     /// The policy a new key gets: the request's (validated, lockout-checked)
     /// or the default (administrator and creator get `kms:*`).
-    pub(crate) fn new_key_policy(&self, caller: &Caller, req: &CreateKeyRequest) -> Result<String> {
+    pub(crate) fn new_key_policy(
+        &self,
+        st: &State,
+        caller: &Caller,
+        req: &CreateKeyRequest,
+    ) -> Result<String> {
         match &req.policy {
             None => Ok(default_key_policy(self.config().admin_uid, caller.uid)),
             Some(text) => {
-                let p = self.checked_policy(text)?;
+                let p = Policy::parse(text)?;
                 if !req.bypass_policy_lockout_safety_check {
                     // The key id does not exist yet; policies name keys by
                     // `Resource: "*"` only, so any id checks the same.
-                    self.check_lockout(&p, caller, Uuid::nil())?;
+                    self.check_lockout(st, &p, caller, Uuid::nil())?;
                 }
                 Ok(text.clone())
             }
         }
     }
+}
 
-    pub fn put_key_policy(&self, caller: &Caller, req: PutKeyPolicyRequest) -> Result<Empty> {
-        policy_name(req.policy_name.as_deref())?;
-        let p = self.checked_policy(&req.policy)?;
-        let id = self.resolve(&self.read(), &req.key_id)?;
-        if !req.bypass_policy_lockout_safety_check {
-            self.check_lockout(&p, caller, id)?;
+/// CreateKey's `Policy` is checked with the request (keys.rs calls this
+/// from its `validate`).
+pub(crate) fn validate_new_key_policy(req: &CreateKeyRequest) -> Result<()> {
+    req.policy
+        .as_deref()
+        .map_or(Ok(()), |t| checked_policy(t).map(drop))
+}
+
+impl Operation for PutKeyPolicyRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:PutKeyPolicy")];
+
+    fn validate(&self) -> Result<()> {
+        policy_name(self.policy_name.as_deref())?;
+        checked_policy(&self.policy).map(drop)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
+        Ok(bypass(self.bypass_policy_lockout_safety_check))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
+        let p = Policy::parse(&self.policy)?;
+        if !self.bypass_policy_lockout_safety_check {
+            cx.svc.check_lockout(cx.st, &p, cx.caller, cx.key_id()?)?;
         }
-        self.update_key(&id.to_string(), |e, rec, _| {
-            self.require_not_pending_deletion(e)?;
-            rec.policy = req.policy;
+        cx.update_key(|e, rec| {
+            cx.svc.require_not_pending_deletion(e)?;
+            rec.policy = self.policy;
             Ok(Empty {})
         })
     }
+}
 
-    pub fn get_key_policy(&self, req: GetKeyPolicyRequest) -> Result<GetKeyPolicyResponse> {
-        policy_name(req.policy_name.as_deref())?;
-        let st = self.read();
-        let id = self.resolve(&st, &req.key_id)?;
-        Ok(GetKeyPolicyResponse {
-            policy: self.entry(&st, id)?.record.policy.clone(),
+impl Operation for GetKeyPolicyRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:GetKeyPolicy")];
+
+    fn validate(&self) -> Result<()> {
+        policy_name(self.policy_name.as_deref())
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<GetKeyPolicyResponse> {
+        read(GetKeyPolicyResponse {
+            policy: cx.entry()?.record.policy.clone(),
             policy_name: POLICY_NAME.into(),
         })
     }
+}
 
-    pub fn list_key_policies(
-        &self,
-        req: ListKeyPoliciesRequest,
-    ) -> Result<ListKeyPoliciesResponse> {
-        let st = self.read();
-        self.resolve(&st, &req.key_id)?;
-        Ok(ListKeyPoliciesResponse {
+impl Operation for ListKeyPoliciesRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:ListKeyPolicies")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, _cx: &Exec<'_>) -> Planned<ListKeyPoliciesResponse> {
+        read(ListKeyPoliciesResponse {
             policy_names: vec![POLICY_NAME.into()],
             truncated: false,
         })
     }
+}
 
-    pub fn get_service_policy(&self) -> GetKeyPolicyResponse {
-        let st = self.read();
-        let policy = st.meta.get(SERVICE_POLICY).cloned().unwrap_or_default();
-        GetKeyPolicyResponse {
-            policy,
+impl Operation for GetServicePolicyRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[on_service("kms:GetServicePolicy")];
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<GetKeyPolicyResponse> {
+        read(GetKeyPolicyResponse {
+            policy: cx.st.meta.get(SERVICE_POLICY).cloned().unwrap_or_default(),
             policy_name: "service".into(),
-        }
+        })
+    }
+}
+
+impl Operation for PutServicePolicyRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_service("kms:PutServicePolicy")];
+
+    fn validate(&self) -> Result<()> {
+        checked_policy(&self.policy).map(drop)
     }
 
-    pub fn put_service_policy(&self, req: PutServicePolicyRequest) -> Result<Empty> {
-        self.checked_policy(&req.policy)?;
-        self.mutate(|_, _| {
-            Ok((
-                Empty {},
-                vec![Mutation::PutMeta {
-                    name: SERVICE_POLICY.into(),
-                    json: req.policy,
-                }],
-            ))
-        })
+    fn execute(self, _cx: &Exec<'_>) -> Planned<Empty> {
+        let m = Mutation::PutMeta {
+            name: SERVICE_POLICY.into(),
+            json: self.policy,
+        };
+        Ok((Empty {}, vec![m]))
     }
 }

@@ -2,21 +2,34 @@
 //! RotateKeyOnDemand, ListKeyRotations. Automatic rotation runs from
 //! `lifecycle::tick`.
 
+use super::operation::{Exec, KeyRef, Operation, Planned, Refs, read};
 use super::paginate::paginate;
 use super::{KeyService, Result, validate};
 use crate::store::{KeyRecord, RotationSchedule};
 use kmsd_client::*;
+use kmsd_policy::{Requirement, on_key};
 
-impl KeyService {
-    pub fn enable_key_rotation(&self, req: EnableKeyRotationRequest) -> Result<Empty> {
-        let days = validate::rotation_period(req.rotation_period_in_days)?;
-        self.update_key(&req.key_id, |e, rec, now| {
-            self.require_usable(e)?;
+impl Operation for EnableKeyRotationRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:EnableKeyRotation")];
+
+    fn validate(&self) -> Result<()> {
+        validate::rotation_period(self.rotation_period_in_days).map(drop)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
+        let days = validate::rotation_period(self.rotation_period_in_days)?;
+        cx.update_key(|e, rec| {
+            cx.svc.require_usable(e)?;
             // The schedule counts from the last rotation (or creation).
-            let since = rec.versions.last().map_or(now, |v| v.created);
+            let since = rec.versions.last().map_or(cx.now, |v| v.created);
             let mut next = since.plus_days(u64::from(days));
-            if next < now {
-                next = now;
+            if next < cx.now {
+                next = cx.now;
             }
             rec.rotation = Some(RotationSchedule {
                 period_days: days,
@@ -25,26 +38,39 @@ impl KeyService {
             Ok(Empty {})
         })
     }
+}
 
-    pub fn disable_key_rotation(&self, req: DisableKeyRotationRequest) -> Result<Empty> {
-        self.update_key(&req.key_id, |e, rec, _| {
-            self.require_usable(e)?;
+impl Operation for DisableKeyRotationRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:DisableKeyRotation")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
+        cx.update_key(|e, rec| {
+            cx.svc.require_usable(e)?;
             rec.rotation = None;
             Ok(Empty {})
         })
     }
+}
 
-    pub fn get_key_rotation_status(
-        &self,
-        req: GetKeyRotationStatusRequest,
-    ) -> Result<GetKeyRotationStatusResponse> {
-        let st = self.read();
-        let id = self.resolve(&st, &req.key_id)?;
-        let e = self.entry(&st, id)?;
-        self.require_not_pending_deletion(e)?;
+impl Operation for GetKeyRotationStatusRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:GetKeyRotationStatus")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<GetKeyRotationStatusResponse> {
+        let e = cx.entry()?;
+        cx.svc.require_not_pending_deletion(e)?;
         let r = &e.record;
-        Ok(GetKeyRotationStatusResponse {
-            key_id: self.key_arn(id),
+        read(GetKeyRotationStatusResponse {
+            key_id: cx.svc.key_arn(r.key_id),
             key_rotation_enabled: r.rotation.is_some(),
             rotation_period_in_days: r.rotation.map(|s| s.period_days),
             next_rotation_date: r.rotation.map(|s| s.next_rotation),
@@ -56,40 +82,59 @@ impl KeyService {
                 .map(|v| v.created),
         })
     }
+}
 
-    pub fn rotate_key_on_demand(&self, req: RotateKeyOnDemandRequest) -> Result<KeyIdResponse> {
-        self.update_key(&req.key_id, |e, rec, now| {
-            self.require_usable(e)?;
+impl Operation for RotateKeyOnDemandRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:RotateKeyOnDemand")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<KeyIdResponse> {
+        cx.update_key(|e, rec| {
+            cx.svc.require_usable(e)?;
             if rec.on_demand_rotations >= validate::MAX_ON_DEMAND_ROTATIONS {
                 return Err(KmsError::limit_exceeded(format!(
                     "{} has reached the limit of {} on-demand rotations",
-                    self.key_arn(rec.key_id),
+                    cx.svc.key_arn(rec.key_id),
                     validate::MAX_ON_DEMAND_ROTATIONS
                 )));
             }
             rec.on_demand_rotations += 1;
-            self.add_version(rec, now, RotationType::OnDemand);
+            cx.svc.add_version(rec, cx.now, RotationType::OnDemand);
             Ok(KeyIdResponse {
-                key_id: self.key_arn(rec.key_id),
+                key_id: cx.svc.key_arn(rec.key_id),
             })
         })
     }
+}
 
+impl KeyService {
     pub(crate) fn add_version(&self, rec: &mut KeyRecord, now: Timestamp, how: RotationType) {
         let v = rec.versions.last().map_or(1, |v| v.version + 1);
         rec.versions
             .push(self.new_version(rec.key_id, v, now, Some(how)));
     }
+}
 
-    pub fn list_key_rotations(
-        &self,
-        req: ListKeyRotationsRequest,
-    ) -> Result<ListKeyRotationsResponse> {
-        let limit = validate::list_limit(req.limit)?;
-        let st = self.read();
-        let id = self.resolve(&st, &req.key_id)?;
-        let e = self.entry(&st, id)?;
-        let arn = self.key_arn(id);
+impl Operation for ListKeyRotationsRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:ListKeyRotations")];
+
+    fn validate(&self) -> Result<()> {
+        validate::list_limit(self.limit).map(drop)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<ListKeyRotationsResponse> {
+        let limit = validate::list_limit(self.limit)?;
+        let e = cx.entry()?;
+        let arn = cx.svc.key_arn(e.record.key_id);
         let rotations = e.record.versions.iter().filter_map(|v| {
             v.rotation.map(|t| RotationListEntry {
                 key_id: arn.clone(),
@@ -102,9 +147,9 @@ impl KeyService {
             rotations,
             |r| format!("{:010}", r.key_version),
             limit,
-            req.marker.as_deref(),
+            self.marker.as_deref(),
         )?;
-        Ok(ListKeyRotationsResponse {
+        read(ListKeyRotationsResponse {
             rotations: page.items,
             truncated: page.next_marker.is_some(),
             next_marker: page.next_marker,
@@ -120,7 +165,7 @@ mod tests {
 
     fn enc(t: &TestService, key: &str) -> Vec<u8> {
         t.svc
-            .encrypt(EncryptRequest {
+            .run(EncryptRequest {
                 key_id: key.into(),
                 plaintext: SecretBytes::from_slice(b"data"),
                 encryption_context: Default::default(),
@@ -133,7 +178,7 @@ mod tests {
 
     fn dec(t: &TestService, blob: &[u8]) -> Result<Vec<u8>, KmsError> {
         t.svc
-            .decrypt(DecryptRequest {
+            .run(DecryptRequest {
                 ciphertext_blob: Blob(blob.to_vec()),
                 encryption_context: Default::default(),
                 key_id: None,
@@ -148,7 +193,7 @@ mod tests {
         let id = t.create("r").key_id;
         let old = enc(&t, &id);
         t.svc
-            .rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() })
+            .run(RotateKeyOnDemandRequest { key_id: id.clone() })
             .unwrap();
         let new = enc(&t, &id);
         assert_eq!(u32::from_be_bytes(old[17..21].try_into().unwrap()), 1);
@@ -157,18 +202,18 @@ mod tests {
         assert_eq!(dec(&t, &new).unwrap(), b"data");
         for _ in 1..25 {
             t.svc
-                .rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() })
+                .run(RotateKeyOnDemandRequest { key_id: id.clone() })
                 .unwrap();
         }
         let e = t
             .svc
-            .rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() })
+            .run(RotateKeyOnDemandRequest { key_id: id.clone() })
             .err()
             .unwrap();
         assert_eq!(e.kind, ErrorKind::LimitExceededException);
         let list = t
             .svc
-            .list_key_rotations(ListKeyRotationsRequest {
+            .run(ListKeyRotationsRequest {
                 key_id: id.clone(),
                 limit: Some(10),
                 marker: None,
@@ -189,21 +234,21 @@ mod tests {
         let t = TestService::new();
         let id = t.create("auto").key_id;
         for bad in [89, 2561] {
-            let e = t.svc.enable_key_rotation(EnableKeyRotationRequest {
+            let e = t.svc.run(EnableKeyRotationRequest {
                 key_id: id.clone(),
                 rotation_period_in_days: Some(bad),
             });
             assert_eq!(e.err().unwrap().kind, ErrorKind::ValidationException);
         }
         t.svc
-            .enable_key_rotation(EnableKeyRotationRequest {
+            .run(EnableKeyRotationRequest {
                 key_id: id.clone(),
                 rotation_period_in_days: Some(90),
             })
             .unwrap();
         let s = t
             .svc
-            .get_key_rotation_status(GetKeyRotationStatusRequest { key_id: id.clone() })
+            .run(GetKeyRotationStatusRequest { key_id: id.clone() })
             .unwrap();
         assert!(s.key_rotation_enabled);
         assert_eq!(s.rotation_period_in_days, Some(90));
@@ -213,7 +258,7 @@ mod tests {
         t.svc.tick();
         assert_eq!(
             t.svc
-                .describe_key(DescribeKeyRequest { key_id: id.clone() })
+                .run(DescribeKeyRequest { key_id: id.clone() })
                 .unwrap()
                 .key_metadata
                 .current_key_version,
@@ -223,13 +268,13 @@ mod tests {
         t.svc.tick();
         let meta = t
             .svc
-            .describe_key(DescribeKeyRequest { key_id: id.clone() })
+            .run(DescribeKeyRequest { key_id: id.clone() })
             .unwrap()
             .key_metadata;
         assert_eq!(meta.current_key_version, 2);
         let rot = t
             .svc
-            .list_key_rotations(ListKeyRotationsRequest {
+            .run(ListKeyRotationsRequest {
                 key_id: id.clone(),
                 limit: None,
                 marker: None,
@@ -239,13 +284,13 @@ mod tests {
         assert_eq!(rot.rotations[0].rotation_type, RotationType::Automatic);
         assert_eq!(dec(&t, &old).unwrap(), b"data");
         t.svc
-            .disable_key_rotation(DisableKeyRotationRequest { key_id: id.clone() })
+            .run(DisableKeyRotationRequest { key_id: id.clone() })
             .unwrap();
         t.clock.advance_days(400);
         t.svc.tick();
         assert_eq!(
             t.svc
-                .describe_key(DescribeKeyRequest { key_id: id })
+                .run(DescribeKeyRequest { key_id: id })
                 .unwrap()
                 .key_metadata
                 .current_key_version,
@@ -259,7 +304,7 @@ mod tests {
         let id = t.create("persist").key_id;
         let old = enc(&t, &id);
         t.svc
-            .rotate_key_on_demand(RotateKeyOnDemandRequest { key_id: id.clone() })
+            .run(RotateKeyOnDemandRequest { key_id: id.clone() })
             .unwrap();
         let new = enc(&t, &id);
         drop(t.svc);

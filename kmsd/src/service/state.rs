@@ -125,6 +125,7 @@ impl State {
                     }
                 }
                 Mutation::PutMeta { name, json } => self.put_meta(name, json)?,
+                Mutation::Audited(_) => {}
             }
         }
         Ok(())

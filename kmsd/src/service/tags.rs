@@ -1,15 +1,27 @@
 //! TagResource, UntagResource, ListResourceTags.
 
+use super::operation::{Exec, KeyRef, Operation, Planned, Refs, read};
 use super::paginate::paginate;
-use super::{KeyService, Result, validate};
+use super::{Result, validate};
 use kmsd_client::*;
+use kmsd_policy::{Requirement, on_key};
 
-impl KeyService {
-    pub fn tag_resource(&self, req: TagResourceRequest) -> Result<Empty> {
-        validate::tags(&req.tags)?;
-        self.update_key(&req.key_id, |e, rec, _| {
-            self.require_not_pending_deletion(e)?;
-            for t in req.tags {
+impl Operation for TagResourceRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:TagResource")];
+
+    fn validate(&self) -> Result<()> {
+        validate::tags(&self.tags)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
+        cx.update_key(|e, rec| {
+            cx.svc.require_not_pending_deletion(e)?;
+            for t in self.tags {
                 match rec.tags.iter_mut().find(|x| x.tag_key == t.tag_key) {
                     Some(x) => x.tag_value = t.tag_value,
                     None => rec.tags.push(t),
@@ -24,26 +36,43 @@ impl KeyService {
             Ok(Empty {})
         })
     }
+}
 
-    pub fn untag_resource(&self, req: UntagResourceRequest) -> Result<Empty> {
-        self.update_key(&req.key_id, |e, rec, _| {
-            self.require_not_pending_deletion(e)?;
-            rec.tags.retain(|t| !req.tag_keys.contains(&t.tag_key));
+impl Operation for UntagResourceRequest {
+    const MUTATES: bool = true;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:UntagResource")];
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
+        cx.update_key(|e, rec| {
+            cx.svc.require_not_pending_deletion(e)?;
+            rec.tags.retain(|t| !self.tag_keys.contains(&t.tag_key));
             Ok(Empty {})
         })
     }
+}
 
-    pub fn list_resource_tags(
-        &self,
-        req: ListResourceTagsRequest,
-    ) -> Result<ListResourceTagsResponse> {
-        let limit = validate::list_limit(req.limit)?;
-        let st = self.read();
-        let id = self.resolve(&st, &req.key_id)?;
-        let mut tags = self.entry(&st, id)?.record.tags.clone();
+impl Operation for ListResourceTagsRequest {
+    const MUTATES: bool = false;
+    const CHECKS: &'static [Requirement] = &[on_key("kms:ListResourceTags")];
+
+    fn validate(&self) -> Result<()> {
+        validate::list_limit(self.limit).map(drop)
+    }
+
+    fn refs(&self) -> Refs<'_> {
+        Refs::key(KeyRef::Named(&self.key_id))
+    }
+
+    fn execute(self, cx: &Exec<'_>) -> Planned<ListResourceTagsResponse> {
+        let limit = validate::list_limit(self.limit)?;
+        let mut tags = cx.entry()?.record.tags.clone();
         tags.sort_by(|a, b| a.tag_key.cmp(&b.tag_key));
-        let page = paginate(tags, |t| t.tag_key.clone(), limit, req.marker.as_deref())?;
-        Ok(ListResourceTagsResponse {
+        let page = paginate(tags, |t| t.tag_key.clone(), limit, self.marker.as_deref())?;
+        read(ListResourceTagsResponse {
             tags: page.items,
             truncated: page.next_marker.is_some(),
             next_marker: page.next_marker,
@@ -68,20 +97,20 @@ mod tests {
         let t = TestService::new();
         let id = t.create("t").key_id;
         t.svc
-            .tag_resource(TagResourceRequest {
+            .run(TagResourceRequest {
                 key_id: id.clone(),
                 tags: vec![tag("b", "1"), tag("a", "2")],
             })
             .unwrap();
         t.svc
-            .tag_resource(TagResourceRequest {
+            .run(TagResourceRequest {
                 key_id: id.clone(),
                 tags: vec![tag("b", "3")],
             })
             .unwrap();
         let l = t
             .svc
-            .list_resource_tags(ListResourceTagsRequest {
+            .run(ListResourceTagsRequest {
                 key_id: id.clone(),
                 limit: None,
                 marker: None,
@@ -89,14 +118,14 @@ mod tests {
             .unwrap();
         assert_eq!(l.tags, vec![tag("a", "2"), tag("b", "3")]);
         t.svc
-            .untag_resource(UntagResourceRequest {
+            .run(UntagResourceRequest {
                 key_id: id.clone(),
                 tag_keys: vec!["a".into()],
             })
             .unwrap();
         let l = t
             .svc
-            .list_resource_tags(ListResourceTagsRequest {
+            .run(ListResourceTagsRequest {
                 key_id: id.clone(),
                 limit: None,
                 marker: None,
@@ -106,7 +135,7 @@ mod tests {
         let too_many: Vec<Tag> = (0..50).map(|i| tag(&format!("k{i}"), "")).collect();
         let e = t
             .svc
-            .tag_resource(TagResourceRequest {
+            .run(TagResourceRequest {
                 key_id: id.clone(),
                 tags: too_many,
             })
@@ -115,7 +144,7 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::LimitExceededException);
         let e = t
             .svc
-            .tag_resource(TagResourceRequest {
+            .run(TagResourceRequest {
                 key_id: id,
                 tags: vec![tag("aws:x", "")],
             })

@@ -30,9 +30,28 @@ pub enum Mutation {
     DeleteKey(Uuid),
     PutAlias(AliasRecord),
     DeleteAlias(String),
-    PutGrant { grant_id: String, json: String },
+    PutGrant {
+        grant_id: String,
+        json: String,
+    },
     DeleteGrant(String),
-    PutMeta { name: String, json: String },
+    PutMeta {
+        name: String,
+        json: String,
+    },
+    /// The audit record of the request this batch carries out (see
+    /// docs/AUDIT.md, "Audit before commit"): every committed mutation
+    /// names the durable record written before it.
+    Audited(AuditRef),
+}
+
+/// A committed mutation's audit record: its seq in the trail, request id
+/// and operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRef {
+    pub seq: u64,
+    pub request_id: String,
+    pub event_name: String,
 }
 
 #[derive(Debug)]
@@ -49,4 +68,6 @@ impl std::error::Error for StoreError {}
 pub trait Store: Send + Sync {
     fn load(&self) -> Result<Snapshot, StoreError>;
     fn commit(&self, batch: &[Mutation]) -> Result<(), StoreError>;
+    /// The audit records named by committed mutations, by seq.
+    fn audited(&self) -> Result<Vec<AuditRef>, StoreError>;
 }

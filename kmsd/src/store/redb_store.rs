@@ -2,7 +2,7 @@
 //! commits are copy-on-write with a durable commit (fsync) by default, so a
 //! `kill -9` at any instant leaves either the old or the new state.
 
-use super::{AliasRecord, KeyRecord, Mutation, Snapshot, Store, StoreError};
+use super::{AliasRecord, AuditRef, KeyRecord, Mutation, Snapshot, Store, StoreError};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
@@ -10,6 +10,8 @@ const KEYS: TableDefinition<&str, &str> = TableDefinition::new("keys");
 const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
 const GRANTS: TableDefinition<&str, &str> = TableDefinition::new("grants");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// Audit seq of each committed mutation's record → `<requestId> <eventName>`.
+const AUDITED: TableDefinition<u64, &str> = TableDefinition::new("audited");
 
 pub struct RedbStore {
     db: Database,
@@ -27,6 +29,7 @@ impl RedbStore {
         for t in [KEYS, ALIASES, GRANTS, META] {
             tx.open_table(t).map_err(err)?;
         }
+        tx.open_table(AUDITED).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(RedbStore { db })
     }
@@ -70,6 +73,22 @@ impl Store for RedbStore {
         })
     }
 
+    fn audited(&self) -> Result<Vec<AuditRef>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(AUDITED).map_err(err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let (request_id, event_name) = v.value().split_once(' ').unwrap_or((v.value(), ""));
+            out.push(AuditRef {
+                seq: k.value(),
+                request_id: request_id.to_string(),
+                event_name: event_name.to_string(),
+            });
+        }
+        Ok(out)
+    }
+
     fn commit(&self, batch: &[Mutation]) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(err)?;
         {
@@ -77,6 +96,7 @@ impl Store for RedbStore {
             let mut aliases = tx.open_table(ALIASES).map_err(err)?;
             let mut grants = tx.open_table(GRANTS).map_err(err)?;
             let mut meta = tx.open_table(META).map_err(err)?;
+            let mut audited = tx.open_table(AUDITED).map_err(err)?;
             for m in batch {
                 match m {
                     Mutation::PutKey(r) => {
@@ -106,6 +126,10 @@ impl Store for RedbStore {
                     }
                     Mutation::PutMeta { name, json } => {
                         meta.insert(name.as_str(), json.as_str()).map_err(err)?;
+                    }
+                    Mutation::Audited(r) => {
+                        let v = format!("{} {}", r.request_id, r.event_name);
+                        audited.insert(r.seq, v.as_str()).map_err(err)?;
                     }
                 }
             }

@@ -23,6 +23,7 @@ pub fn event(i: usize) -> AuditEvent {
         user_name: Some(format!("user{}", i % 3)),
         group_name: Some("users".into()),
         executable: Some("/usr/bin/app".into()),
+        invoked_by: None,
     };
     let ev = AuditEvent::new(
         if i.is_multiple_of(2) {

@@ -1,0 +1,322 @@
+//! The one request path. Every operation, from the socket or from kmsd
+//! itself, goes through it in one order, under one guard (the state's read
+//! lock for reads; the writer lock for mutations, held from resolution to
+//! commit):
+//!
+//! 0. **validate** the request alone, before any lock
+//!    ([`Operation::validate`]);
+//! 1. **resolve** every key reference once ([`Operation::refs`]);
+//! 2. **authorize** the resolved ids ([`Operation::CHECKS`]);
+//! 3. **execute** on those ids ([`Operation::execute`]);
+//! 4. **audit** with those ids: a mutation's record is durable before its
+//!    commit; any other record is submitted and its [`Ticket`] handed back.
+
+use super::operation::{Exec, KeyRef, Operation, Planned, Refs, Resolved};
+use super::{Caller, KeyService, Result, State};
+use crate::crypto::blob;
+use crate::store::{AuditRef, Mutation};
+use kmsd_audit::{AuditEvent, Principal, Ticket};
+use kmsd_client::KmsError;
+use kmsd_policy::{KeyScope, Query, Target, evaluate, parse_grant_token};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A request's answer and its audit record.
+pub struct Outcome<T> {
+    pub result: Result<T>,
+    /// A record submitted but maybe not yet durable: wait for it (through
+    /// [`KeyService::settle`]) before answering. `None` when the record is
+    /// already durable (mutations) or there is none (refused because the
+    /// trail is down).
+    pub record: Option<Ticket>,
+    /// The record's `requestId`.
+    pub request_id: String,
+}
+
+impl<T> Outcome<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        Outcome {
+            result: self.result.map(f),
+            record: self.record,
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// The parts of a record known before the request runs.
+pub(crate) struct EventBase {
+    pub name: &'static str,
+    pub request_id: String,
+    pub principal: Principal,
+    pub parameters: Value,
+}
+
+fn invalid_ciphertext() -> KmsError {
+    KmsError::invalid_ciphertext("The ciphertext is invalid or was not made by this kmsd.")
+}
+
+impl KeyService {
+    /// Runs one request through the pipeline.
+    pub fn call<O: Operation>(
+        &self,
+        caller: &Caller,
+        principal: &Principal,
+        req: O,
+    ) -> Outcome<O::Output> {
+        let request_id = self.auditor.request_id();
+        if let Err(e) = self.auditor.check_healthy() {
+            return Outcome {
+                result: Err(e),
+                record: None,
+                request_id,
+            };
+        }
+        let base = EventBase {
+            name: O::NAME,
+            request_id: request_id.clone(),
+            principal: principal.clone(),
+            parameters: req.audit_parameters(),
+        };
+        // Step 0, before any lock: the request alone.
+        if let Err(e) = req.validate() {
+            let ev = self.event(&base, Resolved::default(), None, Some(&e));
+            return Outcome {
+                result: Err(e),
+                record: Some(self.auditor.submit(&ev)),
+                request_id,
+            };
+        }
+        if O::MUTATES {
+            let _w = self.writer();
+            let st = self.read();
+            let now = self.now();
+            let mut ids = Resolved::default();
+            let planned = self.plan(&st, caller, now, &mut ids, req);
+            let (result, record) = self.commit_audited(st, &base, ids, planned, O::created_key);
+            return Outcome {
+                result,
+                record,
+                request_id,
+            };
+        }
+        let (result, ids) = {
+            let st = self.read();
+            let mut ids = Resolved::default();
+            let r = self.plan(&st, caller, self.now(), &mut ids, req);
+            (r.map(|(out, _)| out), ids)
+        };
+        let created = result.as_ref().ok().and_then(O::created_key);
+        let event = self.event(&base, ids, created, result.as_ref().err());
+        Outcome {
+            result,
+            record: Some(self.auditor.submit(&event)),
+            request_id,
+        }
+    }
+
+    /// Steps 1–3 on the state `st` (under the caller's guard). `ids` keeps
+    /// whatever resolved, for the record, even when a later step fails.
+    fn plan<O: Operation>(
+        &self,
+        st: &State,
+        caller: &Caller,
+        now: kmsd_client::Timestamp,
+        ids: &mut Resolved,
+        req: O,
+    ) -> Planned<O::Output> {
+        self.resolve_refs(st, req.refs(), ids)?;
+        let cx = Exec {
+            svc: self,
+            st,
+            ids: *ids,
+            caller,
+            now,
+        };
+        self.authorize(&cx, &req)?;
+        req.execute(&cx)
+    }
+
+    /// Step 4 of a mutation (and of kmsd's own events): an empty plan or a
+    /// failure is recorded like a read; a change is recorded durably, then
+    /// committed with a reference to its record, then applied.
+    pub(crate) fn commit_audited<T>(
+        &self,
+        st: std::sync::RwLockReadGuard<'_, State>,
+        base: &EventBase,
+        ids: Resolved,
+        planned: Planned<T>,
+        created_key: impl FnOnce(&T) -> Option<String>,
+    ) -> (Result<T>, Option<Ticket>) {
+        let (out, mut batch) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                drop(st);
+                let ev = self.event(base, ids, None, Some(&e));
+                return (Err(e), Some(self.auditor.submit(&ev)));
+            }
+        };
+        let created = created_key(&out);
+        let ev = self.event(base, ids, created, None);
+        if batch.is_empty() {
+            drop(st);
+            return (Ok(out), Some(self.auditor.submit(&ev)));
+        }
+        let seq = match self.auditor.write(&ev) {
+            Ok(seq) => seq,
+            Err(e) => return (Err(e), None),
+        };
+        batch.push(Mutation::Audited(AuditRef {
+            seq,
+            request_id: base.request_id.clone(),
+            event_name: base.name.to_string(),
+        }));
+        if let Err(e) = self.store.commit(&batch) {
+            let err = super::internal_store(e);
+            // The record says the change was made; say it was not. If this
+            // record is lost too, verify still finds the first one without
+            // its commit (docs/AUDIT.md).
+            let undo = self.event(base, ids, None, Some(&err));
+            let _ = self.auditor.write(&undo);
+            return (Err(err), None);
+        }
+        drop(st);
+        if let Err(e) = self.write_state().apply(batch, &self.wrap_key) {
+            return (Err(e), None);
+        }
+        (Ok(out), None)
+    }
+
+    pub(crate) fn event(
+        &self,
+        base: &EventBase,
+        ids: Resolved,
+        created: Option<String>,
+        error: Option<&KmsError>,
+    ) -> AuditEvent {
+        let mut ev = AuditEvent::new(base.name, base.request_id.clone(), base.principal.clone())
+            .with_parameters(base.parameters.clone());
+        for id in [ids.key, ids.destination].into_iter().flatten() {
+            ev = ev.with_resource(self.key_arn(id));
+        }
+        if let Some(arn) = created {
+            ev = ev.with_resource(arn);
+        }
+        if let Some(e) = error {
+            ev = ev.with_kms_error(e);
+        }
+        ev
+    }
+
+    /// The answer to send once a submitted record's fate is known.
+    pub fn settle<T>(&self, record: Option<Ticket>, result: Result<T>) -> Result<T> {
+        match record {
+            Some(t) => self.auditor.settle(t.wait(), result),
+            None => result,
+        }
+    }
+
+    /// As [`KeyService::settle`], for async callers.
+    pub async fn settle_async<T>(&self, record: Option<Ticket>, result: Result<T>) -> Result<T> {
+        match record {
+            Some(t) => self.auditor.settle(t.await, result),
+            None => result,
+        }
+    }
+
+    fn resolve_refs(&self, st: &State, refs: Refs<'_>, ids: &mut Resolved) -> Result<()> {
+        if let Some(r) = refs.key {
+            ids.key = Some(self.resolve_ref(st, r)?);
+        }
+        if let Some(r) = refs.destination {
+            ids.destination = Some(self.resolve_ref(st, r)?);
+        }
+        if let Some(r) = refs.other {
+            ids.other = Some(self.resolve_ref(st, r)?);
+        }
+        Ok(())
+    }
+
+    fn resolve_ref(&self, st: &State, r: KeyRef<'_>) -> Result<Uuid> {
+        match r {
+            KeyRef::Named(k) => self.resolve(st, k),
+            KeyRef::Direct(k) => {
+                if k.starts_with("alias/") || k.contains(":alias/") {
+                    return Err(KmsError::validation(
+                        "TargetKeyId must be a key id or key ARN, not an alias",
+                    ));
+                }
+                self.resolve(st, k)
+            }
+            KeyRef::Blob(ct) => {
+                let h = blob::parse_header(ct).map_err(|_| invalid_ciphertext())?;
+                if st.keys.contains_key(&h.key_id) {
+                    Ok(h.key_id)
+                } else {
+                    Err(invalid_ciphertext())
+                }
+            }
+            KeyRef::AliasTarget(alias) => {
+                st.aliases.get(alias).map(|a| a.target).ok_or_else(|| {
+                    KmsError::not_found(format!("Alias {} is not found.", self.alias_arn(alias)))
+                })
+            }
+            KeyRef::GrantOf(r) => self.grant_for_retire(st, r).map(|(k, _)| k),
+        }
+    }
+
+    /// Step 2: every check of the operation against the resolved ids,
+    /// evaluated against the key policy, the service policy and the key's
+    /// grants. A denial is an `AccessDeniedException` naming the caller,
+    /// the action and the key.
+    fn authorize<O: Operation>(&self, cx: &Exec<'_>, req: &O) -> Result<()> {
+        // kmsd grants take effect at once; tokens only have to be ours.
+        for t in req.grant_tokens() {
+            parse_grant_token(t)?;
+        }
+        for r in O::CHECKS.iter().chain(req.extra_checks()) {
+            let key = match r.target {
+                Target::Service => None,
+                Target::Key => Some(cx.ids.key),
+                Target::DestinationKey => Some(cx.ids.destination),
+            };
+            let key = match key {
+                None => None,
+                Some(Some(id)) => Some(id),
+                Some(None) => {
+                    return Err(KmsError::internal(format!(
+                        "{} checks {} on a key it does not name",
+                        O::NAME,
+                        r.action
+                    )));
+                }
+            };
+            let context = req.conditions(cx, r.target)?;
+            let entry = match key {
+                Some(id) => Some(self.entry(cx.st, id)?),
+                None => None,
+            };
+            let (id_text, arn) = key
+                .map(|id| (id.to_string(), self.key_arn(id)))
+                .unwrap_or_default();
+            let q = Query {
+                caller: cx.caller,
+                admin_uid: self.config().admin_uid,
+                action: r.action,
+                key: entry.map(|e| KeyScope {
+                    key_id: &id_text,
+                    arn: &arn,
+                    policy: &e.policy,
+                    grants: &e.grants,
+                }),
+                service_policy: &cx.st.service_policy,
+                context: &context,
+            };
+            let decision = evaluate(&q);
+            if !decision.is_allowed() {
+                tracing::info!(op = O::NAME, uid = cx.caller.uid, action = r.action, key = %arn, "access denied");
+                return Err(KmsError::access_denied(q.denied_message(&decision)));
+            }
+        }
+        Ok(())
+    }
+}
