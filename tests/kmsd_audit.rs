@@ -128,10 +128,19 @@ fn every_request_once_no_secrets_and_verifiable() {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen_failures: BTreeMap<String, usize> = BTreeMap::new();
     let mut ids = std::collections::BTreeSet::new();
+    let mut init_events = 0;
     for e in query(&dir, Filter::default()).unwrap() {
         let e = e.unwrap();
         let r = e.record;
         if r.checkpoint.is_some() || r.event_name.starts_with("Audit") {
+            continue;
+        }
+        let p = r.principal.as_ref().expect("principal");
+        if p.invoked_by.is_some() {
+            // kmsd's own event: the service policy written at first start.
+            assert_eq!(p.invoked_by.as_deref(), Some("kmsd.init"));
+            assert_eq!(r.event_name, "PutServicePolicy");
+            init_events += 1;
             continue;
         }
         *seen.entry(r.event_name.clone()).or_default() += 1;
@@ -139,7 +148,6 @@ fn every_request_once_no_secrets_and_verifiable() {
             *seen_failures.entry(r.event_name.clone()).or_default() += 1;
             assert!(r.error_message.as_deref().is_some_and(|m| !m.is_empty()));
         }
-        let p = r.principal.as_ref().expect("principal");
         assert_eq!(p.uid, 0);
         assert_eq!(p.pid, Some(std::process::id() as i32));
         assert!(
@@ -165,6 +173,7 @@ fn every_request_once_no_secrets_and_verifiable() {
         .collect();
     assert_eq!(seen, expected, "each request exactly once");
     assert_eq!(seen_failures, failures);
+    assert_eq!(init_events, 1, "the first start writes the service policy once");
 
     // No plaintext, ciphertext or key bytes, raw or base64, anywhere in it.
     let mut log = Vec::new();

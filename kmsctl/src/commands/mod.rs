@@ -63,6 +63,7 @@ struct Prepared<O> {
 
 impl<O: Operation> Operation for Prepared<O> {
     type Output = O::Output;
+    const NAME: &'static str = O::NAME;
     fn into_request(self) -> Request {
         self.request
     }
