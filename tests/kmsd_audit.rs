@@ -173,7 +173,10 @@ fn every_request_once_no_secrets_and_verifiable() {
         .collect();
     assert_eq!(seen, expected, "each request exactly once");
     assert_eq!(seen_failures, failures);
-    assert_eq!(init_events, 1, "the first start writes the service policy once");
+    assert_eq!(
+        init_events, 1,
+        "the first start writes the service policy once"
+    );
 
     // No plaintext, ciphertext or key bytes, raw or base64, anywhere in it.
     let mut log = Vec::new();

@@ -16,9 +16,9 @@ mod raw;
 
 use common::KmsdProcess;
 use identity::{is_root, unused_id};
-use raw::{as_ids, audit_records, raw_hello, raw_hello_as};
 use kmsd_client::codec::{self, ServerFrame};
 use kmsd_client::*;
+use raw::{as_ids, audit_records, raw_hello, raw_hello_as};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

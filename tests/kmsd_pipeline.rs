@@ -198,7 +198,11 @@ fn pipelined_update_alias_never_moves_a_grant_onto_a_key_it_was_not_authorized_o
             grant_tokens: vec![],
         });
         let (update, grant) = race(&mut conn, w.point_alias_at(&w.b), grant, i);
-        assert!(update.is_ok(), "attempt {i}: UpdateAlias: {}", show(&update));
+        assert!(
+            update.is_ok(),
+            "attempt {i}: UpdateAlias: {}",
+            show(&update)
+        );
         match &grant {
             Ok(_) => on_a += 1,
             r if denied(r) => {
@@ -209,7 +213,11 @@ fn pipelined_update_alias_never_moves_a_grant_onto_a_key_it_was_not_authorized_o
             other => panic!("attempt {i}: CreateGrant: {}", show(other)),
         }
         let back = pipelined(&mut conn, vec![w.point_alias_at(&w.a)]);
-        assert!(back[0].is_ok(), "attempt {i}: alias back to A: {}", show(&back[0]));
+        assert!(
+            back[0].is_ok(),
+            "attempt {i}: alias back to A: {}",
+            show(&back[0])
+        );
     }
     eprintln!(
         "{ATTEMPTS} attempts: CreateGrant ran first {on_a} times (grant on A), \
@@ -239,7 +247,11 @@ fn pipelined_update_alias_never_disables_a_key_it_was_not_authorized_on() {
             key_id: w.alias.clone(),
         });
         let (update, disable) = race(&mut conn, w.point_alias_at(&w.b), disable, i);
-        assert!(update.is_ok(), "attempt {i}: UpdateAlias: {}", show(&update));
+        assert!(
+            update.is_ok(),
+            "attempt {i}: UpdateAlias: {}",
+            show(&update)
+        );
         match &disable {
             Ok(_) => on_a += 1,
             r if denied(r) => refused_on_b += 1,

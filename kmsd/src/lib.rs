@@ -7,6 +7,7 @@
 //! identity), `daemon` (start-up and shutdown). Wire types and the client
 //! live in the `kmsd-client` crate.
 
+pub mod audit_check;
 pub mod clock;
 pub mod crypto;
 pub mod daemon;

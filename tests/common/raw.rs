@@ -42,7 +42,6 @@ pub fn as_ids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> T {
     r
 }
 
-
 /// One raw connection after a successful hello (no client-side reconnects).
 pub fn raw_hello(socket: &Path) -> Result<UnixStream, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| e.to_string())?;
@@ -94,7 +93,6 @@ pub fn audit_records(state: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
-
 
 /// Sends `requests` in one write (ids 0..n, pipelined on one connection)
 /// and returns their answers in request order.

@@ -112,6 +112,7 @@ pub(crate) fn resume(
         });
     }
     let file = OpenOptions::new()
+        .read(true)
         .append(true)
         .open(&last.path)
         .map_err(io(format!("opening {}", last.name)))?;

@@ -56,7 +56,7 @@ pub(crate) fn ticket() -> (Ticket, Completer) {
 
 impl Ticket {
     /// An already resolved ticket (e.g. a submit that failed up front).
-    pub(crate) fn ready(result: Result<Seq, AuditError>) -> Ticket {
+    pub fn ready(result: Result<Seq, AuditError>) -> Ticket {
         Ticket {
             slot: Arc::new(Slot {
                 state: Mutex::new(State::Done(result)),

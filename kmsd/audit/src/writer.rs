@@ -266,6 +266,7 @@ impl ChainWriter {
 pub(crate) fn create_segment(dir: &std::path::Path, index: u32) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
+        .read(true)
         .append(true)
         .create_new(true)
         .mode(0o600)

@@ -426,3 +426,31 @@ fn verify_and_tail_on_a_live_log_see_no_tampering() {
     let r = verify(dir.path(), Some(&key())).unwrap();
     assert!(r.is_intact() && r.notes.is_empty(), "{r}");
 }
+
+#[test]
+fn probe_checks_the_tail_and_writes_a_resume_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), opts(None, 0));
+    for i in 0..3 {
+        log.submit(&event(i)).wait().unwrap();
+    }
+    let seq = log.probe().expect("a healthy log probes fine");
+    log.submit(&event(3)).wait().unwrap();
+    let recs: Vec<Record> = all_entries(dir.path())
+        .into_iter()
+        .map(|e| e.record)
+        .collect();
+    let resume = recs
+        .iter()
+        .find(|r| r.checkpoint.as_ref().is_some_and(|c| c.reason == "resume"))
+        .expect("a resume checkpoint");
+    assert_eq!(resume.seq, seq);
+
+    // Something else appended to the segment: the tail no longer matches
+    // the chain, so the probe refuses (and so does every append after it).
+    let seg = files(dir.path()).pop().expect("a segment");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"forged\":true}\n").unwrap();
+    let e = log.probe().expect_err("a foreign tail");
+    assert!(e.to_string().contains("bytes, the chain expects"), "{e}");
+}

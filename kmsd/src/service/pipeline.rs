@@ -320,3 +320,7 @@ impl KeyService {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;
