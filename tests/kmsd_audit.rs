@@ -4,9 +4,11 @@
 //! someone edits it.
 
 mod common;
+#[path = "common/mount.rs"]
+mod mount;
 
 use base64::Engine;
-use common::KmsdProcess;
+use common::{KmsdProcess, bin};
 use kmsd_audit::{Filter, ProblemKind, audit_dir, audit_key_from_root_file, query, verify};
 use kmsd_client::*;
 use std::collections::BTreeMap;
@@ -219,4 +221,161 @@ fn every_request_once_no_secrets_and_verifiable() {
     let report = verify(&dir, Some(&key_file)).unwrap();
     let problem = report.problem.expect("tampering detected");
     assert_eq!(problem.kind, ProblemKind::Altered, "{problem:?}");
+}
+
+/// Writes `path` until the filesystem is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).expect("create the filler");
+    let chunk = vec![0xa5u8; 64 << 10];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+}
+
+/// A full disk under the state dir (a 16 MiB tmpfs): kmsd refuses while
+/// the trail cannot be written, logs it, resumes by itself once space is
+/// freed (no restart), and afterwards every committed mutation has its
+/// record (`kmsd --check-audit`) and the trail verifies intact.
+#[test]
+fn a_full_disk_refuses_then_resumes_without_a_restart() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "mounting a tmpfs needs root"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let _disk = mount::TmpfsGuard::mount(&state, 16 << 10);
+    let log = tmp.path().join("kmsd.log");
+    let mut k = KmsdProcess::start_logged(&state, &tmp.path().join("kmsd.sock"), &[], Some(&log));
+    let c = k.client();
+    let key = c
+        .call(CreateKeyRequest::default())
+        .expect("create a key")
+        .key_metadata;
+    let alias = |i: usize| format!("alias/full-{i}");
+    let create_alias = |i: usize| {
+        c.call(CreateAliasRequest {
+            alias_name: alias(i),
+            target_key_id: key.key_id.clone(),
+        })
+    };
+
+    let filler = state.join("filler");
+    let filled = std::time::Instant::now();
+    fill(&filler);
+    // Mutations and reads until the trail itself cannot be written (a
+    // store commit may fail first: that request fails, the trail is fine).
+    let mut ok_aliases = Vec::new();
+    let mut store_failures = 0;
+    let mut trail_down = false;
+    for i in 0..20_000 {
+        match create_alias(i) {
+            Ok(_) => ok_aliases.push(i),
+            Err(ClientError::Kms(e)) if e.message.contains("audit") => {
+                trail_down = true;
+                break;
+            }
+            Err(ClientError::Kms(e)) => {
+                assert_eq!(e.kind, ErrorKind::KMSInternalException, "{e}");
+                store_failures += 1;
+            }
+            Err(e) => panic!("CreateAlias {i}: {e}"),
+        }
+        match c.call(DescribeKeyRequest {
+            key_id: key.key_id.clone(),
+        }) {
+            Ok(_) => {}
+            Err(ClientError::Kms(e)) if e.message.contains("audit") => {
+                trail_down = true;
+                break;
+            }
+            Err(e) => panic!("DescribeKey: {e}"),
+        }
+    }
+    assert!(trail_down, "the trail never filled up");
+    eprintln!(
+        "full disk: {} aliases made and {store_failures} store commits failed in {} ms before the trail filled",
+        ok_aliases.len(),
+        filled.elapsed().as_millis()
+    );
+    // While the trail cannot be written, everything is refused.
+    for _ in 0..3 {
+        let e = c
+            .call(ListKeysRequest::default())
+            .expect_err("refused while the disk is full");
+        assert!(
+            e.to_string().contains("audit trail cannot be written"),
+            "{e}"
+        );
+    }
+
+    std::fs::remove_file(&filler).expect("free the disk");
+    let freed = std::time::Instant::now();
+    loop {
+        match c.call(ListKeysRequest::default()) {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    freed.elapsed() < std::time::Duration::from_secs(5),
+                    "kmsd did not resume within 5 s of freeing the disk: {e}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+    eprintln!(
+        "full disk: served again {} ms after the disk was freed",
+        freed.elapsed().as_millis()
+    );
+    // Exactly the acknowledged aliases exist; a failed one can be retried.
+    let mut listed = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = c
+            .call(ListAliasesRequest {
+                marker: marker.take(),
+                ..Default::default()
+            })
+            .expect("list aliases");
+        listed.extend(page.aliases.into_iter().map(|a| a.alias_name));
+        match page.next_marker {
+            Some(m) if page.truncated => marker = Some(m),
+            _ => break,
+        }
+    }
+    listed.sort();
+    let mut want: Vec<String> = ok_aliases.iter().map(|&i| alias(i)).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    create_alias(100_000).expect("a mutation after resuming");
+    drop(c);
+    assert!(k.terminate().success());
+
+    let text = std::fs::read_to_string(&log).expect("kmsd log");
+    assert!(
+        text.contains("refusing requests until the trail can be written"),
+        "{text}"
+    );
+    assert!(text.contains("audit trail writable again"), "{text}");
+
+    let check = std::process::Command::new(bin("kmsd"))
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--check-audit")
+        .output()
+        .expect("run kmsd --check-audit");
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && out.starts_with("OK: all"),
+        "{out}"
+    );
+    let r = verify(
+        &audit_dir(&state),
+        audit_key_from_root_file(&state.join("root.key"))
+            .ok()
+            .as_ref(),
+    )
+    .expect("verify");
+    assert!(r.is_intact(), "{r}");
 }

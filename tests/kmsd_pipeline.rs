@@ -168,7 +168,7 @@ fn race(
     victim: Request,
     attempt: usize,
 ) -> (Result<Response, KmsError>, Result<Response, KmsError>) {
-    if attempt % 2 == 0 {
+    if attempt.is_multiple_of(2) {
         let mut a = pipelined(conn, vec![update, victim]).into_iter();
         (a.next().unwrap(), a.next().unwrap())
     } else {

@@ -69,6 +69,44 @@ struct Args {
     /// MiB (the hash chain continues across files); 0 = never.
     #[arg(long, default_value_t = 64)]
     audit_rotate_mib: u64,
+    /// Do not serve: check that every mutation committed in STATE_DIR has
+    /// its durable audit record (run while kmsd is stopped), list any that
+    /// has not, and exit 1 if one is found.
+    #[arg(long)]
+    check_audit: bool,
+}
+
+/// `--check-audit`: the offline cross-check of state and trail.
+fn check_audit(state_dir: &std::path::Path) -> i32 {
+    match kmsd::audit_check::check_state_dir(state_dir) {
+        Ok(c) if c.is_ok() => {
+            println!(
+                "OK: all {} committed mutations have their audit record",
+                c.matched
+            );
+            0
+        }
+        Ok(c) => {
+            println!(
+                "UNAUDITED: {} of {} committed mutations lack their audit record",
+                c.unaudited.len(),
+                c.matched + c.unaudited.len()
+            );
+            for (r, why) in &c.unaudited {
+                println!(
+                    "  seq {} requestId {} {}: {why}",
+                    r.seq,
+                    kmsd_client::logsafe::escape(&r.request_id),
+                    kmsd_client::logsafe::escape(&r.event_name)
+                );
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!("kmsd: {e:#}");
+            2
+        }
+    }
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -84,6 +122,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
+    if a.check_audit {
+        std::process::exit(check_audit(&a.state_dir));
+    }
     let socket = match a.socket {
         Some(s) => s,
         None => match kmsd_client::default_socket_path() {

@@ -120,6 +120,8 @@ pub struct KmsdProcess {
     pub state_dir: PathBuf,
     pub socket: PathBuf,
     pub extra_args: Vec<String>,
+    /// Where kmsd's stderr goes (appended); inherited when `None`.
+    pub log: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -134,6 +136,7 @@ impl KmsdProcess {
             state_dir: state,
             socket,
             extra_args: vec![],
+            log: None,
             _tmp: Some(tmp),
         };
         k.spawn();
@@ -142,11 +145,22 @@ impl KmsdProcess {
 
     /// Starts kmsd on given paths (the caller owns the directory).
     pub fn start_at(state_dir: &Path, socket: &Path, extra_args: &[&str]) -> KmsdProcess {
+        Self::start_logged(state_dir, socket, extra_args, None)
+    }
+
+    /// As [`KmsdProcess::start_at`], with kmsd's stderr appended to `log`.
+    pub fn start_logged(
+        state_dir: &Path,
+        socket: &Path,
+        extra_args: &[&str],
+        log: Option<&Path>,
+    ) -> KmsdProcess {
         let mut k = KmsdProcess {
             child: None,
             state_dir: state_dir.to_path_buf(),
             socket: socket.to_path_buf(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log: log.map(Path::to_path_buf),
             _tmp: None,
         };
         k.spawn();
@@ -156,6 +170,16 @@ impl KmsdProcess {
     /// (Re)starts the process and waits until the socket answers.
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "kmsd already running");
+        let stderr = match &self.log {
+            Some(p) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .expect("open the kmsd log"),
+            ),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(bin("kmsd"))
             .arg("--state-dir")
             .arg(&self.state_dir)
@@ -167,6 +191,7 @@ impl KmsdProcess {
                 std::env::var("KMSD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdin(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn kmsd");
         self.child = Some(child);

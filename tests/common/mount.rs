@@ -60,13 +60,7 @@ impl Volume {
         let key = kmsd.create_key("kmsfs test volume on a small disk");
         let mut guard = None;
         let vol = Volume::create_with(&kmsd.socket, &key.arn, |cipher| {
-            let st = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "kmsfs-test"])
-                .arg(cipher)
-                .status()
-                .expect("run mount");
-            assert!(st.success(), "mount tmpfs");
-            guard = Some(TmpfsGuard(cipher.to_path_buf()));
+            guard = Some(TmpfsGuard::mount(cipher, kib));
         });
         (vol, guard.expect("tmpfs mounted"))
     }
@@ -193,6 +187,19 @@ impl Volume {
 
 /// A tmpfs mounted by a test; unmounted (lazily if busy) on drop.
 pub struct TmpfsGuard(PathBuf);
+
+impl TmpfsGuard {
+    /// Mounts a tmpfs of `kib` KiB on the existing directory `dir`.
+    pub fn mount(dir: &Path, kib: u64) -> TmpfsGuard {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "kms-test"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount a tmpfs on {}", dir.display());
+        TmpfsGuard(dir.to_path_buf())
+    }
+}
 
 impl Drop for TmpfsGuard {
     fn drop(&mut self) {

@@ -49,7 +49,7 @@ impl KeyService {
 /// The audit trail of a test service's directory.
 pub fn audit_log(dir: &Path) -> AuditLog {
     AuditLog::open(
-        &dir.join("audit"),
+        dir.join("audit"),
         AuditKey::from_bytes(&mut [7; 32]),
         Options::default(),
     )
