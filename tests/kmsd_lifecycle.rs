@@ -14,6 +14,20 @@ fn start(dir: &std::path::Path, clock: Arc<ManualClock>) -> Daemon {
     Daemon::start(cfg, clock).expect("start daemon")
 }
 
+/// The records of events kmsd made itself (`invokedBy: kmsd.sweeper`).
+fn sweeper_records(dir: &std::path::Path) -> Vec<kmsd_audit::Record> {
+    let audit = kmsd_audit::audit_dir(&dir.join("state"));
+    kmsd_audit::query(&audit, kmsd_audit::Filter::default())
+        .expect("query the trail")
+        .map(|e| e.expect("a record").record)
+        .filter(|r| {
+            r.principal
+                .as_ref()
+                .is_some_and(|p| p.invoked_by.as_deref() == Some("kmsd.sweeper"))
+        })
+        .collect()
+}
+
 /// A daemon on a manual clock with one new key, and a client.
 fn with_one_key() -> (tempfile::TempDir, Arc<ManualClock>, Daemon, Client, String) {
     let tmp = tempfile::tempdir().unwrap();
@@ -30,7 +44,7 @@ fn with_one_key() -> (tempfile::TempDir, Arc<ManualClock>, Daemon, Client, Strin
 
 #[test]
 fn deletion_window_then_destruction_then_not_found() {
-    let (_tmp, clock, d, c, id) = with_one_key();
+    let (tmp, clock, d, c, id) = with_one_key();
     c.call(CreateAliasRequest {
         alias_name: "alias/gone".into(),
         target_key_id: id.clone(),
@@ -61,8 +75,16 @@ fn deletion_window_then_destruction_then_not_found() {
     assert_eq!(m.key_state, KeyState::PendingDeletion);
     assert_eq!(m.deletion_date, Some(s.deletion_date));
 
+    assert!(sweeper_records(tmp.path()).is_empty(), "nothing due yet");
     clock.advance_days(1);
     d.service.tick();
+    d.service.tick();
+    // The destruction is in the trail once, as CloudTrail logs it.
+    let recs = sweeper_records(tmp.path());
+    assert_eq!(recs.len(), 1, "one DeleteKey record");
+    assert_eq!(recs[0].event_name, "DeleteKey");
+    assert!(recs[0].error_code.is_none());
+    assert_eq!(recs[0].resources, vec![s.key_id.clone()]);
     for r in [id.clone(), "alias/gone".to_string()] {
         match c.call(DescribeKeyRequest { key_id: r }) {
             Err(ClientError::Kms(e)) => assert_eq!(e.kind, ErrorKind::NotFoundException),
@@ -84,7 +106,7 @@ fn deletion_window_then_destruction_then_not_found() {
 
 #[test]
 fn automatic_rotation_over_the_socket_keeps_old_ciphertexts() {
-    let (_tmp, clock, d, c, id) = with_one_key();
+    let (tmp, clock, d, c, id) = with_one_key();
     c.call(EnableKeyRotationRequest {
         key_id: id.clone(),
         rotation_period_in_days: None,
@@ -124,12 +146,20 @@ fn automatic_rotation_over_the_socket_keeps_old_ciphertexts() {
     }
     let r = c
         .call(ListKeyRotationsRequest {
-            key_id: id,
+            key_id: id.clone(),
             limit: None,
             marker: None,
         })
         .unwrap();
     assert_eq!(r.rotations.len(), 3);
+    let recs = sweeper_records(tmp.path());
+    assert_eq!(recs.len(), 3, "one RotateKey record per rotation");
+    for rec in &recs {
+        assert_eq!(rec.event_name, "RotateKey");
+        assert!(rec.error_code.is_none());
+        assert_eq!(rec.resources.len(), 1);
+        assert!(rec.resources[0].ends_with(&id));
+    }
     assert!(
         r.rotations
             .iter()
