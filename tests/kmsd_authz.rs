@@ -17,7 +17,10 @@
 //! tokens, passing grants on, retiring grants, group membership read per
 //! connection, keys created by users.
 //!
-//! Needs root (to create users and switch to them); skipped otherwise.
+//! Each family of checks is its own test (`<family>::decisions`) with its
+//! own kmsd, users and groups, and lists every wrong decision it found.
+//!
+//! Needs root (to create users and switch to them); fails otherwise.
 
 mod common;
 #[path = "common/identity.rs"]
@@ -285,7 +288,10 @@ impl World {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let prefix = format!("kza{:05x}", (std::process::id() ^ nanos) & 0xfffff);
+        // Unique per World: the families run in parallel in one process.
+        static WORLDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("kza{:05x}{n:02x}", (std::process::id() ^ nanos) & 0xfffff);
         let mut accounts = TestAccounts::new();
         let users_name = format!("{prefix}u");
         let storage_name = format!("{prefix}s");
@@ -397,6 +403,12 @@ impl World {
 
     /// Runs `requests` as `who` in a child process, one connection.
     fn run_as(&self, who: Who, requests: &[Request]) -> Vec<Outcome> {
+        self.run_as_ids(&self.person(who).run_as, &format!("{who:?}"), requests)
+    }
+
+    /// Runs `requests` with the ids `ids` in a child process, one
+    /// connection.
+    fn run_as_ids(&self, ids: &RunAs, who: &str, requests: &[Request]) -> Vec<Outcome> {
         let path = self.dir.path().join(format!("job-{}.json", self.next()));
         let reqs: Vec<Value> = requests
             .iter()
@@ -407,13 +419,9 @@ impl World {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
             .expect("chmod the job file");
         let path_text = path.to_string_lossy().into_owned();
-        let out = identity::rerun_test_as(
-            &self.person(who).run_as,
-            CHILD_TEST,
-            &[(CHILD_ENV, &path_text)],
-            CHILD_TIMEOUT,
-        )
-        .unwrap_or_else(|e| panic!("child as {who:?}: {e}"));
+        let out =
+            identity::rerun_test_as(ids, CHILD_TEST, &[(CHILD_ENV, &path_text)], CHILD_TIMEOUT)
+                .unwrap_or_else(|e| panic!("child as {who}: {e}"));
         let results: Vec<Outcome> = out
             .stdout
             .lines()
@@ -422,7 +430,7 @@ impl World {
             .collect();
         assert!(
             out.status.success() && results.len() == requests.len(),
-            "child as {who:?} failed ({}; {} of {} results)\nstdout:\n{}\nstderr:\n{}",
+            "child as {who} failed ({}; {} of {} results)\nstdout:\n{}\nstderr:\n{}",
             out.status,
             results.len(),
             requests.len(),
@@ -1402,8 +1410,9 @@ fn judge(
 
 // ------------------------------------------------------------------- test
 
-#[test]
-fn authz_matrix_and_policies() {
+/// Runs one family of checks against its own kmsd, users and groups, and
+/// fails listing every wrong decision it found.
+fn family(name: &str, run: impl FnOnce(&World, &mut Failures)) {
     assert!(
         identity::is_root(),
         "kmsd_authz needs root to create and become other users and cannot run here: \
@@ -1411,37 +1420,92 @@ fn authz_matrix_and_policies() {
     );
     let t0 = Instant::now();
     let w = World::new();
+    w.admin(PutServicePolicyRequest {
+        policy: service_policy(&w, &[]),
+    });
     let mut f = Failures::default();
-
-    let cells = matrix(&w, &mut f);
-    let t_matrix = t0.elapsed();
-    reencrypt_needs_both_keys(&w, &mut f);
-    lockout_safety_check(&w, &mut f);
-    malformed_policies(&w, &mut f);
-    grant_tokens(&w, &mut f);
-    passing_grants_on(&w, &mut f);
-    retiring_grants(&w, &mut f);
-    membership_is_read_per_connection(&w, &mut f);
-    keys_made_by_users(&w, &mut f);
-    conditions_read_the_request(&w, &mut f);
-    aliases_resolve_to_keys(&w, &mut f);
-    principal_forms_and_resources(&w, &mut f);
-
-    eprintln!(
-        "kmsd_authz: {cells} matrix cells in {t_matrix:?}, everything in {:?}",
-        t0.elapsed()
-    );
+    run(&w, &mut f);
+    eprintln!("kmsd_authz {name}: {:?}", t0.elapsed());
     assert!(
         f.0.is_empty(),
-        "{} wrong decisions:\n{}",
+        "{name}: {} wrong decisions:\n{}",
         f.0.len(),
         f.0.join("\n")
     );
 }
 
+/// One `#[test]` per family of checks (`<family>::decisions`), each with
+/// its own kmsd, so each reports on its own.
+macro_rules! families {
+    ($($f:ident),* $(,)?) => {
+        $(mod $f {
+            #[test]
+            fn decisions() {
+                super::family(stringify!($f), super::$f);
+            }
+        })*
+    };
+}
+
+families!(
+    matrix,
+    reencrypt_needs_both_keys,
+    lockout_safety_check,
+    malformed_policies,
+    grant_tokens,
+    passing_grants_on,
+    retiring_grants,
+    membership_is_read_per_connection,
+    egid_changes_keep_every_group,
+    keys_made_by_users,
+    conditions_read_the_request,
+    aliases_resolve_to_keys,
+    principal_forms_and_resources,
+);
+
 /// Every operation × every scenario, plus the operations that name no key
-/// for every caller. Returns the number of cells.
-fn matrix(w: &World, f: &mut Failures) -> usize {
+/// for every caller.
+fn matrix(w: &World, f: &mut Failures) {
+    let cells = matrix_cells(w, f);
+    eprintln!("kmsd_authz: {cells} matrix cells");
+}
+
+/// The service policy every family runs under: the default's two
+/// statements, CreateKey for the storage group, Carol's denials, and
+/// `kms:*` for Alice on the keys `alice_keys` (the matrix's `via_service`
+/// scenarios).
+fn service_policy(w: &World, alice_keys: &[String]) -> String {
+    let mut statements = vec![
+        admin_stmt(),
+        stmt("Everyone", "Allow", "*", json!(EVERYONE)),
+        stmt(
+            "StorageCreatesKeys",
+            "Allow",
+            &w.principal(P::Group(G::Storage)),
+            json!("kms:CreateKey"),
+        ),
+        stmt(
+            "CarolRestricted",
+            "Deny",
+            &w.principal(P::Uid(Who::Carol)),
+            json!(CAROL_DENIED),
+        ),
+    ];
+    if !alice_keys.is_empty() {
+        let mut s = stmt(
+            "AliceOnSomeKeys",
+            "Allow",
+            &w.principal(P::User(Who::Alice)),
+            json!("kms:*"),
+        );
+        s["Resource"] = json!(alice_keys);
+        statements.push(s);
+    }
+    policy(statements)
+}
+
+/// The matrix; returns the number of cells.
+fn matrix_cells(w: &World, f: &mut Failures) -> usize {
     let scenarios = scenarios();
     // Set up every cell as the administrator.
     let mut setups: Vec<(Scenario, Vec<CellKeys>)> = Vec::new();
@@ -1458,30 +1522,7 @@ fn matrix(w: &World, f: &mut Failures) -> usize {
         .flat_map(|(_, cells)| cells.iter())
         .flat_map(|c| std::iter::once(c.arn.clone()).chain(c.dest.iter().map(|d| d.1.clone())))
         .collect();
-    let mut alice_keys = stmt(
-        "AliceOnSomeKeys",
-        "Allow",
-        &w.principal(P::User(Who::Alice)),
-        json!("kms:*"),
-    );
-    alice_keys["Resource"] = json!(via_service);
-    let service_policy = policy(vec![
-        admin_stmt(),
-        stmt("Everyone", "Allow", "*", json!(EVERYONE)),
-        stmt(
-            "StorageCreatesKeys",
-            "Allow",
-            &w.principal(P::Group(G::Storage)),
-            json!("kms:CreateKey"),
-        ),
-        stmt(
-            "CarolRestricted",
-            "Deny",
-            &w.principal(P::Uid(Who::Carol)),
-            json!(CAROL_DENIED),
-        ),
-        alice_keys,
-    ]);
+    let service_policy = service_policy(w, &via_service);
     w.admin(PutServicePolicyRequest {
         policy: service_policy.clone(),
     });
@@ -2354,6 +2395,7 @@ fn membership_is_read_per_connection(w: &World, f: &mut Failures) {
         "AccessDeniedException",
     );
     let gpasswd = |flag: &str| {
+        let _db = identity::accounts_lock();
         let ok = std::process::Command::new("gpasswd")
             .args([flag, &bob_name, &w.storage.0])
             .output()
@@ -2377,6 +2419,83 @@ fn membership_is_read_per_connection(w: &World, f: &mut Failures) {
         &r[1],
         "AccessDeniedException",
     );
+}
+
+/// Issue 9, item 3: a user whose primary group a key policy denies does not
+/// escape the Deny by changing its effective gid, as `sg other -c ...` or
+/// `newgrp other` do (the process then runs with gid `other`, and in the
+/// worst case without the primary group in its list). kmsd judges the
+/// union of the passwd primary group, the database's supplementary groups
+/// and the process's groups, so the Deny holds however the process is set.
+fn egid_changes_keep_every_group(w: &World, f: &mut Failures) {
+    let mut accounts = TestAccounts::new();
+    let denied = format!("{}c", w.prefix);
+    let other = format!("{}o", w.prefix);
+    let denied_gid = accounts.add_group(&denied);
+    let other_gid = accounts.add_group(&other);
+    let dave_name = format!("{}d", w.prefix);
+    let dave = accounts.add_user(&dave_name, &denied, &[&other]);
+    let p = policy(vec![
+        admin_stmt(),
+        stmt(
+            "Dave",
+            "Allow",
+            &format!("user:{dave_name}"),
+            json!("kms:DescribeKey"),
+        ),
+        stmt(
+            "NoContractors",
+            "Deny",
+            &format!("group:{denied}"),
+            json!("kms:DescribeKey"),
+        ),
+        stmt(
+            "Other",
+            "Allow",
+            &format!("group:{other}"),
+            json!("kms:GetKeyRotationStatus"),
+        ),
+    ]);
+    let (key, _) = w.key("egid", Some(p));
+    let reqs = [
+        DescribeKeyRequest {
+            key_id: key.clone(),
+        }
+        .into_request(),
+        GetKeyRotationStatusRequest { key_id: key }.into_request(),
+    ];
+    let ways = [
+        (
+            "login: gid = primary, groups from initgroups",
+            denied_gid,
+            vec![denied_gid, other_gid],
+        ),
+        (
+            "sg other: gid = other, primary kept as supplementary",
+            other_gid,
+            vec![other_gid, denied_gid],
+        ),
+        (
+            "sg other, primary dropped from the process's groups",
+            other_gid,
+            vec![other_gid],
+        ),
+        ("setpriv --regid other --clear-groups", other_gid, vec![]),
+    ];
+    for (how, gid, groups) in ways {
+        let ids = RunAs {
+            uid: dave,
+            gid,
+            process_groups: groups,
+        };
+        let r = w.run_as_ids(&ids, &dave_name, &reqs);
+        f.expect(
+            &format!("{how}: the Deny on the primary group holds"),
+            &r[0],
+            "AccessDeniedException",
+        );
+        f.expect(&format!("{how}: the other group still counts"), &r[1], "ok");
+    }
 }
 
 /// A key a user creates gets the default policy naming its creator: the

@@ -22,7 +22,18 @@ pub struct TestAccounts {
     groups: Vec<String>,
 }
 
+/// Serializes changes to the user and group databases: `useradd` and
+/// friends fail, rather than wait, when another holds /etc/passwd's lock,
+/// and the tests of one binary run in parallel threads.
+static ACCOUNTS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the user and group databases for this process's tests.
+pub fn accounts_lock() -> std::sync::MutexGuard<'static, ()> {
+    ACCOUNTS_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn run(cmd: &str, args: &[&str]) {
+    let _db = accounts_lock();
     let out = Command::new(cmd)
         .args(args)
         .stdin(Stdio::null())
@@ -69,6 +80,7 @@ impl TestAccounts {
 
 impl Drop for TestAccounts {
     fn drop(&mut self) {
+        let _db = accounts_lock();
         for u in self.users.drain(..).rev() {
             let _ = Command::new("userdel")
                 .arg(&u)
