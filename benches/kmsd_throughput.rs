@@ -101,31 +101,33 @@ fn run_cell(
     }
 }
 
-fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` would too: only
-    // run when asked to benchmark.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let secs: f64 = std::env::var("KMSD_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    let extra: Vec<String> = std::env::var("KMSD_BENCH_ARGS")
-        .map(|s| s.split_whitespace().map(String::from).collect())
-        .unwrap_or_default();
-    // KMSD_BENCH_DIR: where the state (store and audit trail) lives; the
-    // audit trail fsyncs once per group commit, so a disk's flush latency
-    // bounds throughput there. Default: the system temp dir.
-    let tmp = match std::env::var("KMSD_BENCH_DIR") {
-        Ok(d) => tempfile::tempdir_in(d).expect("tempdir in KMSD_BENCH_DIR"),
-        Err(_) => tempfile::tempdir().expect("tempdir"),
+/// One kmsd build under test.
+struct Build {
+    name: String,
+    program: Option<std::path::PathBuf>,
+}
+
+/// ops/s, p50 and p99 of every (operation, clients) cell, in table order.
+type Row = Vec<(f64, Duration, Duration)>;
+
+const OPS: [(&str, Op); 2] = [
+    ("GenerateDataKey", Op::GenerateDataKey),
+    ("Decrypt", Op::Decrypt),
+];
+const CLIENTS: [usize; 3] = [1, 4, 16];
+
+/// Starts `build` on a fresh state dir in `base` and runs every cell.
+fn run_build(build: &Build, base: Option<&str>, extra: &[&str], secs: f64) -> Row {
+    let tmp = match base {
+        Some(d) => tempfile::tempdir_in(d).expect("tempdir in KMSD_BENCH_DIR"),
+        None => tempfile::tempdir().expect("tempdir"),
     };
-    let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let k = common::KmsdProcess::start_at(
+    let mut k = common::KmsdProcess::start_program(
+        build.program.as_deref(),
         &tmp.path().join("state"),
         &tmp.path().join("kmsd.sock"),
-        &extra_refs,
+        extra,
+        None,
     );
     let key = k.create_key("bench").key_id;
     let ctx: EncryptionContext = [("kmsfs:volume".to_string(), "bench".to_string())].into();
@@ -140,33 +142,105 @@ fn main() {
         })
         .expect("gdk")
         .ciphertext_blob;
+    let mut row = Vec::new();
+    for (_, op) in OPS {
+        for clients in CLIENTS {
+            let c = run_cell(&k.socket, &key, &blob, op, clients, secs);
+            row.push((c.ops as f64 / c.secs, c.p50, c.p99));
+        }
+    }
+    k.terminate();
+    row
+}
+
+fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would too: only
+    // run when asked to benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let env_num = |name: &str, default: f64| -> f64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let secs = env_num("KMSD_BENCH_SECS", 3.0);
+    let extra: Vec<String> = std::env::var("KMSD_BENCH_ARGS")
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    // KMSD_BENCH_DIR: where the state (store and audit trail) lives; the
+    // audit trail fsyncs once per group commit, so a disk's flush latency
+    // bounds throughput there. Default: the system temp dir.
+    let base = std::env::var("KMSD_BENCH_DIR").ok();
+    // KMSD_BENCH_BASELINE: another kmsd binary, run alternately with this
+    // build (KMSD_BENCH_REPS times each, default 3) for a side-by-side ratio.
+    let mut builds = vec![Build {
+        name: "this build".into(),
+        program: None,
+    }];
+    if let Ok(p) = std::env::var("KMSD_BENCH_BASELINE") {
+        builds.push(Build {
+            name: format!("baseline {p}"),
+            program: Some(p.into()),
+        });
+    }
+    let reps = env_num("KMSD_BENCH_REPS", if builds.len() > 1 { 3.0 } else { 1.0 }) as usize;
     println!(
-        "kmsd socket benchmark ({secs} s per cell, one connection per client, state in {}){}",
-        tmp.path().display(),
+        "kmsd socket benchmark ({secs} s per cell, one connection per client, one request in flight per client, {reps} run(s) per build, median shown, state in {}){}",
+        base.as_deref().unwrap_or("the temp dir"),
         if extra.is_empty() {
             String::new()
         } else {
             format!(", kmsd args: {}", extra.join(" "))
         }
     );
-    println!(
-        "{:<16} {:>7} {:>12} {:>10} {:>10}",
-        "operation", "clients", "ops/s", "p50 µs", "p99 µs"
-    );
-    for (name, op) in [
-        ("GenerateDataKey", Op::GenerateDataKey),
-        ("Decrypt", Op::Decrypt),
-    ] {
-        for clients in [1, 4, 16] {
-            let c = run_cell(&k.socket, &key, &blob, op, clients, secs);
-            println!(
-                "{:<16} {:>7} {:>12.0} {:>10.1} {:>10.1}",
-                name,
-                clients,
-                c.ops as f64 / c.secs,
-                c.p50.as_secs_f64() * 1e6,
-                c.p99.as_secs_f64() * 1e6
-            );
+    let mut runs: Vec<Vec<Row>> = builds.iter().map(|_| Vec::new()).collect();
+    for _ in 0..reps.max(1) {
+        for (b, out) in builds.iter().zip(runs.iter_mut()) {
+            out.push(run_build(b, base.as_deref(), &extra_refs, secs));
+        }
+    }
+    for (b, rows) in builds.iter().zip(&runs) {
+        println!("\n{}", b.name);
+        println!(
+            "{:<16} {:>7} {:>12} {:>10} {:>10}",
+            "operation", "clients", "ops/s", "p50 µs", "p99 µs"
+        );
+        let mut cell = 0;
+        for (name, _) in OPS {
+            for clients in CLIENTS {
+                let ops = median(rows.iter().map(|r| r[cell].0).collect());
+                let p50 = median(rows.iter().map(|r| r[cell].1).collect());
+                let p99 = median(rows.iter().map(|r| r[cell].2).collect());
+                println!(
+                    "{:<16} {:>7} {:>12.0} {:>10.1} {:>10.1}",
+                    name,
+                    clients,
+                    ops,
+                    p50.as_secs_f64() * 1e6,
+                    p99.as_secs_f64() * 1e6
+                );
+                cell += 1;
+            }
+        }
+    }
+    if runs.len() > 1 {
+        println!("\nratio this build / baseline (ops/s, medians)");
+        let mut cell = 0;
+        for (name, _) in OPS {
+            for clients in CLIENTS {
+                let this = median(runs[0].iter().map(|r| r[cell].0).collect());
+                let base = median(runs[1].iter().map(|r| r[cell].0).collect());
+                println!("{name:<16} {clients:>7} {:>12.2}", this / base);
+                cell += 1;
+            }
         }
     }
 }

@@ -122,6 +122,9 @@ pub struct KmsdProcess {
     pub extra_args: Vec<String>,
     /// Where kmsd's stderr goes (appended); inherited when `None`.
     pub log: Option<PathBuf>,
+    /// Another kmsd binary to run (a benchmark's baseline); this run's
+    /// build when `None`.
+    pub program: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -137,6 +140,7 @@ impl KmsdProcess {
             socket,
             extra_args: vec![],
             log: None,
+            program: None,
             _tmp: Some(tmp),
         };
         k.spawn();
@@ -155,12 +159,25 @@ impl KmsdProcess {
         extra_args: &[&str],
         log: Option<&Path>,
     ) -> KmsdProcess {
+        Self::start_program(None, state_dir, socket, extra_args, log)
+    }
+
+    /// As [`KmsdProcess::start_logged`], running `program` (another kmsd
+    /// build) instead of this run's when given.
+    pub fn start_program(
+        program: Option<&Path>,
+        state_dir: &Path,
+        socket: &Path,
+        extra_args: &[&str],
+        log: Option<&Path>,
+    ) -> KmsdProcess {
         let mut k = KmsdProcess {
             child: None,
             state_dir: state_dir.to_path_buf(),
             socket: socket.to_path_buf(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             log: log.map(Path::to_path_buf),
+            program: program.map(Path::to_path_buf),
             _tmp: None,
         };
         k.spawn();
@@ -180,7 +197,8 @@ impl KmsdProcess {
             ),
             None => Stdio::inherit(),
         };
-        let child = Command::new(bin("kmsd"))
+        let program = self.program.clone().unwrap_or_else(|| bin("kmsd"));
+        let child = Command::new(program)
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("--socket")
