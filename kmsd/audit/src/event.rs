@@ -32,6 +32,14 @@ pub struct Principal {
     /// rotation. The uid and pid are then kmsd's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoked_by: Option<String>,
+    /// The access key that signed an AWS-endpoint request (CloudTrail's
+    /// `userIdentity.accessKeyId`), also when it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// The client's address on the AWS endpoint (CloudTrail's
+    /// `sourceIPAddress`).
+    #[serde(default, rename = "sourceIPAddress", skip_serializing_if = "Option::is_none")]
+    pub source_ip_address: Option<String>,
 }
 
 impl Principal {
@@ -54,6 +62,8 @@ impl Principal {
                 .map(|g| g.name),
             executable: pid.and_then(exe_path),
             invoked_by: None,
+            access_key_id: None,
+            source_ip_address: None,
         }
     }
 }

@@ -17,6 +17,6 @@ pub use blob::Blob;
 pub use client::{Client, ClientConfig};
 pub use error::{ClientError, ErrorKind, KmsError};
 pub use messages::*;
-pub use secret::SecretBytes;
+pub use secret::{SecretBytes, SecretString};
 pub use socket::default_socket_path;
 pub use types::*;

@@ -96,6 +96,10 @@ macro_rules! for_each_operation {
             RevokeGrant(RevokeGrantRequest) -> Empty;
             GetServicePolicy(GetServicePolicyRequest) -> GetKeyPolicyResponse;
             PutServicePolicy(PutServicePolicyRequest) -> Empty;
+            CreateAccessKey(CreateAccessKeyRequest) -> CreateAccessKeyResponse;
+            ListAccessKeys(ListAccessKeysRequest) -> ListAccessKeysResponse;
+            UpdateAccessKey(UpdateAccessKeyRequest) -> Empty;
+            DeleteAccessKey(DeleteAccessKeyRequest) -> Empty;
         }
     };
 }
@@ -509,4 +513,72 @@ pub struct GetServicePolicyRequest {}
 #[serde(rename_all = "PascalCase")]
 pub struct PutServicePolicyRequest {
     pub policy: String,
+}
+
+/// kmsd's own: an access key for the AWS endpoint (as IAM's
+/// CreateAccessKey), acting as `principal` (`uid:N` or `user:NAME`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateAccessKeyRequest {
+    pub principal: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The secret is returned once, here; kmsd keeps it only encrypted under
+/// its root key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateAccessKeyResponse {
+    pub access_key_id: String,
+    pub secret_access_key: crate::SecretString,
+    pub principal: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAccessKeysRequest {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub marker: Option<String>,
+}
+
+/// `Active` keys sign requests; `Inactive` ones are refused
+/// (`UnrecognizedClientException`) until made active again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessKeyStatus {
+    Active,
+    Inactive,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessKeyEntry {
+    pub access_key_id: String,
+    pub principal: String,
+    pub status: AccessKeyStatus,
+    pub create_date: Timestamp,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAccessKeysResponse {
+    pub access_keys: Vec<AccessKeyEntry>,
+    pub next_marker: Option<String>,
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateAccessKeyRequest {
+    pub access_key_id: String,
+    pub status: AccessKeyStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteAccessKeyRequest {
+    pub access_key_id: String,
 }

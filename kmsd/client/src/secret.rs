@@ -64,6 +64,34 @@ impl<'de> Deserialize<'de> for SecretBytes {
     }
 }
 
+/// A secret string (an access key's secret), wiped from memory when
+/// dropped; no `Debug`, no `Display`. Serializes as the plain string: it is
+/// what the one answer that returns it must show.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    pub fn new(s: String) -> Self {
+        SecretString(Zeroizing::new(s))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretString::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,16 +9,19 @@ use crate::grants::GrantOperation;
 
 /// Every action a policy may name: kmsd's own operations and the other AWS
 /// KMS actions, accepted so policies written for AWS parse (they never
-/// match a kmsd request). `kms:GetServicePolicy` and `kms:PutServicePolicy`
-/// are kmsd's (AWS has IAM instead).
+/// match a kmsd request). `kms:GetServicePolicy`, `kms:PutServicePolicy` and
+/// the access key actions (`kms:CreateAccessKey`, ...) are kmsd's (AWS has
+/// IAM instead).
 pub const ACTIONS: &[&str] = &[
     "kms:CancelKeyDeletion",
     "kms:ConnectCustomKeyStore",
+    "kms:CreateAccessKey",
     "kms:CreateAlias",
     "kms:CreateCustomKeyStore",
     "kms:CreateGrant",
     "kms:CreateKey",
     "kms:Decrypt",
+    "kms:DeleteAccessKey",
     "kms:DeleteAlias",
     "kms:DeleteCustomKeyStore",
     "kms:DeleteImportedKeyMaterial",
@@ -43,6 +46,7 @@ pub const ACTIONS: &[&str] = &[
     "kms:GetPublicKey",
     "kms:GetServicePolicy",
     "kms:ImportKeyMaterial",
+    "kms:ListAccessKeys",
     "kms:ListAliases",
     "kms:ListGrants",
     "kms:ListKeyPolicies",
@@ -63,6 +67,7 @@ pub const ACTIONS: &[&str] = &[
     "kms:SynchronizeMultiRegionKey",
     "kms:TagResource",
     "kms:UntagResource",
+    "kms:UpdateAccessKey",
     "kms:UpdateAlias",
     "kms:UpdateCustomKeyStore",
     "kms:UpdateKeyDescription",

@@ -6,3 +6,4 @@ pub mod blob;
 pub mod context;
 pub mod material;
 pub mod rootkey;
+pub mod secret;

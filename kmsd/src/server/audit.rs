@@ -16,6 +16,8 @@ pub fn principal(c: &Caller) -> Principal {
         group_name: kmsd_policy_group_name(c),
         executable: c.pid.and_then(kmsd_audit::exe_path),
         invoked_by: None,
+        access_key_id: None,
+        source_ip_address: None,
     }
 }
 

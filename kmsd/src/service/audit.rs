@@ -141,5 +141,7 @@ pub fn service_principal(invoked_by: &str) -> Principal {
         group_name: None,
         executable: None,
         invoked_by: Some(invoked_by.to_string()),
+        access_key_id: None,
+        source_ip_address: None,
     }
 }

@@ -71,6 +71,10 @@ mod tests {
                 "ListRetirableGrants",
                 "GetServicePolicy",
                 "PutServicePolicy",
+                "CreateAccessKey",
+                "ListAccessKeys",
+                "UpdateAccessKey",
+                "DeleteAccessKey",
             ]
             .contains(name);
             assert_eq!(

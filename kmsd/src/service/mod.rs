@@ -10,6 +10,7 @@
 //! nothing is acknowledged that a restart would not find, and nothing is
 //! committed without its record.
 
+mod access_keys;
 mod aliases;
 pub mod audit;
 mod crypto_ops;

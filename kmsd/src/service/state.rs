@@ -4,7 +4,7 @@
 
 use crate::crypto::aead::KeyCipher;
 use crate::crypto::material;
-use crate::store::{AliasRecord, KeyRecord, Mutation, Snapshot};
+use crate::store::{AccessKeyRecord, AliasRecord, KeyRecord, Mutation, Snapshot};
 use kmsd_client::KmsError;
 use kmsd_policy::{Grant, Policy};
 use std::collections::{BTreeMap, HashMap};
@@ -35,8 +35,15 @@ impl KeyEntry {
     }
 }
 
+/// An access key with its secret unwrapped (to verify signatures).
+pub struct AccessKey {
+    pub record: AccessKeyRecord,
+    pub secret: zeroize::Zeroizing<Vec<u8>>,
+}
+
 pub struct State {
     pub keys: HashMap<Uuid, KeyEntry>,
+    pub access_keys: BTreeMap<String, AccessKey>,
     pub aliases: BTreeMap<String, AliasRecord>,
     pub meta: BTreeMap<String, String>,
     /// `meta[SERVICE_POLICY]`, parsed; the default until one is stored.
@@ -60,6 +67,7 @@ impl State {
     ) -> Result<State, KmsError> {
         let mut st = State {
             keys: HashMap::new(),
+            access_keys: BTreeMap::new(),
             aliases: BTreeMap::new(),
             meta: BTreeMap::new(),
             service_policy: Arc::new(default_service_policy),
@@ -77,6 +85,9 @@ impl State {
         }
         for (name, json) in snap.meta {
             st.put_meta(name, json)?;
+        }
+        for r in snap.access_keys {
+            st.put_access_key(r, wrap_key)?;
         }
         Ok(st)
     }
@@ -125,9 +136,28 @@ impl State {
                     }
                 }
                 Mutation::PutMeta { name, json } => self.put_meta(name, json)?,
+                Mutation::PutAccessKey(r) => self.put_access_key(r, wrap_key)?,
+                Mutation::DeleteAccessKey(id) => {
+                    self.access_keys.remove(&id);
+                }
                 Mutation::Audited(_) => {}
             }
         }
+        Ok(())
+    }
+
+    fn put_access_key(&mut self, r: AccessKeyRecord, wrap_key: &KeyCipher) -> Result<(), KmsError> {
+        let secret = crate::crypto::secret::unwrap(wrap_key, &r.access_key_id, &r.wrapped_secret)
+            .map_err(|_| {
+                KmsError::internal(format!(
+                    "the secret of access key {} does not authenticate under the root key",
+                    r.access_key_id
+                ))
+            })?;
+        self.access_keys.insert(
+            r.access_key_id.clone(),
+            AccessKey { record: r, secret },
+        );
         Ok(())
     }
 

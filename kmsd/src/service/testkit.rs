@@ -30,6 +30,8 @@ pub fn principal_of(caller: &Caller) -> Principal {
         group_name: None,
         executable: None,
         invoked_by: None,
+        access_key_id: None,
+        source_ip_address: None,
     }
 }
 

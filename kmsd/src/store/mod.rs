@@ -8,7 +8,7 @@
 mod records;
 mod redb_store;
 
-pub use records::{AliasRecord, KeyRecord, RotationSchedule, VersionRecord};
+pub use records::{AccessKeyRecord, AliasRecord, KeyRecord, RotationSchedule, VersionRecord};
 pub use redb_store::RedbStore;
 
 use uuid::Uuid;
@@ -22,6 +22,7 @@ pub struct Snapshot {
     pub grants: Vec<(String, String)>,
     /// Named documents such as the service policy.
     pub meta: Vec<(String, String)>,
+    pub access_keys: Vec<AccessKeyRecord>,
 }
 
 /// One change; a batch of them commits atomically.
@@ -39,6 +40,8 @@ pub enum Mutation {
         name: String,
         json: String,
     },
+    PutAccessKey(AccessKeyRecord),
+    DeleteAccessKey(String),
     /// The audit record of the request this batch carries out (see
     /// docs/AUDIT.md, "Audit before commit"): every committed mutation
     /// names the durable record written before it.

@@ -48,3 +48,17 @@ pub struct AliasRecord {
     pub created: Timestamp,
     pub updated: Timestamp,
 }
+
+/// An access key for the AWS endpoint. The secret is kept only wrapped
+/// under the root key (`crypto::secret`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    /// `uid:N` or `user:NAME`: who requests it signs act as.
+    pub principal: String,
+    pub status: kmsd_client::AccessKeyStatus,
+    pub created: Timestamp,
+    pub description: Option<String>,
+    /// `crypto::secret` layout; never plaintext.
+    pub wrapped_secret: Vec<u8>,
+}

@@ -7,7 +7,9 @@
 //! the handle and the next call reopens it: service resumes once the disk
 //! has room, without a restart.
 
-use super::{AliasRecord, AuditRef, KeyRecord, Mutation, Snapshot, Store, StoreError};
+use super::{
+    AccessKeyRecord, AliasRecord, AuditRef, KeyRecord, Mutation, Snapshot, Store, StoreError,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -16,6 +18,7 @@ const KEYS: TableDefinition<&str, &str> = TableDefinition::new("keys");
 const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
 const GRANTS: TableDefinition<&str, &str> = TableDefinition::new("grants");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const ACCESS_KEYS: TableDefinition<&str, &str> = TableDefinition::new("access_keys");
 /// Audit seq of each committed mutation's record → `<requestId> <eventName>`.
 const AUDITED: TableDefinition<u64, &str> = TableDefinition::new("audited");
 
@@ -32,7 +35,7 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 fn open_db(path: &Path) -> Result<Database, StoreError> {
     let db = Database::create(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
     let tx = db.begin_write().map_err(err)?;
-    for t in [KEYS, ALIASES, GRANTS, META] {
+    for t in [KEYS, ALIASES, GRANTS, META, ACCESS_KEYS] {
         tx.open_table(t).map_err(err)?;
     }
     tx.open_table(AUDITED).map_err(err)?;
@@ -122,6 +125,13 @@ fn load(db: &Database) -> Result<Snapshot, StoreError> {
         aliases,
         grants: read_all(&tx, GRANTS)?,
         meta: read_all(&tx, META)?,
+        access_keys: read_all(&tx, ACCESS_KEYS)?
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::from_str::<AccessKeyRecord>(&v)
+                    .map_err(|e| StoreError(format!("access key {k}: {e}")))
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -149,6 +159,7 @@ fn commit(db: &Database, batch: &[Mutation]) -> Result<(), StoreError> {
         let mut grants = tx.open_table(GRANTS).map_err(err)?;
         let mut meta = tx.open_table(META).map_err(err)?;
         let mut audited = tx.open_table(AUDITED).map_err(err)?;
+        let mut access_keys = tx.open_table(ACCESS_KEYS).map_err(err)?;
         for m in batch {
             match m {
                 Mutation::PutKey(r) => {
@@ -178,6 +189,15 @@ fn commit(db: &Database, batch: &[Mutation]) -> Result<(), StoreError> {
                 }
                 Mutation::PutMeta { name, json } => {
                     meta.insert(name.as_str(), json.as_str()).map_err(err)?;
+                }
+                Mutation::PutAccessKey(r) => {
+                    let json = serde_json::to_string(r).map_err(err)?;
+                    access_keys
+                        .insert(r.access_key_id.as_str(), json.as_str())
+                        .map_err(err)?;
+                }
+                Mutation::DeleteAccessKey(id) => {
+                    access_keys.remove(id.as_str()).map_err(err)?;
                 }
                 Mutation::Audited(r) => {
                     let v = format!("{} {}", r.request_id, r.event_name);

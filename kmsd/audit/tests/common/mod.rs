@@ -24,6 +24,8 @@ pub fn event(i: usize) -> AuditEvent {
         group_name: Some("users".into()),
         executable: Some("/usr/bin/app".into()),
         invoked_by: None,
+        access_key_id: None,
+        source_ip_address: None,
     };
     let ev = AuditEvent::new(
         if i.is_multiple_of(2) {
