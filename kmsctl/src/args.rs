@@ -135,6 +135,16 @@ pub enum Command {
     /// Replace kmsd's service-wide policy (kmsd only)
     PutServicePolicy(PutServicePolicyArgs),
 
+    // --- access keys for the AWS endpoint (kmsd only, as IAM's) ---
+    /// Create an access key acting as a principal; the secret is shown once
+    CreateAccessKey(CreateAccessKeyArgs),
+    /// List access keys (ids, principals, status; never secrets)
+    ListAccessKeys(PagingArgs),
+    /// Make an access key Active or Inactive
+    UpdateAccessKey(UpdateAccessKeyArgs),
+    /// Delete an access key
+    DeleteAccessKey(AccessKeyIdArgs),
+
     // --- grants ---
     /// Grant a principal some operations on a key (CreateGrant)
     CreateGrant(CreateGrantArgs),
@@ -374,6 +384,38 @@ pub struct GetKeyPolicyArgs {
     /// Always `default`
     #[arg(long)]
     pub policy_name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CreateAccessKeyArgs {
+    /// Who requests signed with the key act as: uid:N or user:NAME
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub principal: String,
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AccessKeyIdArgs {
+    #[arg(long, value_name = "AKID")]
+    pub access_key_id: String,
+}
+
+#[derive(Args)]
+pub struct UpdateAccessKeyArgs {
+    #[arg(long, value_name = "AKID")]
+    pub access_key_id: String,
+    /// Active or Inactive
+    #[arg(long, value_parser = parse_status)]
+    pub status: kmsd_client::AccessKeyStatus,
+}
+
+fn parse_status(s: &str) -> Result<kmsd_client::AccessKeyStatus, String> {
+    match s {
+        "Active" => Ok(kmsd_client::AccessKeyStatus::Active),
+        "Inactive" => Ok(kmsd_client::AccessKeyStatus::Inactive),
+        other => Err(format!("'{other}' is not Active or Inactive")),
+    }
 }
 
 #[derive(Args)]

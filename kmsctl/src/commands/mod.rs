@@ -3,6 +3,7 @@
 //! before any connection, as in the AWS CLI), then calls kmsd once (or once
 //! per page) and returns what to print.
 
+mod access_keys;
 mod aliases;
 mod crypto;
 mod grants;
@@ -117,6 +118,11 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Reply, Failure> {
         C::ListKeyPolicies(a) => policy::list_key_policies(ctx, a),
         C::GetServicePolicy => policy::get_service_policy(ctx),
         C::PutServicePolicy(a) => policy::put_service_policy(ctx, a),
+
+        C::CreateAccessKey(a) => access_keys::create(ctx, a),
+        C::ListAccessKeys(a) => access_keys::list(ctx, a),
+        C::UpdateAccessKey(a) => access_keys::update(ctx, a),
+        C::DeleteAccessKey(a) => access_keys::delete(ctx, a),
 
         C::CreateGrant(a) => grants::create(ctx, a),
         C::ListGrants(a) => grants::list(ctx, a),

@@ -48,6 +48,7 @@ pages!(
     ListAliasesResponse => aliases,
     ListResourceTagsResponse => tags,
     ListGrantsResponse => grants,
+    ListAccessKeysResponse => access_keys,
 );
 
 macro_rules! paged {
@@ -67,6 +68,7 @@ paged!(
     ListResourceTagsRequest,
     ListGrantsRequest,
     ListRetirableGrantsRequest,
+    ListAccessKeysRequest,
 );
 
 /// Follows `NextMarker` until the last page. A marker seen twice is an

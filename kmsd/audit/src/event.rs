@@ -38,7 +38,11 @@ pub struct Principal {
     pub access_key_id: Option<String>,
     /// The client's address on the AWS endpoint (CloudTrail's
     /// `sourceIPAddress`).
-    #[serde(default, rename = "sourceIPAddress", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "sourceIPAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source_ip_address: Option<String>,
 }
 

@@ -30,6 +30,8 @@ pub enum ErrorKind {
     TagException,
     /// The caller is over its request rate (kmsd: per uid); retry later.
     ThrottlingException,
+    /// `DryRun`: the request would have succeeded; nothing was done.
+    DryRunOperationException,
 }
 
 impl ErrorKind {
@@ -56,6 +58,7 @@ impl ErrorKind {
             InvalidGrantIdException => "InvalidGrantIdException",
             TagException => "TagException",
             ThrottlingException => "ThrottlingException",
+            DryRunOperationException => "DryRunOperationException",
         }
     }
 }
@@ -111,6 +114,7 @@ constructors! {
     invalid_grant_id => InvalidGrantIdException,
     unsupported => UnsupportedOperationException,
     throttling => ThrottlingException,
+    dry_run => DryRunOperationException,
 }
 
 impl fmt::Display for KmsError {

@@ -41,7 +41,8 @@ fn key_principal(text: &str) -> Result<Principal> {
     match &p {
         Principal::Uid(_) => Ok(p),
         Principal::User(_) => {
-            p.check_name(&SystemDirectory).map_err(KmsError::validation)?;
+            p.check_name(&SystemDirectory)
+                .map_err(KmsError::validation)?;
             Ok(p)
         }
         _ => Err(KmsError::validation(format!(
@@ -235,7 +236,13 @@ mod tests {
             })
             .expect_err("gone");
         assert_eq!(e.kind, ErrorKind::NotFoundException);
-        for bad in ["group:wheel", "*", "gid:1", "uid:x", "user:no-such-user-kmsd-test"] {
+        for bad in [
+            "group:wheel",
+            "*",
+            "gid:1",
+            "uid:x",
+            "user:no-such-user-kmsd-test",
+        ] {
             let Err(e) = t.svc.run(CreateAccessKeyRequest {
                 principal: bad.into(),
                 description: None,

@@ -22,6 +22,19 @@ macro_rules! dispatch {
                     $(Request::$name(r) => self.call(caller, principal, r).map(Response::$name),)*
                 }
             }
+
+            /// `DryRun`: validates, resolves and authorizes the request
+            /// without running it (see [`KeyService::dry_run`]).
+            pub fn handle_dry_run(
+                &self,
+                caller: &Caller,
+                principal: &Principal,
+                request: Request,
+            ) -> Outcome<()> {
+                match request {
+                    $(Request::$name(r) => self.dry_run(caller, principal, r),)*
+                }
+            }
         }
 
         /// Whether a request changes state (and so waits on a durable

@@ -114,6 +114,57 @@ impl KeyService {
         }
     }
 
+    /// `DryRun`: steps 0–2 only (validate, resolve, authorize), on the
+    /// current state; the answer is `DryRunOperationException` when the
+    /// request would have been allowed, its own error otherwise. Audited
+    /// like any request; nothing runs.
+    pub fn dry_run<O: Operation>(
+        &self,
+        caller: &Caller,
+        principal: &Principal,
+        req: O,
+    ) -> Outcome<()> {
+        let request_id = self.auditor.request_id();
+        if let Err(e) = self.auditor.check_healthy() {
+            return Outcome {
+                result: Err(e),
+                record: None,
+                request_id,
+            };
+        }
+        let base = EventBase {
+            name: O::NAME,
+            request_id: request_id.clone(),
+            principal: principal.clone(),
+            parameters: req.audit_parameters(),
+        };
+        let mut ids = Resolved::default();
+        let checked = req.validate().and_then(|()| {
+            let st = self.read();
+            self.resolve_refs(&st, req.refs(), &mut ids)?;
+            let cx = Exec {
+                svc: self,
+                st: &st,
+                ids,
+                caller,
+                now: self.now(),
+            };
+            self.authorize(&cx, &req)
+        });
+        let result: Result<()> = match checked {
+            Ok(()) => Err(KmsError::dry_run(
+                "The request would have succeeded, but the DryRun option is set.",
+            )),
+            Err(e) => Err(e),
+        };
+        let event = self.event(&base, ids, None, result.as_ref().err());
+        Outcome {
+            result,
+            record: Some(self.auditor.submit(&event)),
+            request_id,
+        }
+    }
+
     /// Steps 1–3 on the state `st` (under the caller's guard). `ids` keeps
     /// whatever resolved, for the record, even when a later step fails.
     fn plan<O: Operation>(

@@ -335,3 +335,52 @@ fn refuses_while_the_trail_is_down_and_resumes_without_a_restart() {
         "a resume checkpoint marks the gap"
     );
 }
+
+#[test]
+fn dry_run_checks_without_running_and_is_audited() {
+    let r = rig();
+    let key = r
+        .svc
+        .run(CreateKeyRequest::default())
+        .expect("create")
+        .key_metadata
+        .key_id;
+    let dry = |caller: &crate::service::Caller| {
+        let o = r.svc.dry_run(
+            caller,
+            &principal_of(caller),
+            DisableKeyRequest {
+                key_id: key.clone(),
+            },
+        );
+        r.svc
+            .settle(o.record, o.result)
+            .expect_err("a dry run never succeeds")
+    };
+    let e = dry(&root());
+    assert_eq!(e.kind, ErrorKind::DryRunOperationException, "{e}");
+    let stranger =
+        crate::service::Caller::resolve(4321, 4321, None, &kmsd_policy::FakeDirectory::new());
+    assert_eq!(dry(&stranger).kind, ErrorKind::AccessDeniedException);
+    let state = r
+        .svc
+        .run(DescribeKeyRequest {
+            key_id: key.clone(),
+        })
+        .expect("describe")
+        .key_metadata
+        .key_state;
+    assert_eq!(state, KeyState::Enabled, "nothing ran");
+    let codes: Vec<Option<String>> = records(r.dir.path())
+        .into_iter()
+        .filter(|x| x.event_name == "DisableKey")
+        .map(|x| x.error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Some("DryRunOperationException".to_string()),
+            Some("AccessDeniedException".to_string())
+        ]
+    );
+}

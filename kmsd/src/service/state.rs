@@ -149,15 +149,13 @@ impl State {
     fn put_access_key(&mut self, r: AccessKeyRecord, wrap_key: &KeyCipher) -> Result<(), KmsError> {
         let secret = crate::crypto::secret::unwrap(wrap_key, &r.access_key_id, &r.wrapped_secret)
             .map_err(|_| {
-                KmsError::internal(format!(
-                    "the secret of access key {} does not authenticate under the root key",
-                    r.access_key_id
-                ))
-            })?;
-        self.access_keys.insert(
-            r.access_key_id.clone(),
-            AccessKey { record: r, secret },
-        );
+            KmsError::internal(format!(
+                "the secret of access key {} does not authenticate under the root key",
+                r.access_key_id
+            ))
+        })?;
+        self.access_keys
+            .insert(r.access_key_id.clone(), AccessKey { record: r, secret });
         Ok(())
     }
 
