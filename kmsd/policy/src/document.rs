@@ -62,6 +62,9 @@ pub struct Statement {
     pub resources: Vec<String>,
     /// All must hold.
     pub conditions: Vec<Condition>,
+    /// The account ids its `AWS` principals name (checked against kmsd's
+    /// own when the policy is put: [`Policy::check_account`]).
+    pub aws_accounts: Vec<String>,
 }
 
 impl Statement {
@@ -94,6 +97,21 @@ impl Policy {
             for p in &st.principals {
                 p.check_name(dir)
                     .map_err(|e| Error::MalformedPolicy(format!("{}: {e}", label(i, &st.sid))))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a policy whose `AWS` principals name an account other than
+    /// kmsd's own (`account`): kmsd has one account, and another's
+    /// principals would otherwise be read as local ones.
+    pub fn check_account(&self, account: &str) -> Result<(), Error> {
+        for (i, st) in self.statements.iter().enumerate() {
+            if let Some(other) = st.aws_accounts.iter().find(|a| *a != account) {
+                return Err(Error::MalformedPolicy(format!(
+                    "{}: AWS principal names account {other}; this kmsd is account {account}",
+                    label(i, &st.sid)
+                )));
             }
         }
         Ok(())
@@ -181,11 +199,14 @@ fn statement(index: usize, json: Json) -> Result<Statement, String> {
     let err = |msg: String| format!("{at}: {msg}");
     let (mut effect, mut principals, mut actions, mut resources, mut conditions) =
         (None, None, None, None, Vec::new());
+    let mut aws_accounts = Vec::new();
     for (name, value) in fields {
         match name.as_str() {
             "Sid" => {}
             "Effect" => effect = Some(parse_effect(value).map_err(err)?),
-            "Principal" => principals = Some(parse_principal(value).map_err(err)?),
+            "Principal" => {
+                principals = Some(parse_principal(value, &mut aws_accounts).map_err(err)?)
+            }
             "Action" | "NotAction" => {
                 if actions.is_some() {
                     return Err(err("give Action or NotAction, not both".into()));
@@ -221,6 +242,7 @@ fn statement(index: usize, json: Json) -> Result<Statement, String> {
         actions: actions.ok_or_else(|| err("missing Action".into()))?,
         resources: resources.ok_or_else(|| err("missing Resource".into()))?,
         conditions,
+        aws_accounts,
         sid,
     })
 }
@@ -236,7 +258,41 @@ fn parse_effect(value: Json) -> Result<Effect, String> {
     }
 }
 
-fn parse_principal(value: Json) -> Result<Vec<Principal>, String> {
+/// An `AWS` principal, as IAM writes them, in kmsd's terms: `*`; an
+/// account (`123456789012` or `arn:aws:iam::123456789012:root`) is
+/// [`Principal::Account`]; `arn:aws:iam::123456789012:user/NAME` is
+/// `user:NAME` (the name an access key's caller has: docs/AUTHZ.md). The
+/// account is returned too, to be checked against kmsd's.
+fn parse_aws_principal(p: &str) -> Result<(Principal, Option<String>), String> {
+    let account_id = |a: &str| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit());
+    if p == "*" {
+        return Ok((Principal::Any, None));
+    }
+    if account_id(p) {
+        return Ok((Principal::Account, Some(p.to_string())));
+    }
+    if let Some(rest) = p.strip_prefix("arn:aws:iam::")
+        && let Some((account, resource)) = rest.split_once(':')
+        && account_id(account)
+    {
+        if resource == "root" {
+            return Ok((Principal::Account, Some(account.to_string())));
+        }
+        if let Some(name) = resource.strip_prefix("user/")
+            && !name.is_empty()
+            && !name.contains('/')
+        {
+            return Ok((Principal::User(name.to_string()), Some(account.to_string())));
+        }
+    }
+    Err(format!(
+        "AWS principal \"{p}\" is not supported: kmsd takes \"*\", an account \
+         (ACCOUNT or arn:aws:iam::ACCOUNT:root) or a user (arn:aws:iam::ACCOUNT:user/NAME), \
+         or {{\"Unix\": [\"uid:N\", \"user:NAME\", \"group:NAME\", ...]}}"
+    ))
+}
+
+fn parse_principal(value: Json, aws_accounts: &mut Vec<String>) -> Result<Vec<Principal>, String> {
     let fields = match value {
         Json::String(s) if s == "*" => return Ok(vec![Principal::Any]),
         Json::Object(fields) if !fields.is_empty() => fields,
@@ -258,13 +314,9 @@ fn parse_principal(value: Json) -> Result<Vec<Principal>, String> {
             }
             "AWS" => {
                 for p in strings("Principal AWS", v)? {
-                    if p != "*" {
-                        return Err(format!(
-                            "AWS principal \"{p}\" is not supported; kmsd names principals \
-                             as {{\"Unix\": [\"uid:N\", \"user:NAME\", \"group:NAME\", ...]}}"
-                        ));
-                    }
-                    out.push(Principal::Any);
+                    let (principal, account) = parse_aws_principal(&p)?;
+                    aws_accounts.extend(account);
+                    out.push(principal);
                 }
             }
             other => {
@@ -699,5 +751,42 @@ mod tests {
             e,
             Error::MalformedPolicy("Statement 1 (Sid \"X\"): no group named \"nope\"".into())
         );
+    }
+
+    #[test]
+    fn aws_principals_map_to_accounts_and_users() {
+        let doc = |principal: &str| {
+            format!(
+                r#"{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": {principal}}},
+                   "Action": "kms:*", "Resource": "*"}}]}}"#
+            )
+        };
+        let p = Policy::parse(&doc(
+            r#"["*", "111122223333", "arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:user/alice"]"#,
+        ))
+        .expect("AWS principal forms");
+        assert_eq!(
+            p.statements[0].principals,
+            [
+                Principal::Any,
+                Principal::Account,
+                Principal::Account,
+                Principal::User("alice".into())
+            ]
+        );
+        assert!(p.check_account("111122223333").is_ok());
+        let e = p
+            .check_account("000000000000")
+            .expect_err("another account");
+        assert!(e.to_string().contains("111122223333"), "{e}");
+        for bad in [
+            r#""arn:aws:iam::1:root""#,
+            r#""arn:aws:iam::111122223333:role/x""#,
+            r#""arn:aws:iam::111122223333:user/""#,
+            r#""arn:aws:iam::111122223333:user/a/b""#,
+            r#""alice""#,
+        ] {
+            assert!(Policy::parse(&doc(bad)).is_err(), "{bad}");
+        }
     }
 }

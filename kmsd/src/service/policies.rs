@@ -64,6 +64,7 @@ impl KeyService {
             None => Ok(default_key_policy(self.config().admin_uid, caller.uid)),
             Some(text) => {
                 let p = Policy::parse(text)?;
+                p.check_account(&self.config().account)?;
                 if !req.bypass_policy_lockout_safety_check {
                     // The key id does not exist yet; policies name keys by
                     // `Resource: "*"` only, so any id checks the same.
@@ -102,6 +103,7 @@ impl Operation for PutKeyPolicyRequest {
 
     fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
         let p = Policy::parse(&self.policy)?;
+        p.check_account(&cx.svc.config().account)?;
         if !self.bypass_policy_lockout_safety_check {
             cx.svc.check_lockout(cx.st, &p, cx.caller, cx.key_id()?)?;
         }
@@ -169,7 +171,8 @@ impl Operation for PutServicePolicyRequest {
         checked_policy(&self.policy).map(drop)
     }
 
-    fn execute(self, _cx: &Exec<'_>) -> Planned<Empty> {
+    fn execute(self, cx: &Exec<'_>) -> Planned<Empty> {
+        Policy::parse(&self.policy)?.check_account(&cx.svc.config().account)?;
         let m = Mutation::PutMeta {
             name: SERVICE_POLICY.into(),
             json: self.policy,
