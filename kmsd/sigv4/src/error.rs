@@ -98,8 +98,8 @@ pub enum SigV4Error {
     /// `Authorization` holds a byte that is not printable ASCII.
     AuthorizationNotAscii,
     /// More than one copy of a header that must appear once
-    /// (`authorization`, `host`, `x-amz-date`, `x-amz-content-sha256`, and
-    /// the rules' sign-if-present headers).
+    /// (`authorization`, `host`, `x-amz-date`, `x-amz-content-sha256`,
+    /// `x-amz-security-token`, and the rules' sign-if-present headers).
     DuplicateHeader { name: String },
     /// A comma-separated part of `Authorization` is empty (`a=1,,b=2`, or a
     /// trailing comma).

@@ -42,7 +42,7 @@
 //! | exception | errors |
 //! | --- | --- |
 //! | `MissingAuthenticationTokenException` | no `Authorization` ([`SigV4Error::MissingAuthorization`]); an `Authorization` that is not `AWS4-...` ([`SigV4Error::NotSigV4`]) |
-//! | `IncompleteSignatureException` | a malformed `Authorization`: unsupported algorithm, not printable ASCII, empty / not `key=value` / unknown / missing / repeated parameter, a credential that is not 5 `/`-separated parts, a bad access key id, bad SignedHeaders (empty, uppercase, invalid name, unsorted, duplicate), a signature that is not 64 lowercase hex digits; a missing or malformed X-Amz-Date; a repeated `authorization`, `host`, `x-amz-date`, `x-amz-content-sha256` or sign-if-present header |
+//! | `IncompleteSignatureException` | a malformed `Authorization`: unsupported algorithm, not printable ASCII, empty / not `key=value` / unknown / missing / repeated parameter, a credential that is not 5 `/`-separated parts, a bad access key id, bad SignedHeaders (empty, uppercase, invalid name, unsorted, duplicate), a signature that is not 64 lowercase hex digits; a missing or malformed X-Amz-Date; a repeated `authorization`, `host`, `x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token` or sign-if-present header |
 //! | `InvalidSignatureException` | a credential scoped to a bad region, another service, another terminator or another date than X-Amz-Date's; `host`, `x-amz-date` or a present sign-if-present header not signed; a signed header absent from the request; `x-amz-content-sha256` not the body's hash; X-Amz-Date more than 15 minutes off (`Signature expired: ...`, `Signature not yet current: ...`); the signature does not match |
 //!
 //! # Secrets

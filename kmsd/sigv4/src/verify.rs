@@ -11,11 +11,12 @@ use crate::time::{MAX_SKEW_SECS, format_amz_date, parse_amz_date};
 use crate::{RequestParts, Rules};
 
 /// Headers that must appear at most once whatever the rules say.
-const SINGLE_HEADERS: [&str; 4] = [
+const SINGLE_HEADERS: [&str; 5] = [
     "authorization",
     "host",
     "x-amz-date",
     "x-amz-content-sha256",
+    "x-amz-security-token",
 ];
 
 /// A request's `Authorization` header, parsed and checked against the
@@ -128,8 +129,9 @@ fn single<'r>(req: &'r RequestParts<'_>, name: &'r str) -> Result<Option<&'r [u8
 ///
 /// 1. `Authorization` is present, once, and is `AWS4-...`
 ///    (else [`SigV4Error::MissingAuthorization`] / [`SigV4Error::NotSigV4`]);
-/// 2. `authorization`, `host`, `x-amz-date`, `x-amz-content-sha256` and
-///    each of `rules.sign_if_present` appear at most once;
+/// 2. `authorization`, `host`, `x-amz-date`, `x-amz-content-sha256`,
+///    `x-amz-security-token` and each of `rules.sign_if_present` appear at
+///    most once;
 /// 3. the header is well formed: algorithm `AWS4-HMAC-SHA256`, exactly one
 ///    Credential, SignedHeaders and Signature; the credential is
 ///    `AKID/yyyymmdd/region/<rules.service>/aws4_request`; SignedHeaders is
