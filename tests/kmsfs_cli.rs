@@ -143,6 +143,33 @@ fn busy_mounts_need_lazy_umount() {
 }
 
 #[test]
+fn umount_waits_a_moment_for_a_mount_that_stops_being_busy() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    let m = vol.mount(&[]);
+    let pid = m.pid.unwrap();
+    let f = std::fs::File::create(vol.path("open")).unwrap();
+    let umount = {
+        let mut c = vol.kmsfs();
+        c.arg("umount").arg(&vol.mountpoint);
+        std::thread::spawn(move || c.output().expect("run kmsfs umount"))
+    };
+    // Busy when the umount starts; the last file closes half a second in.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        is_mounted(&vol.mountpoint),
+        "unmounted while a file was open"
+    );
+    drop(f);
+    let out = umount.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!is_mounted(&vol.mountpoint));
+    assert!(wait_exit(pid, Duration::from_secs(10)));
+    drop(m);
+}
+
+#[test]
 fn sigterm_unmounts_cleanly() {
     require_fuse!();
     let kmsd = KmsdProcess::start();

@@ -23,19 +23,26 @@ use std::time::Duration;
 
 const DEV_FUSE: &str = "/dev/fuse";
 
+/// Held while one test has changed `/dev/fuse`: the tests of this file run
+/// in parallel, and each lets its own group in.
+static DEV_FUSE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Lets one group read and write `/dev/fuse`; restores owner group and mode
-/// on drop.
+/// on drop. One at a time (`DEV_FUSE_LOCK`).
 struct DevFuseAccess {
     gid: u32,
     mode: u32,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
 impl DevFuseAccess {
     fn grant(gid: u32) -> DevFuseAccess {
+        let lock = DEV_FUSE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let md = std::fs::metadata(DEV_FUSE).expect("stat /dev/fuse");
         let saved = DevFuseAccess {
             gid: md.gid(),
             mode: md.mode() & 0o7777,
+            _one_at_a_time: lock,
         };
         std::os::unix::fs::chown(DEV_FUSE, None, Some(gid)).expect("chgrp /dev/fuse");
         std::fs::set_permissions(
@@ -392,4 +399,124 @@ fn a_user_without_dev_fuse_access_gets_a_clear_refusal() {
         text(&out)
     );
     assert!(!is_mounted(&home.join("m")));
+}
+
+/// The value of `field` in /proc/<pid>/status, in kB.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix(" kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status:\n{status}"))
+}
+
+#[test]
+fn a_users_mount_is_not_dumpable_so_no_user_reads_its_memory() {
+    require_fuse!();
+    let w = Setup::new("kfd");
+    let _dev = DevFuseAccess::grant(w.gid);
+    let key = w.kmsd.create_key("a volume whose process is hardened");
+    w.grant(&key.arn, &["DescribeKey", "GenerateDataKey", "Decrypt"]);
+    let user = w.home(&["c", "m"], |_| {});
+    let mut left = Leftovers {
+        mountpoint: user.home.join("m"),
+        pids: vec![],
+    };
+    let out = user.kmsfs(&[
+        "init",
+        "c",
+        "--key-id",
+        &key.arn,
+        "--socket",
+        &w.kmsd.socket.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "init as the user: {}", text(&out));
+    let pid = user.mount();
+    left.pids.push(pid);
+    // A data key in the process's memory: a file written and read back.
+    user.sh("echo secret > m/f && test \"$(cat m/f)\" = secret");
+
+    // The same user's ordinary processes have /proc entries of their own;
+    // the non-dumpable mount's belong to root (all but the directory
+    // itself, which the kernel leaves the process's, for ps).
+    assert_eq!(
+        user.sh("stat -c %u /proc/self/environ /proc/self/mem")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [w.uid.to_string(), w.uid.to_string()]
+    );
+    for entry in ["environ", "mem", "maps", "fd"] {
+        let p = format!("/proc/{pid}/{entry}");
+        let md = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert_eq!((md.uid(), md.gid()), (0, 0), "{p} not root's");
+    }
+    assert_eq!(
+        std::fs::metadata(format!("/proc/{pid}")).unwrap().uid(),
+        w.uid
+    );
+    // Neither the user nor another one may open its environment or memory
+    // (the open fails; reading a readable mem at offset 0 would be EIO).
+    let stranger = User {
+        uid: identity::unused_id(3_400_000),
+        gid: identity::unused_id(3_400_000),
+        home: PathBuf::from("/"),
+        socket: w.kmsd.socket.clone(),
+    };
+    for who in [&user, &stranger] {
+        let own = who.cmd("cat").arg("/proc/self/environ").output().unwrap();
+        assert!(own.status.success(), "uid {}: {}", who.uid, text(&own));
+        for entry in ["environ", "mem"] {
+            let out = who
+                .cmd("cat")
+                .arg(format!("/proc/{pid}/{entry}"))
+                .env("LC_ALL", "C")
+                .output()
+                .unwrap();
+            assert!(
+                !out.status.success() && out.stdout.is_empty(),
+                "uid {} read /proc/{pid}/{entry}",
+                who.uid
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+                "uid {}, {entry}: {}",
+                who.uid,
+                text(&out)
+            );
+        }
+    }
+    // Memory is locked only where that cannot make allocations fail: with
+    // an unlimited RLIMIT_MEMLOCK; with a finite one the mount says so.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let memlock = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("Max locked memory in limits");
+    let locked = status_kb(pid, "VmLck");
+    let log = std::fs::read_to_string(
+        std::fs::read_dir(user.home.join("run"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "log"))
+            .expect("the mount's log"),
+    )
+    .unwrap();
+    if memlock == "unlimited" {
+        assert!(locked > 0, "unlimited RLIMIT_MEMLOCK, yet VmLck is 0");
+    } else {
+        assert_eq!(locked, 0, "locked with a finite RLIMIT_MEMLOCK ({memlock})");
+        assert!(
+            log.contains(&format!(
+                "not locking memory (RLIMIT_MEMLOCK is {memlock} bytes)"
+            )),
+            "{log}"
+        );
+    }
+    let out = user.kmsfs(&["umount", "m"]);
+    assert!(out.status.success(), "umount as the user: {}", text(&out));
+    assert!(wait_exit(pid, Duration::from_secs(10)));
+    drop(left);
 }

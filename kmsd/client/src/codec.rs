@@ -4,6 +4,8 @@
 //! bincode (2.x, standard config) encoding of a [`ClientFrame`] or
 //! [`ServerFrame`]. The length is checked against [`MAX_FRAME`] before any
 //! buffer is allocated, and a payload must decode to exactly its length.
+//! Lengths inside the payload are not trusted to size buffers: decoding
+//! `N` bytes allocates `O(N)` ([`crate::no_prealloc`]).
 //! See `docs/WIRE.md`. Moving to another serde format touches this file only.
 
 use crate::error::KmsError;
@@ -132,10 +134,17 @@ pub fn decode<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)>, Fra
     decode_payload(payload).map(|msg| Some((msg, LEN_PREFIX + len)))
 }
 
-/// Decodes a payload (a frame without its length prefix).
+/// Decodes a payload (a frame without its length prefix). Allocates in
+/// proportion to the payload's length, whatever lengths it claims inside
+/// (see [`crate::no_prealloc`]): a claimed length longer than what is left
+/// is an error before anything is allocated for it.
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
-    let (msg, used) = bincode::serde::decode_from_slice(payload, CONFIG)
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let (msg, used) = bincode::serde::seed_decode_from_slice(
+        crate::no_prealloc::Seed::<T>::new(),
+        payload,
+        CONFIG,
+    )
+    .map_err(|e| FrameError::Malformed(decode_error(e)))?;
     if used != payload.len() {
         return Err(FrameError::Malformed(format!(
             "{} bytes left over after the message",
@@ -143,6 +152,20 @@ pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameErr
         )));
     }
     Ok(msg)
+}
+
+/// What went wrong, in words (bincode's own text names the variant).
+fn decode_error(e: bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError;
+    match e {
+        DecodeError::UnexpectedEnd { additional } => {
+            format!("it ends at least {additional} byte(s) short of the lengths it claims ({e})")
+        }
+        DecodeError::LimitExceeded => {
+            format!("it claims more than the {MAX_FRAME}-byte frame limit ({e})")
+        }
+        e => e.to_string(),
+    }
 }
 
 /// Error of a blocking frame read.

@@ -8,6 +8,8 @@ pub mod codec;
 pub mod error;
 pub mod logsafe;
 pub mod messages;
+pub mod no_prealloc;
+pub mod nofollow;
 pub mod private_dir;
 pub mod secret;
 pub mod socket;

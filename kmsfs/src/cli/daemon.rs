@@ -44,8 +44,10 @@ impl ReadyPipe {
 /// Starts `kmsfs <args> --ready-fd N` in the background with stderr to
 /// `log`, and waits for it to report.
 pub fn spawn_and_wait(args: &[std::ffi::OsString], log: &Path) -> Result<ExitCode, String> {
-    let log_file =
-        open_log(log).map_err(|e| format!("cannot open log file {}: {e}", log.display()))?;
+    // A symlink, FIFO or hard link planted at the log path (say to
+    // `~/.bashrc`) is refused, never written to.
+    let log_file = kmsd_client::nofollow::open_private_append(log)
+        .map_err(|e| format!("cannot open log file {}: {e}", log.display()))?;
     let (r, w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let wfd = w.as_raw_fd();
@@ -100,52 +102,6 @@ pub fn spawn_and_wait(args: &[std::ffi::OsString], log: &Path) -> Result<ExitCod
             ))
         }
     }
-}
-
-/// Opens (creating, mode 0600) the log for appending without following a
-/// symlink at its path, and accepts only a regular file of this user with
-/// a single link: a planted symlink, FIFO or hard link to another file
-/// (say `~/.bashrc`) is refused, never written to.
-pub fn open_log(log: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(log)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                "it is a symlink; refusing to follow it",
-            ),
-            _ => e,
-        })?;
-    let md = f.metadata()?;
-    let refuse = |why: String| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            why,
-        ))
-    };
-    if !md.file_type().is_file() {
-        return refuse("it is not a regular file".into());
-    }
-    if md.uid() != kmsd_client::private_dir::euid() {
-        return refuse(format!("it is owned by uid {}", md.uid()));
-    }
-    if md.nlink() > 1 {
-        return refuse("it has other hard links".into());
-    }
-    // Back to blocking writes for the child.
-    // SAFETY: plain fcntl on our own valid descriptor.
-    unsafe {
-        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-        if fl >= 0 {
-            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
-        }
-    }
-    Ok(f)
 }
 
 /// The child's one line, or `None` at EOF or timeout.

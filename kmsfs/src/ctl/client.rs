@@ -64,7 +64,21 @@ mod tests {
     fn a_stale_socket_file_is_replaced() {
         let tmp = tempfile::tempdir().unwrap();
         let sock = tmp.path().join("s.sock");
-        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        // A socket file nobody listens on: bound, never listened. (A
+        // listener dropped here could stay alive for a moment in a child
+        // another test is forking, and answer.)
+        {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr};
+            use std::os::fd::AsRawFd;
+            let fd = nix::sys::socket::socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap();
+            nix::sys::socket::bind(fd.as_raw_fd(), &UnixAddr::new(&sock).unwrap()).unwrap();
+        }
         assert!(sock.exists());
         let _server = CtlServer::start(&sock, Status::default).unwrap();
         assert!(query_socket(&sock).is_ok());

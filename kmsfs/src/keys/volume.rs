@@ -151,26 +151,13 @@ pub fn load_volume(
 pub fn read_config(cipherdir: &Path) -> Result<VolumeConfig, VolumeError> {
     let path = cipherdir.join(CONFIG_FILE_NAME);
     // No symlink followed, no wait on a FIFO; only a regular file is read.
-    let opened = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&path)
-    };
-    let f = match opened {
+    let f = match kmsd_client::nofollow::open_regular(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(VolumeError::NotAVolume(cipherdir.to_path_buf()));
         }
         Err(e) => return Err(io(&path)(e)),
     };
-    if !f.metadata().map_err(io(&path))?.is_file() {
-        return Err(io(&path)(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        )));
-    }
     let mut bytes = Vec::new();
     f.take(MAX_CONFIG_FILE as u64 + 1)
         .read_to_end(&mut bytes)

@@ -56,7 +56,7 @@ pub fn cat(volume: &Volume, path: &Path, out: &mut dyn Write) -> Result<u64, Cat
         path: full.clone(),
         error,
     };
-    let file = read::open_regular(&full).map_err(io)?;
+    let file = kmsd_client::nofollow::open_regular(&full).map_err(io)?;
     let file_error = |e: FileError| match e {
         FileError::Io(error) => CatError::Io {
             path: full.clone(),

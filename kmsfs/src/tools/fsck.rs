@@ -199,7 +199,7 @@ pub(super) fn check_file(
     report: &mut Report,
 ) -> Result<(), FsckError> {
     report.files += 1;
-    let file = match read::open_regular(&volume.dir.join(rel)) {
+    let file = match kmsd_client::nofollow::open_regular(&volume.dir.join(rel)) {
         Ok(f) => f,
         Err(e) => {
             report.problem(rel, None, format!("cannot open: {e}"));

@@ -28,45 +28,6 @@ pub enum FileError {
     Key(KeyError),
 }
 
-/// Opens a backing file for reading so that nothing swapped into the
-/// backing directory can hang or redirect the tools: `O_NOFOLLOW` (a
-/// symlink is refused, not followed), `O_NONBLOCK` (opening a FIFO or a
-/// device does not wait for a writer), and the type checked on the opened
-/// descriptor (`fstat`), so only a regular file is ever read.
-pub fn open_regular(path: &std::path::Path) -> std::io::Result<File> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "is a symlink (not followed)",
-            ),
-            _ => e,
-        })?;
-    let ft = f.metadata()?.file_type();
-    if !ft.is_file() {
-        let what = if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_char_device() || ft.is_block_device() {
-            "a device"
-        } else if ft.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("is {what}, not a regular file (not read)"),
-        ));
-    }
-    Ok(f)
-}
-
 /// The plaintext size of the backing file, or why it has none.
 pub fn plain_size(file: &File) -> Result<(u64, u64), FileError> {
     let cipher = file.metadata().map_err(FileError::Io)?.len();
