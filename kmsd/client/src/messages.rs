@@ -3,6 +3,12 @@
 //! it generates the `Request` and `Response` enums, each operation's event
 //! name (`CreateKey`, ...) and the [`Operation`] link between a request type
 //! and its response type that the typed client uses.
+//!
+//! Request members that AWS makes optional and that are lists, maps or
+//! booleans carry `#[serde(default)]`, so a JSON request (the AWS JSON 1.1
+//! wire, `kmsd-awsjson`) may leave them out as AWS clients do. Binary
+//! formats are positional and always carry every field: the attribute does
+//! not change the native wire.
 
 use crate::blob::Blob;
 use crate::secret::SecretBytes;
@@ -138,8 +144,10 @@ pub struct CreateKeyRequest {
     pub description: Option<String>,
     pub key_usage: Option<KeyUsage>,
     pub key_spec: Option<KeySpec>,
+    #[serde(default)]
     pub tags: Vec<Tag>,
     pub policy: Option<String>,
+    #[serde(default)]
     pub bypass_policy_lockout_safety_check: bool,
 }
 
@@ -290,7 +298,9 @@ pub struct ListResourceTagsResponse {
 pub struct EncryptRequest {
     pub key_id: String,
     pub plaintext: SecretBytes,
+    #[serde(default)]
     pub encryption_context: EncryptionContext,
+    #[serde(default)]
     pub grant_tokens: Vec<String>,
 }
 
@@ -307,9 +317,11 @@ pub struct EncryptResponse {
 #[serde(rename_all = "PascalCase")]
 pub struct DecryptRequest {
     pub ciphertext_blob: Blob,
+    #[serde(default)]
     pub encryption_context: EncryptionContext,
     /// When given, the blob must name this key (`IncorrectKeyException`).
     pub key_id: Option<String>,
+    #[serde(default)]
     pub grant_tokens: Vec<String>,
 }
 
@@ -325,10 +337,13 @@ pub struct DecryptResponse {
 #[serde(rename_all = "PascalCase")]
 pub struct ReEncryptRequest {
     pub ciphertext_blob: Blob,
+    #[serde(default)]
     pub source_encryption_context: EncryptionContext,
     pub source_key_id: Option<String>,
     pub destination_key_id: String,
+    #[serde(default)]
     pub destination_encryption_context: EncryptionContext,
+    #[serde(default)]
     pub grant_tokens: Vec<String>,
 }
 
@@ -346,10 +361,12 @@ pub struct ReEncryptResponse {
 #[serde(rename_all = "PascalCase")]
 pub struct GenerateDataKeyRequest {
     pub key_id: String,
+    #[serde(default)]
     pub encryption_context: EncryptionContext,
     /// Exactly one of `key_spec` and `number_of_bytes`.
     pub key_spec: Option<DataKeySpec>,
     pub number_of_bytes: Option<u32>,
+    #[serde(default)]
     pub grant_tokens: Vec<String>,
 }
 
@@ -359,9 +376,11 @@ pub struct GenerateDataKeyRequest {
 #[serde(rename_all = "PascalCase")]
 pub struct GenerateDataKeyWithoutPlaintextRequest {
     pub key_id: String,
+    #[serde(default)]
     pub encryption_context: EncryptionContext,
     pub key_spec: Option<DataKeySpec>,
     pub number_of_bytes: Option<u32>,
+    #[serde(default)]
     pub grant_tokens: Vec<String>,
 }
 
@@ -399,6 +418,7 @@ pub struct PutKeyPolicyRequest {
     /// Always `default`, as in AWS.
     pub policy_name: Option<String>,
     pub policy: String,
+    #[serde(default)]
     pub bypass_policy_lockout_safety_check: bool,
 }
 
@@ -440,6 +460,7 @@ pub struct CreateGrantRequest {
     pub operations: Vec<String>,
     pub constraints: Option<GrantConstraints>,
     pub name: Option<String>,
+    #[serde(default)]
     pub grant_tokens: Vec<String>,
 }
 
@@ -581,4 +602,34 @@ pub struct UpdateAccessKeyRequest {
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteAccessKeyRequest {
     pub access_key_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_requests_may_leave_out_optional_lists_maps_and_booleans() {
+        let e: EncryptRequest =
+            serde_json::from_str(r#"{"KeyId": "alias/app", "Plaintext": "aGk="}"#).unwrap();
+        assert_eq!(e.plaintext.expose(), b"hi");
+        assert!(e.encryption_context.is_empty() && e.grant_tokens.is_empty());
+        let c: CreateKeyRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, CreateKeyRequest::default());
+        let r: ReEncryptRequest =
+            serde_json::from_str(r#"{"CiphertextBlob": "AA==", "DestinationKeyId": "k"}"#).unwrap();
+        assert!(
+            r.source_encryption_context.is_empty() && r.destination_encryption_context.is_empty()
+        );
+        let g: CreateGrantRequest = serde_json::from_str(
+            r#"{"KeyId": "k", "GranteePrincipal": "uid:1", "Operations": ["Decrypt"]}"#,
+        )
+        .unwrap();
+        assert!(g.grant_tokens.is_empty() && g.constraints.is_none());
+        let p: PutKeyPolicyRequest =
+            serde_json::from_str(r#"{"KeyId": "k", "Policy": "{}"}"#).unwrap();
+        assert!(!p.bypass_policy_lockout_safety_check);
+        // Required members stay required.
+        assert!(serde_json::from_str::<EncryptRequest>(r#"{"KeyId": "k"}"#).is_err());
+    }
 }
