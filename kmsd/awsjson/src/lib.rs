@@ -5,7 +5,9 @@
 //! runs the [`Request`] as it runs one from the native socket, and sends
 //! back [`encode_response`] or [`encode_error`] / [`AwsError::encode`].
 //!
-//! The shapes are those of botocore's KMS service model (`2014-11-01`). `docs/HTTP.md` ("AWS JSON 1.1 mapping") says what
+//! The shapes are those of botocore's KMS service model (`2014-11-01`);
+//! the tests in `src/conformance/` check every operation kmsd serves
+//! against that model. `docs/HTTP.md` ("AWS JSON 1.1 mapping") says what
 //! is served and how kmsd differs from AWS.
 //!
 //! Choices, in short:
@@ -28,6 +30,9 @@ mod error;
 mod inputs;
 mod json_out;
 mod operations;
+
+#[cfg(test)]
+mod conformance;
 
 pub use decode::decode_request;
 pub use encode::encode_response;
