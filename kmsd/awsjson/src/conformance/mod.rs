@@ -13,6 +13,7 @@
 //! * `inputs`: the decoder's member table against the input shapes;
 //!   requests generated from the model decode and keep their values.
 
+mod botocore;
 mod inputs;
 mod operations;
 mod outputs;
