@@ -12,6 +12,8 @@
 //!   the kmsd value it encodes.
 //! * `inputs`: the decoder's member table against the input shapes;
 //!   requests generated from the model decode and keep their values.
+//! * `botocore`: botocore itself parses the sample answers and errors, and
+//!   serializes the model's example requests, which then decode.
 
 mod botocore;
 mod inputs;
