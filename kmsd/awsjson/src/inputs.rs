@@ -320,8 +320,8 @@ pub(crate) fn members(op: &str) -> Option<&'static [Member]> {
             DRY_RUN,
         ],
         "GenerateRandom" => members![
-            // AWS makes NumberOfBytes optional in the model and refuses a
-            // request without it; kmsd's request has no default.
+            // Optional in the model; kmsd's request has no default (what
+            // AWS answers without it is not checked here).
             m("NumberOfBytes", Int, Kmsd, Pass),
             m("CustomKeyStoreId", Str, Optional, Only(Accept::Absent)),
             m("Recipient", Struct(RECIPIENT), Optional, NO_RECIPIENT),
