@@ -73,48 +73,13 @@ fn call_any(c: &Client, r: Request) -> Result<Option<String>, ClientError> {
         Request::CreateGrant(x) => return c.call(x).map(|g| Some(g.grant_id)),
         other => other,
     };
+    // Every operation, from the one list the client and kmsd use.
     macro_rules! each {
-        ($($v:ident),* $(,)?) => {
-            match r { $(Request::$v(x) => c.call(x).map(|_| None),)* }
+        ($($name:ident($req:ident) -> $resp:ident;)*) => {
+            match r { $(Request::$name(x) => c.call(x).map(|_| None),)* }
         };
     }
-    each!(
-        CreateKey,
-        DescribeKey,
-        ListKeys,
-        EnableKey,
-        DisableKey,
-        ScheduleKeyDeletion,
-        CancelKeyDeletion,
-        EnableKeyRotation,
-        DisableKeyRotation,
-        GetKeyRotationStatus,
-        RotateKeyOnDemand,
-        ListKeyRotations,
-        CreateAlias,
-        UpdateAlias,
-        DeleteAlias,
-        ListAliases,
-        TagResource,
-        UntagResource,
-        ListResourceTags,
-        Encrypt,
-        Decrypt,
-        ReEncrypt,
-        GenerateDataKey,
-        GenerateDataKeyWithoutPlaintext,
-        GenerateRandom,
-        PutKeyPolicy,
-        GetKeyPolicy,
-        ListKeyPolicies,
-        CreateGrant,
-        ListGrants,
-        ListRetirableGrants,
-        RetireGrant,
-        RevokeGrant,
-        GetServicePolicy,
-        PutServicePolicy,
-    )
+    kmsd_client::for_each_operation!(each)
 }
 
 // ---------------------------------------------------------------- outcomes

@@ -27,6 +27,11 @@ pub struct DaemonConfig {
     pub sweep_interval: Duration,
     /// Audit trail options (rotation size, checkpoint interval).
     pub audit: kmsd_audit::Options,
+    /// TCP addresses of the AWS endpoint (none: the socket only).
+    pub http_listen: Vec<std::net::SocketAddr>,
+    /// Serve plain HTTP on addresses that are not loopback.
+    pub insecure_http: bool,
+    pub http: crate::http::HttpConfig,
 }
 
 impl DaemonConfig {
@@ -45,6 +50,9 @@ impl DaemonConfig {
             server: ServerConfig::default(),
             sweep_interval: Duration::from_secs(60),
             audit: kmsd_audit::Options::default(),
+            http_listen: Vec::new(),
+            insecure_http: false,
+            http: crate::http::HttpConfig::default(),
         }
     }
 }
@@ -171,10 +179,17 @@ pub fn bind_socket(cfg: &DaemonConfig) -> anyhow::Result<std::os::unix::net::Uni
     let path = &cfg.socket;
     let parent = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(dir) => {
+            let existed = dir.is_dir();
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o755)
                 .create(dir)?;
+            if !existed {
+                // The umask (077, set in `run`) cut the mode: the directory
+                // kmsd made must let other users reach the socket, whose
+                // own mode and group then decide.
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+            }
             dir.to_path_buf()
         }
         None => PathBuf::from("."),
@@ -255,6 +270,7 @@ impl Daemon {
     pub fn start(cfg: DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Daemon> {
         let service = open_service(&cfg, clock)?;
         let std_listener = bind_socket(&cfg)?;
+        let http_listeners = bind_http(&cfg)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("kmsd")
@@ -274,10 +290,27 @@ impl Daemon {
                         }
                     };
                     let sweeper = tokio::spawn(sweep_loop(svc.clone(), cfg.sweep_interval));
+                    let mut http = Vec::new();
+                    for l in http_listeners {
+                        match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) => http.push(tokio::spawn(crate::http::serve_http(
+                                l,
+                                svc.clone(),
+                                cfg.http.clone(),
+                                std::future::pending(),
+                            ))),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot register an http listener")
+                            }
+                        }
+                    }
                     serve(listener, svc, cfg.server.clone(), async {
                         let _ = stop_rx.await;
                     })
                     .await;
+                    for h in http {
+                        h.abort();
+                    }
                     sweeper.abort();
                 });
                 rt.shutdown_timeout(Duration::from_secs(5));
@@ -322,6 +355,26 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Binds the AWS endpoint's addresses. Plain HTTP only on loopback unless
+/// `insecure_http` (TLS is not served yet: docs/HTTP.md).
+fn bind_http(cfg: &DaemonConfig) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::new();
+    for addr in &cfg.http_listen {
+        if !addr.ip().is_loopback() && !cfg.insecure_http {
+            bail!(
+                "--http-listen {addr}: plain HTTP is served only on loopback addresses; \
+                 kmsd does not serve TLS yet, so pass --insecure-http to serve {addr} in the clear"
+            );
+        }
+        let l = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        l.set_nonblocking(true)?;
+        tracing::info!(addr = %l.local_addr()?, "AWS endpoint listening (HTTP)");
+        out.push(l);
+    }
+    Ok(out)
 }
 
 async fn sweep_loop(svc: Arc<KeyService>, every: Duration) {

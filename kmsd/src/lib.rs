@@ -11,6 +11,7 @@ pub mod audit_check;
 pub mod clock;
 pub mod crypto;
 pub mod daemon;
+pub mod http;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -69,6 +69,13 @@ struct Args {
     /// MiB (the hash chain continues across files); 0 = never.
     #[arg(long, default_value_t = 64)]
     audit_rotate_mib: u64,
+    /// Serve the AWS KMS API (JSON 1.1 over HTTP, SigV4 with kmsd's access
+    /// keys) on ADDR:PORT; repeatable. Loopback only unless --insecure-http.
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: Vec<std::net::SocketAddr>,
+    /// Allow plain HTTP on addresses other than loopback.
+    #[arg(long)]
+    insecure_http: bool,
     /// Do not serve: check that every mutation committed in STATE_DIR has
     /// its durable audit record (run while kmsd is stopped), list any that
     /// has not, and exit 1 if one is found.
@@ -154,6 +161,8 @@ fn main() {
         std::time::Duration::from_secs(a.throttle_report_secs.max(1));
     cfg.sweep_interval = std::time::Duration::from_secs(a.sweep_interval_secs.max(1));
     cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then_some(a.audit_rotate_mib << 20);
+    cfg.http_listen = a.http_listen;
+    cfg.insecure_http = a.insecure_http;
     if let Err(e) = kmsd::daemon::run(cfg) {
         eprintln!("kmsd: {e:#}");
         std::process::exit(1);

@@ -1,0 +1,358 @@
+//! One request on the AWS endpoint, in this order: a bounded body read in
+//! bounded time; SigV4 authentication against kmsd's access keys; decoding
+//! of the AWS JSON 1.1 body; the request through the service's pipeline
+//! (the same resolve → authorize → execute → audit path as a socket
+//! request); the AWS JSON answer with `x-amzn-RequestId`, the id of the
+//! audit record. A request refused before it reaches the pipeline
+//! (unauthenticated, malformed) gets its own audit record here.
+
+use super::identity::{self, Callers};
+use crate::service::KeyService;
+use crate::service::dispatch::is_mutation;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request as HttpRequest, Response as HttpResponse, StatusCode};
+use kmsd_audit::{AuditEvent, Principal};
+use kmsd_client::KmsError;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub struct Limits {
+    pub max_body: usize,
+    pub body_timeout: Duration,
+}
+
+/// An answer refused before the pipeline: AWS exception name, status,
+/// message.
+struct Refusal {
+    name: &'static str,
+    status: u16,
+    message: String,
+}
+
+impl Refusal {
+    fn new(name: &'static str, status: u16, message: impl Into<String>) -> Refusal {
+        Refusal {
+            name,
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+fn callers() -> &'static Callers {
+    static CALLERS: OnceLock<Callers> = OnceLock::new();
+    CALLERS.get_or_init(Callers::default)
+}
+
+fn respond(status: u16, request_id: &str, body: Vec<u8>) -> HttpResponse<Full<Bytes>> {
+    let mut r = HttpResponse::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    r
+}
+
+fn refuse(request_id: &str, r: &Refusal) -> HttpResponse<Full<Bytes>> {
+    let body = serde_json::json!({ "__type": r.name, "message": r.message }).to_string();
+    respond(r.status, request_id, body.into_bytes())
+}
+
+/// The operation name a target names, for records of refused requests:
+/// only ever a name kmsd knows (an attacker's text never becomes an event
+/// name).
+fn event_name(target: Option<&str>) -> &'static str {
+    target
+        .and_then(|t| t.strip_prefix("TrentService."))
+        .and_then(|op| {
+            kmsd_awsjson::AWS_OPERATIONS
+                .iter()
+                .copied()
+                .find(|k| *k == op)
+        })
+        .unwrap_or("UnknownOperation")
+}
+
+/// Records a refusal and answers it.
+async fn audited_refusal(
+    svc: &KeyService,
+    target: Option<&str>,
+    principal: Principal,
+    r: Refusal,
+) -> HttpResponse<Full<Bytes>> {
+    let request_id = svc.auditor().request_id();
+    let ev = AuditEvent::new(event_name(target), request_id.clone(), principal)
+        .with_error(r.name, r.message.clone());
+    if let Err(e) = svc.auditor().submit(&ev).await {
+        tracing::error!(error = %e, "the record of a refused http request was not written");
+        let internal = Refusal::new(
+            "KMSInternalException",
+            500,
+            "the request's audit record could not be written",
+        );
+        return refuse(&request_id, &internal);
+    }
+    refuse(&request_id, &r)
+}
+
+fn header<'a>(req: &'a HttpRequest<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn handle(
+    svc: &Arc<KeyService>,
+    limits: &Limits,
+    peer: SocketAddr,
+    req: HttpRequest<Incoming>,
+) -> HttpResponse<Full<Bytes>> {
+    let target = header(&req, "x-amz-target").map(str::to_owned);
+    let anonymous = identity::unauthenticated(None, peer);
+    if req.method() != hyper::Method::POST || req.uri().path() != "/" {
+        let r = Refusal::new(
+            "UnknownOperationException",
+            404,
+            "kmsd serves AWS KMS's JSON protocol: POST / with X-Amz-Target",
+        );
+        return audited_refusal(svc, target.as_deref(), anonymous, r).await;
+    }
+    let declared = header(&req, "content-length").and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_body) {
+        let r = Refusal::new(
+            "SerializationException",
+            413,
+            format!("the request body is larger than {} bytes", limits.max_body),
+        );
+        return audited_refusal(svc, target.as_deref(), anonymous, r).await;
+    }
+    let (parts, body) = req.into_parts();
+    let body = match tokio::time::timeout(
+        limits.body_timeout,
+        Limited::new(body, limits.max_body).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
+            let r = Refusal::new(
+                "SerializationException",
+                413,
+                format!("the request body could not be read: {e}"),
+            );
+            return audited_refusal(svc, target.as_deref(), anonymous, r).await;
+        }
+        Err(_) => {
+            let r = Refusal::new(
+                "RequestTimeoutException",
+                408,
+                "the request body was not sent in time",
+            );
+            return audited_refusal(svc, target.as_deref(), anonymous, r).await;
+        }
+    };
+    let sts = target.is_none() && is_get_caller_identity(&body);
+    let service = if sts { "sts" } else { "kms" };
+    let access_key = match authenticate(svc, &parts, &body, service) {
+        Ok(k) => k,
+        Err((akid, r)) => {
+            let who = identity::unauthenticated(akid.as_deref(), peer);
+            return audited_refusal(svc, target.as_deref(), who, r).await;
+        }
+    };
+    let (caller, principal) = match callers().of(&access_key, peer).await {
+        Ok(c) => c,
+        Err(e) => {
+            let who = identity::unauthenticated(Some(&access_key.access_key_id), peer);
+            let r = Refusal::new("AccessDeniedException", 400, e.message);
+            return audited_refusal(svc, target.as_deref(), who, r).await;
+        }
+    };
+    if sts {
+        return get_caller_identity(svc, &access_key, &caller, principal).await;
+    }
+    let decoded = match kmsd_awsjson::decode_request(target.as_deref().unwrap_or(""), &body) {
+        Ok(d) => d,
+        Err(e) => {
+            let r = Refusal::new(e.name, e.status, e.message);
+            return audited_refusal(svc, target.as_deref(), principal, r).await;
+        }
+    };
+    run(svc, caller, principal, decoded).await
+}
+
+/// Runs a decoded request through the pipeline and encodes the answer.
+async fn run(
+    svc: &Arc<KeyService>,
+    caller: crate::service::Caller,
+    principal: Principal,
+    decoded: kmsd_awsjson::Decoded,
+) -> HttpResponse<Full<Bytes>> {
+    let kmsd_awsjson::Decoded::Kms { request, dry_run } = decoded;
+    let (result, request_id) = if dry_run {
+        let o = svc.handle_dry_run(&caller, &principal, request);
+        let id = o.request_id.clone();
+        (
+            svc.settle_async(o.record, o.result).await.map(|()| None),
+            id,
+        )
+    } else if is_mutation(&request) {
+        // A mutation waits for two fsyncs: off the async runtime.
+        let s = svc.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let o = s.handle(&caller, &principal, request);
+            let id = o.request_id.clone();
+            (s.settle(o.record, o.result), id)
+        })
+        .await;
+        match joined {
+            Ok((r, id)) => (r.map(Some), id),
+            Err(e) => (
+                Err(KmsError::internal(format!(
+                    "the request did not finish: {e}"
+                ))),
+                String::new(),
+            ),
+        }
+    } else {
+        let o = svc.handle(&caller, &principal, request);
+        let id = o.request_id.clone();
+        (svc.settle_async(o.record, o.result).await.map(Some), id)
+    };
+    match result {
+        Ok(Some(resp)) => respond(200, &request_id, kmsd_awsjson::encode_response(&resp)),
+        Ok(None) => respond(200, &request_id, b"{}".to_vec()),
+        Err(e) => {
+            let (status, body) = kmsd_awsjson::encode_error(e.kind, &e.message);
+            respond(status, &request_id, body)
+        }
+    }
+}
+
+/// SigV4 against kmsd's access keys, for `service` (`kms`, or `sts` for
+/// GetCallerIdentity). On refusal: the access key id the request claimed
+/// (for the record) and the answer.
+fn authenticate(
+    svc: &KeyService,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    service: &str,
+) -> Result<crate::store::AccessKeyRecord, (Option<String>, Refusal)> {
+    let headers: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let req = kmsd_sigv4::RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    let rules = kmsd_sigv4::Rules {
+        service,
+        sign_if_present: &["x-amz-target", "content-type", "x-amz-security-token"],
+    };
+    let parsed = kmsd_sigv4::parse(&req, &rules).map_err(|e| (None, sigv4_refusal(&e)))?;
+    let akid = parsed.access_key_id().to_owned();
+    let claimed = || Some(akid.clone());
+    let region = &svc.config().region;
+    if parsed.region() != region {
+        let msg = format!(
+            "Credential should be scoped to a valid region: this kmsd serves '{region}', not '{}'.",
+            kmsd_client::logsafe::escape(parsed.region())
+        );
+        return Err((
+            claimed(),
+            Refusal::new("InvalidSignatureException", 400, msg),
+        ));
+    }
+    let unrecognized = || {
+        Refusal::new(
+            "UnrecognizedClientException",
+            400,
+            "The security token included in the request is invalid.",
+        )
+    };
+    if parts.headers.contains_key("x-amz-security-token") {
+        // kmsd issues no session credentials.
+        return Err((claimed(), unrecognized()));
+    }
+    let Some((record, secret)) = svc.access_key(&akid) else {
+        return Err((claimed(), unrecognized()));
+    };
+    if record.status != kmsd_client::AccessKeyStatus::Active {
+        return Err((claimed(), unrecognized()));
+    }
+    kmsd_sigv4::verify(&parsed, &req, &secret, svc.now().0)
+        .map_err(|e| (claimed(), sigv4_refusal(&e)))?;
+    Ok(record)
+}
+
+fn sigv4_refusal(e: &kmsd_sigv4::SigV4Error) -> Refusal {
+    Refusal::new(e.aws_exception_name(), 400, e.to_string())
+}
+
+/// STS's `GetCallerIdentity` (Query protocol), which the aws CLI sends as
+/// `Action=GetCallerIdentity&Version=2011-06-15`.
+fn is_get_caller_identity(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok_and(|b| b.split('&').any(|kv| kv == "Action=GetCallerIdentity"))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Who kmsd thinks the caller is, as STS answers: the IAM-style ARN of the
+/// access key's user (`arn:aws:iam::ACCOUNT:user/NAME`, the form key
+/// policies may name), the access key id as `UserId`, and the account.
+async fn get_caller_identity(
+    svc: &KeyService,
+    key: &crate::store::AccessKeyRecord,
+    caller: &crate::service::Caller,
+    principal: Principal,
+) -> HttpResponse<Full<Bytes>> {
+    let request_id = svc.auditor().request_id();
+    let account = &svc.config().account;
+    let name = caller
+        .user_name
+        .clone()
+        .unwrap_or_else(|| format!("uid-{}", caller.uid));
+    let arn = format!("arn:aws:iam::{account}:user/{name}");
+    let ev = AuditEvent::new("GetCallerIdentity", request_id.clone(), principal);
+    if let Err(e) = svc.auditor().submit(&ev).await {
+        tracing::error!(error = %e, "the record of GetCallerIdentity was not written");
+        let internal = Refusal::new(
+            "KMSInternalException",
+            500,
+            "the request's audit record could not be written",
+        );
+        return refuse(&request_id, &internal);
+    }
+    let body = format!(
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n\
+         <GetCallerIdentityResult>\n<Arn>{}</Arn>\n<UserId>{}</UserId>\n<Account>{}</Account>\n\
+         </GetCallerIdentityResult>\n<ResponseMetadata>\n<RequestId>{}</RequestId>\n\
+         </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
+        xml_escape(&arn),
+        xml_escape(&key.access_key_id),
+        xml_escape(account),
+        xml_escape(&request_id),
+    );
+    let mut r = respond(200, &request_id, body.into_bytes());
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/xml"),
+    );
+    r
+}

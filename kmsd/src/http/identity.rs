@@ -1,0 +1,81 @@
+//! Who an AWS-endpoint request acts as: the principal of the access key
+//! that signed it, with its groups from the user database (as a socket
+//! caller's), and how its audit records show it (the access key id and the
+//! source address, as CloudTrail's `userIdentity.accessKeyId` and
+//! `sourceIPAddress`).
+//!
+//! Resolving a caller reads the user and group databases (NSS, which may be
+//! slow), so callers are cached per access key for [`CALLER_TTL`]: a group
+//! change reaches access-key callers within that time.
+
+use crate::service::{Caller, KeyService};
+use crate::store::AccessKeyRecord;
+use kmsd_audit::Principal;
+use kmsd_client::KmsError;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const CALLER_TTL: Duration = Duration::from_secs(10);
+
+/// Access key id → (caller, its audit principal, when resolved).
+#[derive(Default)]
+pub struct Callers {
+    cache: Mutex<HashMap<String, (Caller, Principal, Instant)>>,
+}
+
+impl Callers {
+    /// The caller and audit principal of `key` (off the async runtime: it
+    /// may read the user database).
+    pub async fn of(
+        &self,
+        key: &AccessKeyRecord,
+        peer: SocketAddr,
+    ) -> Result<(Caller, Principal), KmsError> {
+        if let Some((c, p, at)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key.access_key_id)
+            && at.elapsed() < CALLER_TTL
+        {
+            return Ok((c.clone(), with_source(p.clone(), peer)));
+        }
+        let k = key.clone();
+        let (caller, principal) = tokio::task::spawn_blocking(move || {
+            let caller = KeyService::access_key_caller(&k)?;
+            let mut p = crate::server::audit::principal(&caller);
+            p.access_key_id = Some(k.access_key_id.clone());
+            Ok::<_, KmsError>((caller, p))
+        })
+        .await
+        .map_err(|e| KmsError::internal(format!("resolving the caller: {e}")))??;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 4096 {
+            cache.retain(|_, (_, _, at)| at.elapsed() < CALLER_TTL);
+        }
+        cache.insert(
+            key.access_key_id.clone(),
+            (caller.clone(), principal.clone(), Instant::now()),
+        );
+        Ok((caller, with_source(principal, peer)))
+    }
+}
+
+fn with_source(mut p: Principal, peer: SocketAddr) -> Principal {
+    p.source_ip_address = Some(peer.ip().to_string());
+    p
+}
+
+/// The audit principal of a request refused before it was authenticated:
+/// no uid is known (`u32::MAX`), only what the request claimed.
+pub fn unauthenticated(access_key_id: Option<&str>, peer: SocketAddr) -> Principal {
+    Principal {
+        uid: u32::MAX,
+        gid: u32::MAX,
+        access_key_id: access_key_id.map(|s| kmsd_client::logsafe::escape(s).into_owned()),
+        source_ip_address: Some(peer.ip().to_string()),
+        ..Principal::default()
+    }
+}

@@ -1,0 +1,515 @@
+//! kmsd's AWS endpoint with real clients: boto3 (every implemented
+//! operation, errors, paginators), the aws CLI (the AWS KMS hands-on lab),
+//! and raw requests signed here (SigV4 negative cases, bad input, idle and
+//! slow clients). Every refusal is in the audit trail with the access key
+//! id and the source address.
+
+mod common;
+
+use common::KmsdProcess;
+use kmsd_client::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Endpoint {
+    kmsd: KmsdProcess,
+    addr: SocketAddr,
+    _tmp: tempfile::TempDir,
+}
+
+/// A port nobody listens on now (the test then asks kmsd to bind it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn endpoint(extra: &[&str]) -> Endpoint {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listen = addr.to_string();
+    let mut args = vec!["--http-listen", listen.as_str()];
+    args.extend_from_slice(extra);
+    let kmsd = KmsdProcess::start_at(
+        &tmp.path().join("state"),
+        &tmp.path().join("kmsd.sock"),
+        &args,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the AWS endpoint did not come up on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Endpoint {
+        kmsd,
+        addr,
+        _tmp: tmp,
+    }
+}
+
+impl Endpoint {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn access_key(&self, principal: &str) -> (String, String) {
+        let r = self
+            .kmsd
+            .client()
+            .call(CreateAccessKeyRequest {
+                principal: principal.into(),
+                description: Some("test".into()),
+            })
+            .unwrap_or_else(|e| panic!("create an access key for {principal}: {e}"));
+        (r.access_key_id, r.secret_access_key.expose().to_string())
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        let dir = kmsd_audit::audit_dir(&self.kmsd.state_dir);
+        kmsd_audit::query(&dir, kmsd_audit::Filter::default())
+            .expect("query")
+            .map(|e| serde_json::from_str(&e.expect("entry").raw).expect("json"))
+            .collect()
+    }
+}
+
+fn python_has_boto3() -> bool {
+    Command::new("python3")
+        .args(["-c", "import boto3"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn suite_file(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/http")
+        .join(name)
+}
+
+#[test]
+fn boto3_every_operation_errors_and_paginators() {
+    assert!(
+        python_has_boto3(),
+        "boto3 is missing: .ci/run installs it (pip install boto3 awscli)"
+    );
+    let e = endpoint(&[]);
+    let (akid, secret) = e.access_key("user:root");
+    let (other, other_secret) = e.access_key(&format!("uid:{}", 3_900_000));
+    let out = Command::new("python3")
+        .arg(suite_file("boto3_suite.py"))
+        .env("KMSD_ENDPOINT", e.url())
+        .env("AWS_ACCESS_KEY_ID", &akid)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("AWS_DEFAULT_REGION", "local")
+        .env("KMSD_OTHER_KEY_ID", &other)
+        .env("KMSD_OTHER_SECRET", &other_secret)
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("run python3");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "boto3 suite failed:\n{text}");
+    assert!(text.contains("0 failures"), "{text}");
+    // Refusals are audited with the access key and the source address.
+    let recs = e.records();
+    let refused = recs
+        .iter()
+        .find(|r| r["errorCode"] == "InvalidSignatureException")
+        .expect("the wrong-secret request is in the trail");
+    assert_eq!(refused["principal"]["accessKeyId"], akid.as_str());
+    assert_eq!(refused["principal"]["sourceIPAddress"], "127.0.0.1");
+    assert!(
+        recs.iter()
+            .any(|r| r["errorCode"] == "UnrecognizedClientException"
+                && r["principal"]["accessKeyId"] == "AKIAAAAAAAAAAAAAAAAA")
+    );
+}
+
+#[test]
+fn aws_cli_runs_the_kms_hands_on_lab() {
+    assert!(
+        Command::new("aws")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "the aws CLI is missing: .ci/run installs it (pip install awscli)"
+    );
+    let e = endpoint(&[]);
+    let (akid, secret) = e.access_key("user:root");
+    let lab = tempfile::tempdir().expect("lab dir");
+    let out = Command::new("bash")
+        .arg(suite_file("aws_cli_lab.sh"))
+        .env("KMSD_ENDPOINT", e.url())
+        .env("AWS_ACCESS_KEY_ID", &akid)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("AWS_DEFAULT_REGION", "local")
+        .env("LAB_DIR", lab.path())
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run the lab");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(
+        out.status.success() && text.contains("lab: all steps passed"),
+        "{text}"
+    );
+}
+
+/// One raw HTTP/1.1 request; the status and body of the answer.
+fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&out);
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let len = text[..i]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if out.len() >= i + 4 + len {
+                        break;
+                    }
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The headers of a request for `op` with `body`, signed as botocore signs
+/// them.
+fn signed(
+    e: &Endpoint,
+    key: (&str, &str),
+    region: &str,
+    amz_date: &str,
+    op: &str,
+    body: &str,
+) -> Vec<(String, String)> {
+    let host = e.addr.to_string();
+    let mut headers = vec![
+        ("host".to_string(), host),
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.1".to_string(),
+        ),
+        ("x-amz-date".to_string(), amz_date.to_string()),
+        ("x-amz-target".to_string(), format!("TrentService.{op}")),
+    ];
+    let pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let req = kmsd_sigv4::RequestParts {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &pairs,
+        body: body.as_bytes(),
+    };
+    let params = kmsd_sigv4::SigningParams {
+        access_key_id: key.0,
+        region,
+        service: "kms",
+        signed_headers: None,
+    };
+    let auth = kmsd_sigv4::sign(&req, &params, key.1.as_bytes()).expect("sign");
+    headers.push(("authorization".to_string(), auth));
+    headers
+}
+
+fn head_of(headers: &[(String, String)], body: &str) -> String {
+    let mut h = String::from("POST / HTTP/1.1\r\n");
+    for (k, v) in headers {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    h
+}
+
+fn amz_date(offset_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + offset_secs;
+    kmsd_sigv4::format_amz_date(now as u64)
+}
+
+/// A refused request: label, headers, body, the exception expected.
+type Case = (&'static str, Vec<(String, String)>, String, &'static str);
+
+#[test]
+fn sigv4_refusals_are_clear_and_audited() {
+    let e = endpoint(&[]);
+    let (akid, secret) = e.access_key("user:root");
+    let key = (akid.as_str(), secret.as_str());
+    let ok_body = "{}";
+    let send = |headers: &[(String, String)], body: &str| {
+        raw(e.addr, &head_of(headers, body), body.as_bytes())
+    };
+    let (st, body) = send(
+        &signed(&e, key, "local", &amz_date(0), "ListKeys", ok_body),
+        ok_body,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"Keys\""), "{body}");
+
+    let mut cases: Vec<Case> = Vec::new();
+    let good = signed(&e, key, "local", &amz_date(0), "ListKeys", ok_body);
+    cases.push((
+        "wrong secret",
+        signed(
+            &e,
+            (key.0, "wrong-secret-wrong-secret-wrong-secret!!"),
+            "local",
+            &amz_date(0),
+            "ListKeys",
+            ok_body,
+        ),
+        ok_body.into(),
+        "InvalidSignatureException",
+    ));
+    cases.push((
+        "altered body",
+        good.clone(),
+        "{\"Limit\": 1}".into(),
+        "InvalidSignatureException",
+    ));
+    let mut altered = good.clone();
+    altered[3].1 = "TrentService.ListAliases".into();
+    cases.push((
+        "altered signed header",
+        altered,
+        ok_body.into(),
+        "InvalidSignatureException",
+    ));
+    cases.push((
+        "expired date",
+        signed(&e, key, "local", &amz_date(-20 * 60), "ListKeys", ok_body),
+        ok_body.into(),
+        "InvalidSignatureException",
+    ));
+    cases.push((
+        "future date",
+        signed(&e, key, "local", &amz_date(20 * 60), "ListKeys", ok_body),
+        ok_body.into(),
+        "InvalidSignatureException",
+    ));
+    cases.push((
+        "other region",
+        signed(&e, key, "eu-west-1", &amz_date(0), "ListKeys", ok_body),
+        ok_body.into(),
+        "InvalidSignatureException",
+    ));
+    cases.push((
+        "unknown access key",
+        signed(
+            &e,
+            ("AKIAZZZZZZZZZZZZZZZZ", key.1),
+            "local",
+            &amz_date(0),
+            "ListKeys",
+            ok_body,
+        ),
+        ok_body.into(),
+        "UnrecognizedClientException",
+    ));
+    let no_auth: Vec<(String, String)> = good
+        .iter()
+        .filter(|(k, _)| k != "authorization")
+        .cloned()
+        .collect();
+    cases.push((
+        "no authorization",
+        no_auth,
+        ok_body.into(),
+        "MissingAuthenticationTokenException",
+    ));
+    for (label, headers, body, want) in &cases {
+        let (st, answer) = send(headers, body);
+        assert_eq!(st, 400, "{label}: {answer}");
+        assert!(answer.contains(want), "{label}: {answer}");
+    }
+
+    // Inactive, then deleted: the captured request replays to a refusal.
+    let captured = signed(&e, key, "local", &amz_date(0), "ListKeys", ok_body);
+    let c = e.kmsd.client();
+    c.call(UpdateAccessKeyRequest {
+        access_key_id: akid.clone(),
+        status: AccessKeyStatus::Inactive,
+    })
+    .unwrap();
+    let (st, answer) = send(&captured, ok_body);
+    assert!(
+        st == 400 && answer.contains("UnrecognizedClientException"),
+        "inactive: {answer}"
+    );
+    c.call(UpdateAccessKeyRequest {
+        access_key_id: akid.clone(),
+        status: AccessKeyStatus::Active,
+    })
+    .unwrap();
+    let (st, _) = send(&captured, ok_body);
+    assert_eq!(st, 200, "active again: the same request is accepted");
+    c.call(DeleteAccessKeyRequest {
+        access_key_id: akid.clone(),
+    })
+    .unwrap();
+    let (st, answer) = send(&captured, ok_body);
+    assert!(
+        st == 400 && answer.contains("UnrecognizedClientException"),
+        "deleted: {answer}"
+    );
+
+    let recs = e.records();
+    let refusals = recs
+        .iter()
+        .filter(|r| r["principal"]["sourceIPAddress"] == "127.0.0.1" && !r["errorCode"].is_null())
+        .count();
+    assert!(refusals >= cases.len() + 2, "{refusals} refusals audited");
+}
+
+#[test]
+fn bad_input_gets_clean_errors_and_the_listener_keeps_serving() {
+    let e = endpoint(&[]);
+    let (akid, secret) = e.access_key("user:root");
+    let key = (akid.as_str(), secret.as_str());
+    let call = |op: &str, body: &str| {
+        let h = signed(&e, key, "local", &amz_date(0), op, body);
+        raw(e.addr, &head_of(&h, body), body.as_bytes())
+    };
+    for (label, op, body, want) in [
+        ("invalid JSON", "ListKeys", "{", "SerializationException"),
+        ("not an object", "ListKeys", "[1]", "SerializationException"),
+        (
+            "wrong type",
+            "ListKeys",
+            "{\"Limit\": \"ten\"}",
+            "SerializationException",
+        ),
+        (
+            "unknown operation",
+            "NoSuchOperation",
+            "{}",
+            "UnknownOperationException",
+        ),
+        (
+            "unsupported operation",
+            "Sign",
+            "{}",
+            "UnsupportedOperationException",
+        ),
+        ("missing member", "DescribeKey", "{}", "ValidationException"),
+    ] {
+        let (st, answer) = call(op, body);
+        assert_eq!(st, 400, "{label}: {answer}");
+        assert!(answer.contains(want), "{label}: {answer}");
+    }
+    let (st, answer) = call("ListKeys", "{\"Limit\": 5, \"SomethingNew\": true}");
+    assert_eq!(st, 200, "unknown members are ignored: {answer}");
+
+    // An oversized body is refused before it is read.
+    let big = format!("{{\"Plaintext\": \"{}\"}}", "A".repeat(300 << 10));
+    let (st, _) = call("Encrypt", &big);
+    assert_eq!(st, 413);
+
+    // 1,000 idle connections and a slow-loris client from other loopback
+    // addresses: a normal client is still served.
+    let idle: Vec<TcpStream> = (0..1000)
+        .filter_map(|i| {
+            let src = format!("127.0.{}.{}:0", 1 + i / 250, 2 + i % 250);
+            let sock = socket2_connect(&src, e.addr);
+            sock.ok()
+        })
+        .collect();
+    assert!(idle.len() >= 900, "{} idle connections made", idle.len());
+    let mut slow = TcpStream::connect(e.addr).expect("slow client");
+    slow.write_all(b"POST / HTTP/1.1\r\nhost: x\r\n").unwrap();
+    let t = Instant::now();
+    let (st, answer) = call("ListKeys", "{}");
+    assert_eq!(st, 200, "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    drop(idle);
+}
+
+/// Connects from a chosen loopback source address.
+fn socket2_connect(src: &str, dst: SocketAddr) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let src: SocketAddr = src.parse().map_err(std::io::Error::other)?;
+    let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
+        return Err(std::io::Error::other("ipv4 only"));
+    };
+    // SAFETY: plain socket calls on a descriptor this function owns until
+    // it is handed to TcpStream.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let to_sockaddr = |a: std::net::SocketAddrV4| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let s = to_sockaddr(src);
+        let d = to_sockaddr(dst);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::bind(fd, &s as *const _ as *const libc::sockaddr, len) != 0
+            || libc::connect(fd, &d as *const _ as *const libc::sockaddr, len) != 0
+        {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+        Ok(TcpStream::from_raw_fd(fd))
+    }
+}
