@@ -1871,10 +1871,18 @@ fn malformed_policies(w: &World, f: &mut Failures) {
         ("no Principal", with(no_principal), None),
         ("NotPrincipal", with(not_principal), None),
         (
-            "AWS ARN principal",
+            "AWS principal of another account",
             with(ok_stmt(
                 "Principal",
                 json!({"AWS": "arn:aws:iam::111122223333:root"}),
+            )),
+            Some("this kmsd is account 000000000000"),
+        ),
+        (
+            "AWS role principal",
+            with(ok_stmt(
+                "Principal",
+                json!({"AWS": "arn:aws:iam::000000000000:role/admin"}),
             )),
             Some("Unix"),
         ),
