@@ -34,12 +34,16 @@ cmin=0
 only=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --runs) runs="$2"; shift 2 ;;
-    --max-time) max_time="$2"; shift 2 ;;
+    --runs|--max-time)
+      case "${2:-}" in
+        ''|*[!0-9]*) echo "fuzz.sh: $1 needs a number" >&2; exit 2 ;;
+      esac
+      if [ "$1" = --runs ]; then runs="$2"; else max_time="$2"; fi
+      shift 2 ;;
     --grow) grow=1; shift ;;
     --cmin) cmin=1; shift ;;
     -h|--help) sed -n '2,24p' "$self"; exit 0 ;;
-    -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
+    -*|'') echo "fuzz.sh: unknown option '$1'" >&2; exit 2 ;;
     *[!0-9]*) only+=("$1"); shift ;;
     *) secs="$1"; shift ;;
   esac
