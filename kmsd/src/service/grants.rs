@@ -25,7 +25,9 @@ fn check_names(g: &Grant) -> Result<()> {
     Ok(())
 }
 
+/// A page of grants as AWS lists them (`KeyId` is the key's ARN).
 fn list_response(
+    svc: &KeyService,
     grants: Vec<&Grant>,
     limit: usize,
     marker: Option<&str>,
@@ -33,8 +35,18 @@ fn list_response(
     let mut grants = grants;
     grants.sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
     let page = paginate(grants, |g| g.grant_id.clone(), limit, marker)?;
+    let arn = |e: GrantListEntry| GrantListEntry {
+        key_id: Uuid::parse_str(&e.key_id)
+            .map(|id| svc.key_arn(id))
+            .unwrap_or(e.key_id.clone()),
+        ..e
+    };
     Ok(ListGrantsResponse {
-        grants: page.items.into_iter().map(Grant::to_list_entry).collect(),
+        grants: page
+            .items
+            .into_iter()
+            .map(|g| arn(g.to_list_entry()))
+            .collect(),
         truncated: page.next_marker.is_some(),
         next_marker: page.next_marker,
     })
@@ -175,7 +187,7 @@ impl Operation for ListGrantsRequest {
             .filter(|g| self.grant_id.as_ref().is_none_or(|x| *x == g.grant_id))
             .filter(|g| grantee.as_ref().is_none_or(|p| *p == g.grantee_principal))
             .collect();
-        list_response(grants, limit, self.marker.as_deref()).map(|r| (r, vec![]))
+        list_response(cx.svc, grants, limit, self.marker.as_deref()).map(|r| (r, vec![]))
     }
 }
 
@@ -204,7 +216,7 @@ impl Operation for ListRetirableGrantsRequest {
             .flat_map(|e| e.grants.iter())
             .filter(|g| g.retiring_principal.as_ref() == Some(&who))
             .collect();
-        list_response(grants, limit, self.marker.as_deref()).map(|r| (r, vec![]))
+        list_response(cx.svc, grants, limit, self.marker.as_deref()).map(|r| (r, vec![]))
     }
 }
 
