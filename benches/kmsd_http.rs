@@ -6,8 +6,8 @@
 //! state nor policies: it is a baseline for speed only.
 //!
 //! Run: `cargo bench --bench kmsd_http` (`KMSD_BENCH_SECS` per cell,
-//! default 3; `KMSD_BENCH_DIR` for the state; moto is skipped when
-//! `moto_server` is not installed).
+//! default 3; `KMSD_BENCH_DIR` for the state; `KMSD_BENCH_MOTO=1` adds
+//! moto_server).
 //! Targets on a 2-core machine: HTTP ≥ 50% of the socket's rate at 16
 //! clients, and ≥ 20× moto_server's.
 
@@ -324,20 +324,26 @@ fn main() {
             http_row(http, &ak.access_key_id, &secret, secs),
         ),
     ];
-    let moto_addr = free_addr();
-    let moto = std::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &moto_addr.port().to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    match moto {
-        Ok(mut m) => {
-            wait_for(moto_addr);
-            rows.push(("moto_server", http_row(moto_addr, MOTO_KEY, "secret", secs)));
-            let _ = m.kill();
-            let _ = m.wait();
+    // moto_server (opt-in: KMSD_BENCH_MOTO=1). Known problem: this raw
+    // client's first request to moto 5.2's werkzeug server sometimes gets
+    // no answer, though the same bytes from Python do; not yet understood.
+    if std::env::var_os("KMSD_BENCH_MOTO").is_some() {
+        let moto_addr = free_addr();
+        match std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &moto_addr.port().to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(mut m) => {
+                wait_for(moto_addr);
+                rows.push(("moto_server", http_row(moto_addr, MOTO_KEY, "secret", secs)));
+                let _ = m.kill();
+                let _ = m.wait();
+            }
+            Err(e) => println!("moto_server not run: {e}"),
         }
-        Err(e) => println!("moto_server not run: {e}"),
     }
     println!(
         "kmsd AWS endpoint benchmark ({secs} s per cell, one keep-alive connection per client, one request in flight, signed; state in {})",
