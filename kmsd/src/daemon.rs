@@ -6,7 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::rootkey::RootKey;
 use crate::server::{ServerConfig, serve};
 use crate::service::{KeyService, ServiceConfig};
-use crate::store::RedbStore;
+use crate::store::{DEFAULT_CACHE_BYTES, RedbStore};
 use anyhow::{Context, bail};
 use kmsd_audit::{AuditLog, audit_key_from_root};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -27,6 +27,8 @@ pub struct DaemonConfig {
     pub sweep_interval: Duration,
     /// Audit trail options (rotation size, checkpoint interval).
     pub audit: kmsd_audit::Options,
+    /// The state store's page cache, in bytes.
+    pub store_cache_bytes: usize,
 }
 
 impl DaemonConfig {
@@ -45,6 +47,7 @@ impl DaemonConfig {
             server: ServerConfig::default(),
             sweep_interval: Duration::from_secs(60),
             audit: kmsd_audit::Options::default(),
+            store_cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -70,7 +73,8 @@ pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
         cfg.audit.clone(),
     )
     .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
-    let store = RedbStore::open(&cfg.state_dir.join("state.redb"))?;
+    let store =
+        RedbStore::open_with_cache(&cfg.state_dir.join("state.redb"), cfg.store_cache_bytes)?;
     restrict_state_files(&cfg.state_dir)?;
     let svc = KeyService::new(
         cfg.service.clone(),

@@ -69,6 +69,10 @@ struct Args {
     /// MiB (the hash chain continues across files); 0 = never.
     #[arg(long, default_value_t = 64)]
     audit_rotate_mib: u64,
+    /// MiB of the state store's page cache (the service keeps the whole
+    /// state in memory; the cache speeds up commits and start-up).
+    #[arg(long, default_value_t = 16)]
+    store_cache_mib: usize,
     /// Do not serve: check that every mutation committed in STATE_DIR has
     /// its durable audit record (run while kmsd is stopped), list any that
     /// has not, and exit 1 if one is found.
@@ -153,6 +157,7 @@ fn main() {
     cfg.server.throttle_report_interval =
         std::time::Duration::from_secs(a.throttle_report_secs.max(1));
     cfg.sweep_interval = std::time::Duration::from_secs(a.sweep_interval_secs.max(1));
+    cfg.store_cache_bytes = a.store_cache_mib << 20;
     cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then_some(a.audit_rotate_mib << 20);
     if let Err(e) = kmsd::daemon::run(cfg) {
         eprintln!("kmsd: {e:#}");
