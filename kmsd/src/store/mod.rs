@@ -9,7 +9,7 @@
 mod records;
 mod redb_store;
 
-pub use records::{AliasRecord, KeyRecord, RotationSchedule, VersionRecord};
+pub use records::{AliasRecord, KeyRecord, PolicyText, RotationSchedule, VersionRecord};
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 
 use uuid::Uuid;
