@@ -56,7 +56,7 @@ impl KeyEntry {
 }
 
 /// The keys by id. Entries are boxed: the table holds a pointer per slot
-/// rather than a ~250-byte entry, so its spare slots (up to half of them
+/// rather than a 216-byte entry, so its spare slots (up to half of them
 /// right after it doubles) and the copy made while it grows stay small.
 #[derive(Default)]
 pub struct Keys(HashMap<Uuid, Box<KeyEntry>>);

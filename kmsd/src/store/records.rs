@@ -52,7 +52,7 @@ pub struct AliasRecord {
 }
 
 /// Deserializes a key's versions into a vector of exactly one when there is
-/// one (most keys), where serde's default reserves four (160 bytes more per
+/// one (most keys), where serde's default reserves four (128 bytes more per
 /// key held in memory).
 fn versions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<VersionRecord>, D::Error> {
     struct Versions;
