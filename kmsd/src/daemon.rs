@@ -6,7 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::rootkey::RootKey;
 use crate::server::{ServerConfig, serve};
 use crate::service::{KeyService, ServiceConfig};
-use crate::store::RedbStore;
+use crate::store::{DEFAULT_CACHE_BYTES, RedbStore};
 use anyhow::{Context, bail};
 use kmsd_audit::{AuditLog, audit_key_from_root};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -32,6 +32,8 @@ pub struct DaemonConfig {
     /// Serve plain HTTP on addresses that are not loopback.
     pub insecure_http: bool,
     pub http: crate::http::HttpConfig,
+    /// The state store's page cache, in bytes.
+    pub store_cache_bytes: usize,
 }
 
 impl DaemonConfig {
@@ -53,6 +55,7 @@ impl DaemonConfig {
             http_listen: Vec::new(),
             insecure_http: false,
             http: crate::http::HttpConfig::default(),
+            store_cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -72,14 +75,20 @@ pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
         tracing::info!(path = %root_path.display(), "created a new root key");
     }
     let audit_dir = kmsd_audit::audit_dir(&cfg.state_dir);
+    let t = std::time::Instant::now();
     let log = AuditLog::open(
         &audit_dir,
         audit_key_from_root(root.expose()),
         cfg.audit.clone(),
     )
     .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
-    let store = RedbStore::open(&cfg.state_dir.join("state.redb"))?;
+    let audit_ms = t.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
+    let store =
+        RedbStore::open_with_cache(&cfg.state_dir.join("state.redb"), cfg.store_cache_bytes)?;
+    let store_ms = t.elapsed().as_millis() as u64;
     restrict_state_files(&cfg.state_dir)?;
+    let t = std::time::Instant::now();
     let svc = KeyService::new(
         cfg.service.clone(),
         Box::new(store),
@@ -87,19 +96,78 @@ pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
         &root,
         Box::new(log),
     )?;
+    let keys = svc.read().keys.len();
+    let load_ms = t.elapsed().as_millis() as u64;
+    tracing::info!(keys, audit_ms, store_ms, load_ms, "state opened");
     Ok(Arc::new(svc))
 }
 
 /// Makes the process non-dumpable (no core files, no ptrace by others) and
-/// locks its memory where permitted; warns and continues where not.
+/// locks its memory where that cannot make later allocations fail: as root
+/// (`CAP_IPC_LOCK`) or with an unlimited `RLIMIT_MEMLOCK`. With a finite
+/// limit `MCL_FUTURE` would make every mapping past it fail, so kmsd warns
+/// and runs unlocked instead (as kmsfs does).
+///
+/// Locking is `mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)`: every page
+/// kmsd uses stays in RAM, the long-lived keys as well as the data keys and
+/// plaintexts passing through request buffers, but a page is locked when
+/// first touched rather than when mapped. Address space reserved and never
+/// used (malloc arenas, thread stacks, redb's cache before it fills) so
+/// costs no RAM, and locked RAM is resident RAM, bounded as docs/STORE.md
+/// ("Memory") states. Kernels before 4.4 lack `MCL_ONFAULT`; there kmsd
+/// locks as before, with every mapping populated. malloc is held to a few
+/// arenas first ([`limit_malloc_arenas`]).
 pub fn harden_process() {
     // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
         tracing::warn!(error = %std::io::Error::last_os_error(), "could not make the process non-dumpable");
     }
+    limit_malloc_arenas();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit.
+    let unlimited = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0
+        && lim.rlim_cur == libc::RLIM_INFINITY;
+    if kmsd_client::private_dir::euid() != 0 && !unlimited {
+        tracing::warn!(
+            limit = lim.rlim_cur,
+            "not locking memory (RLIMIT_MEMLOCK is finite); keys may be swapped out"
+        );
+        return;
+    }
+    let all = libc::MCL_CURRENT | libc::MCL_FUTURE;
     // SAFETY: mlockall takes flags only.
-    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+    let mut r = unsafe { libc::mlockall(all | libc::MCL_ONFAULT) };
+    if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // SAFETY: as above.
+        r = unsafe { libc::mlockall(all) };
+    }
+    if r != 0 {
         tracing::warn!(error = %std::io::Error::last_os_error(), "could not lock memory; keys may be swapped out");
+    }
+}
+
+/// The most malloc arenas kmsd asks for. glibc's default is 8 per core,
+/// each reserving 64 MiB of address space (counted as locked) and keeping
+/// its own free memory; kmsd's work runs on about one thread per core, so
+/// more arenas buy it fragmentation, not speed.
+pub const MALLOC_ARENAS: usize = 4;
+
+/// Caps glibc's malloc arenas at one per core, at least 2 and at most
+/// [`MALLOC_ARENAS`], unless `MALLOC_ARENA_MAX` is set (glibc reads that
+/// itself).
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let arenas = cores.clamp(2, MALLOC_ARENAS) as libc::c_int;
+        // SAFETY: mallopt takes two integers; M_ARENA_MAX only caps arenas
+        // created from now on.
+        if unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) } != 1 {
+            tracing::warn!(arenas, "could not limit malloc arenas");
+        }
     }
 }
 

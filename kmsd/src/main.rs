@@ -76,6 +76,14 @@ struct Args {
     /// Allow plain HTTP on addresses other than loopback.
     #[arg(long)]
     insecure_http: bool,
+    /// MiB of the state store's page cache (the service keeps the whole
+    /// state in memory; the cache speeds up commits and start-up).
+    #[arg(long, default_value_t = 16)]
+    store_cache_mib: usize,
+    /// Key versions kept unwrapped in memory; the least recently used are
+    /// wiped and unwrapped again on their next use.
+    #[arg(long, default_value_t = kmsd::crypto::cipher_cache::DEFAULT_CAPACITY)]
+    key_cache_size: usize,
     /// Do not serve: check that every mutation committed in STATE_DIR has
     /// its durable audit record (run while kmsd is stopped), list any that
     /// has not, and exit 1 if one is found.
@@ -160,6 +168,8 @@ fn main() {
     cfg.server.throttle_report_interval =
         std::time::Duration::from_secs(a.throttle_report_secs.max(1));
     cfg.sweep_interval = std::time::Duration::from_secs(a.sweep_interval_secs.max(1));
+    cfg.store_cache_bytes = a.store_cache_mib << 20;
+    cfg.service.key_cache_versions = a.key_cache_size;
     cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then_some(a.audit_rotate_mib << 20);
     cfg.http_listen = a.http_listen;
     cfg.insecure_http = a.insecure_http;

@@ -47,7 +47,8 @@
 //! principal and a grantee holding RetireGrant are allowed there.
 //!
 //! Evaluation takes about a microsecond with the default policies, so
-//! parse each policy once (when stored or loaded) and keep the [`Policy`].
+//! parse each policy once (when stored or loaded) and keep the [`Policy`];
+//! a [`PolicyInterner`] shares one parse among keys with the same text.
 //!
 //! ```
 //! use kmsd_policy::*;
@@ -80,6 +81,7 @@ mod error;
 mod evaluate;
 mod glob;
 mod grants;
+mod intern;
 mod json;
 mod principal;
 mod system;
@@ -97,5 +99,6 @@ pub use grants::{
     Grant, GrantOperation, MAX_GRANT_NAME_LEN, MAX_GRANT_TOKEN_LEN, check_pass_on, constraints_met,
     grant_token, is_grant_id, mint_grant_token, new_grant_id, parse_grant_token,
 };
+pub use intern::PolicyInterner;
 pub use principal::{Caller, MAX_NAME_LEN, Principal};
 pub use system::SystemDirectory;

@@ -117,7 +117,7 @@ impl Operation for CreateKeyRequest {
             rotation: None,
             on_demand_rotations: 0,
             versions: vec![cx.svc.new_version(key_id, 1, cx.now, None)],
-            policy,
+            policy: policy.into(),
             creator_uid: cx.caller.uid,
         };
         let key_metadata = cx.svc.metadata(&record);

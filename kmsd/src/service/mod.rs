@@ -33,6 +33,7 @@ pub use state::{KeyEntry, State};
 
 use crate::clock::Clock;
 use crate::crypto::aead::KeyCipher;
+use crate::crypto::cipher_cache::{self, CipherCache};
 use crate::crypto::rootkey::{MATERIAL_WRAP_LABEL, RootKey};
 use crate::store::{Mutation, Store};
 use kmsd_client::{KeyState, KmsError, Timestamp};
@@ -52,6 +53,8 @@ pub struct ServiceConfig {
     pub account: String,
     /// The uid kmsd runs as: the administrator.
     pub admin_uid: u32,
+    /// Key versions kept unwrapped in memory, least recently used evicted.
+    pub key_cache_versions: usize,
 }
 
 impl Default for ServiceConfig {
@@ -60,6 +63,7 @@ impl Default for ServiceConfig {
             region: "local".into(),
             account: "000000000000".into(),
             admin_uid: 0,
+            key_cache_versions: cipher_cache::DEFAULT_CAPACITY,
         }
     }
 }
@@ -68,7 +72,7 @@ pub struct KeyService {
     config: ServiceConfig,
     store: Box<dyn Store>,
     clock: Arc<dyn Clock>,
-    wrap_key: KeyCipher,
+    wrap_key: Arc<KeyCipher>,
     state: RwLock<State>,
     writer: Mutex<()>,
     auditor: Auditor,
@@ -87,11 +91,11 @@ impl KeyService {
         root: &RootKey,
         audit: Box<dyn AuditSink>,
     ) -> Result<Self> {
-        let wrap_key = KeyCipher::new(&root.derive(MATERIAL_WRAP_LABEL));
-        let snap = store.load().map_err(internal_store)?;
+        let wrap_key = Arc::new(KeyCipher::new(&root.derive(MATERIAL_WRAP_LABEL)));
+        let ciphers = CipherCache::new(wrap_key.clone(), config.key_cache_versions);
         let default_policy = kmsd_policy::default_service_policy(config.admin_uid);
         let parsed = kmsd_policy::Policy::parse(&default_policy)?;
-        let state = State::from_snapshot(snap, &wrap_key, parsed)?;
+        let state = State::load(&*store, &wrap_key, Arc::new(ciphers), parsed)?;
         let needs_policy = !state.meta.contains_key(state::SERVICE_POLICY);
         let svc = KeyService {
             config,

@@ -109,7 +109,7 @@ impl Operation for PutKeyPolicyRequest {
         }
         cx.update_key(|e, rec| {
             cx.svc.require_not_pending_deletion(e)?;
-            rec.policy = self.policy;
+            rec.policy = self.policy.into();
             Ok(Empty {})
         })
     }
@@ -129,7 +129,7 @@ impl Operation for GetKeyPolicyRequest {
 
     fn execute(self, cx: &Exec<'_>) -> Planned<GetKeyPolicyResponse> {
         read(GetKeyPolicyResponse {
-            policy: cx.entry()?.record.policy.clone(),
+            policy: cx.entry()?.record.policy.to_string(),
             policy_name: POLICY_NAME.into(),
         })
     }

@@ -2,14 +2,17 @@
 //!
 //! The service keeps the whole state in memory and calls [`Store::commit`]
 //! with every mutation before it acknowledges it; a commit is atomic and
-//! durable (all of a batch or none, fsynced). [`Store::load`] gives back
-//! the last committed state. See `docs/STORE.md`.
+//! durable (all of a batch or none, fsynced). [`Store::scan`] gives back
+//! the last committed state one row at a time ([`Store::load`] all at
+//! once). See `docs/STORE.md`.
 
 mod records;
 mod redb_store;
 
-pub use records::{AccessKeyRecord, AliasRecord, KeyRecord, RotationSchedule, VersionRecord};
-pub use redb_store::RedbStore;
+pub use records::{
+    AccessKeyRecord, AliasRecord, KeyRecord, PolicyText, RotationSchedule, VersionRecord,
+};
+pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 
 use uuid::Uuid;
 
@@ -23,6 +26,17 @@ pub struct Snapshot {
     /// Named documents such as the service policy.
     pub meta: Vec<(String, String)>,
     pub access_keys: Vec<AccessKeyRecord>,
+}
+
+/// One stored row, as [`Store::scan`] hands them out.
+pub enum Row {
+    Key(KeyRecord),
+    Alias(AliasRecord),
+    /// Store key (`<key id>/<grant id>`) and the grant as JSON.
+    Grant(String, String),
+    /// Name and JSON document.
+    Meta(String, String),
+    AccessKey(AccessKeyRecord),
 }
 
 /// One change; a batch of them commits atomically.
@@ -70,6 +84,22 @@ impl std::error::Error for StoreError {}
 
 pub trait Store: Send + Sync {
     fn load(&self) -> Result<Snapshot, StoreError>;
+    /// The last committed state, one row at a time: every key, then every
+    /// alias, grant and meta document, so the caller never holds the store
+    /// twice in memory. A `visit` error stops the scan and is returned.
+    /// The default goes through [`Store::load`].
+    fn scan(&self, visit: &mut dyn FnMut(Row) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let snap = self.load()?;
+        let rows = (snap.keys.into_iter().map(Row::Key))
+            .chain(snap.aliases.into_iter().map(Row::Alias))
+            .chain(snap.grants.into_iter().map(|(k, v)| Row::Grant(k, v)))
+            .chain(snap.meta.into_iter().map(|(k, v)| Row::Meta(k, v)))
+            .chain(snap.access_keys.into_iter().map(Row::AccessKey));
+        for row in rows {
+            visit(row)?;
+        }
+        Ok(())
+    }
     fn commit(&self, batch: &[Mutation]) -> Result<(), StoreError>;
     /// The audit records named by committed mutations, by seq.
     fn audited(&self) -> Result<Vec<AuditRef>, StoreError>;
