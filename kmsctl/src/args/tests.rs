@@ -46,11 +46,15 @@ fn every_aws_verb_is_a_subcommand() {
         "revoke-grant",
         "get-service-policy",
         "put-service-policy",
+        "create-access-key",
+        "list-access-keys",
+        "update-access-key",
+        "delete-access-key",
     ] {
         assert!(names.contains(&verb), "missing {verb}");
     }
     assert!(names.contains(&"audit"));
-    assert_eq!(names.len(), 36);
+    assert_eq!(names.len(), 40);
 }
 
 fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
@@ -182,4 +186,49 @@ fn missing_required_flags_are_errors() {
         .is_err()
     );
     assert!(parse(&[]).is_err());
+}
+
+#[test]
+fn access_key_verbs_parse_their_flags() {
+    let cli = parse(&[
+        "create-access-key",
+        "--principal",
+        "user:alice",
+        "--description",
+        "ci",
+    ])
+    .unwrap();
+    assert!(matches!(
+        cli.kms(),
+        Command::CreateAccessKey(CreateAccessKeyArgs { ref principal, .. }) if principal == "user:alice"
+    ));
+    let cli = parse(&[
+        "update-access-key",
+        "--access-key-id",
+        "AKIAX",
+        "--status",
+        "Inactive",
+    ])
+    .unwrap();
+    assert!(matches!(
+        cli.kms(),
+        Command::UpdateAccessKey(UpdateAccessKeyArgs {
+            status: kmsd_client::AccessKeyStatus::Inactive,
+            ..
+        })
+    ));
+    assert!(
+        parse(&[
+            "update-access-key",
+            "--access-key-id",
+            "AKIAX",
+            "--status",
+            "Off"
+        ])
+        .is_err()
+    );
+    assert!(
+        parse(&["delete-access-key"]).is_err(),
+        "--access-key-id is required"
+    );
 }
