@@ -241,82 +241,67 @@ impl Operation for ReEncryptRequest {
     }
 }
 
-impl Operation for GenerateDataKeyRequest {
-    const MUTATES: bool = false;
-    const CHECKS: &'static [Requirement] = &[granted(
-        "kms:GenerateDataKey",
-        Target::Key,
-        G::GenerateDataKey,
-    )];
+/// GenerateDataKey and GenerateDataKeyWithoutPlaintext: the same request
+/// members and checks (each its own action and grant operation); they
+/// differ only in whether the answer carries the plaintext key.
+macro_rules! data_key_operation {
+    ($req:ty, $resp:ty, $action:literal, $grant:ident, |$ct:ident, $key:ident, $arn:ident| $answer:expr) => {
+        impl Operation for $req {
+            const MUTATES: bool = false;
+            const CHECKS: &'static [Requirement] = &[granted($action, Target::Key, G::$grant)];
 
-    fn validate(&self) -> Result<()> {
-        validate::encryption_context("EncryptionContext", &self.encryption_context)?;
-        validate::data_key_len(self.key_spec, self.number_of_bytes)?;
-        validate::grant_tokens(&self.grant_tokens)
-    }
+            fn validate(&self) -> Result<()> {
+                validate::encryption_context("EncryptionContext", &self.encryption_context)?;
+                validate::data_key_len(self.key_spec, self.number_of_bytes)?;
+                validate::grant_tokens(&self.grant_tokens)
+            }
 
-    fn refs(&self) -> Refs<'_> {
-        Refs::key(KeyRef::Named(&self.key_id))
-    }
+            fn refs(&self) -> Refs<'_> {
+                Refs::key(KeyRef::Named(&self.key_id))
+            }
 
-    fn grant_tokens(&self) -> &[String] {
-        &self.grant_tokens
-    }
+            fn grant_tokens(&self) -> &[String] {
+                &self.grant_tokens
+            }
 
-    fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
-        context(&self.encryption_context)
-    }
+            fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
+                context(&self.encryption_context)
+            }
 
-    fn execute(self, cx: &Exec<'_>) -> Planned<GenerateDataKeyResponse> {
-        let len = validate::data_key_len(self.key_spec, self.number_of_bytes)?;
-        let (key_id, ct, plaintext) =
-            cx.svc
-                .data_key(cx.st, cx.key_id()?, &self.encryption_context, len)?;
-        read(GenerateDataKeyResponse {
-            ciphertext_blob: Blob(ct),
-            plaintext,
-            key_id,
-        })
-    }
+            fn execute(self, cx: &Exec<'_>) -> Planned<$resp> {
+                let len = validate::data_key_len(self.key_spec, self.number_of_bytes)?;
+                let ($arn, ct, $key) =
+                    cx.svc
+                        .data_key(cx.st, cx.key_id()?, &self.encryption_context, len)?;
+                let $ct = Blob(ct);
+                read($answer)
+            }
+        }
+    };
 }
 
-impl Operation for GenerateDataKeyWithoutPlaintextRequest {
-    const MUTATES: bool = false;
-    const CHECKS: &'static [Requirement] = &[granted(
-        "kms:GenerateDataKeyWithoutPlaintext",
-        Target::Key,
-        G::GenerateDataKeyWithoutPlaintext,
-    )];
-
-    fn validate(&self) -> Result<()> {
-        validate::encryption_context("EncryptionContext", &self.encryption_context)?;
-        validate::data_key_len(self.key_spec, self.number_of_bytes)?;
-        validate::grant_tokens(&self.grant_tokens)
+data_key_operation!(
+    GenerateDataKeyRequest,
+    GenerateDataKeyResponse,
+    "kms:GenerateDataKey",
+    GenerateDataKey,
+    |ciphertext_blob, plaintext, key_id| GenerateDataKeyResponse {
+        ciphertext_blob,
+        plaintext,
+        key_id,
     }
+);
 
-    fn refs(&self) -> Refs<'_> {
-        Refs::key(KeyRef::Named(&self.key_id))
+data_key_operation!(
+    GenerateDataKeyWithoutPlaintextRequest,
+    GenerateDataKeyWithoutPlaintextResponse,
+    "kms:GenerateDataKeyWithoutPlaintext",
+    GenerateDataKeyWithoutPlaintext,
+    |ciphertext_blob, _plaintext, key_id| GenerateDataKeyWithoutPlaintextResponse {
+        ciphertext_blob,
+        key_id,
     }
-
-    fn grant_tokens(&self) -> &[String] {
-        &self.grant_tokens
-    }
-
-    fn conditions(&self, _cx: &Exec<'_>, _target: Target) -> Result<RequestContext> {
-        context(&self.encryption_context)
-    }
-
-    fn execute(self, cx: &Exec<'_>) -> Planned<GenerateDataKeyWithoutPlaintextResponse> {
-        let len = validate::data_key_len(self.key_spec, self.number_of_bytes)?;
-        let (key_id, ct, _) =
-            cx.svc
-                .data_key(cx.st, cx.key_id()?, &self.encryption_context, len)?;
-        read(GenerateDataKeyWithoutPlaintextResponse {
-            ciphertext_blob: Blob(ct),
-            key_id,
-        })
-    }
-}
+);
 
 impl Operation for GenerateRandomRequest {
     const MUTATES: bool = false;

@@ -63,20 +63,11 @@ impl KeyService {
         principal: &Principal,
         req: O,
     ) -> Outcome<O::Output> {
-        let request_id = self.auditor.request_id();
-        if let Err(e) = self.auditor.check_healthy() {
-            return Outcome {
-                result: Err(e),
-                record: None,
-                request_id,
-            };
-        }
-        let base = EventBase {
-            name: O::NAME,
-            request_id: request_id.clone(),
-            principal: principal.clone(),
-            parameters: req.audit_parameters(),
+        let base = match self.begin(principal, &req) {
+            Ok(b) => b,
+            Err(refused) => return refused,
         };
+        let request_id = base.request_id.clone();
         // Step 0, before any lock: the request alone.
         if let Err(e) = req.validate() {
             let ev = self.event(&base, Resolved::default(), None, Some(&e));
@@ -124,20 +115,11 @@ impl KeyService {
         principal: &Principal,
         req: O,
     ) -> Outcome<()> {
-        let request_id = self.auditor.request_id();
-        if let Err(e) = self.auditor.check_healthy() {
-            return Outcome {
-                result: Err(e),
-                record: None,
-                request_id,
-            };
-        }
-        let base = EventBase {
-            name: O::NAME,
-            request_id: request_id.clone(),
-            principal: principal.clone(),
-            parameters: req.audit_parameters(),
+        let base = match self.begin(principal, &req) {
+            Ok(b) => b,
+            Err(refused) => return refused,
         };
+        let request_id = base.request_id.clone();
         let mut ids = Resolved::default();
         let checked = req.validate().and_then(|()| {
             let st = self.read();
@@ -163,6 +145,30 @@ impl KeyService {
             record: Some(self.auditor.submit(&event)),
             request_id,
         }
+    }
+
+    /// A request's id and the parts of its record known before it runs; or,
+    /// while the audit trail cannot be written, the refusal (no record: the
+    /// request is not carried out).
+    fn begin<O: Operation, T>(
+        &self,
+        principal: &Principal,
+        req: &O,
+    ) -> std::result::Result<EventBase, Outcome<T>> {
+        let request_id = self.auditor.request_id();
+        if let Err(e) = self.auditor.check_healthy() {
+            return Err(Outcome {
+                result: Err(e),
+                record: None,
+                request_id,
+            });
+        }
+        Ok(EventBase {
+            name: O::NAME,
+            request_id,
+            principal: principal.clone(),
+            parameters: req.audit_parameters(),
+        })
     }
 
     /// Steps 1–3 on the state `st` (under the caller's guard). `ids` keeps
