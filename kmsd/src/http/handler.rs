@@ -14,37 +14,28 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request as HttpRequest, Response as HttpResponse, StatusCode};
 use kmsd_audit::{AuditEvent, Principal};
+use kmsd_awsjson::AwsError;
 use kmsd_client::KmsError;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+/// What the listener's requests share: their bounds and the cache of
+/// access-key callers.
 pub struct Limits {
     pub max_body: usize,
     pub body_timeout: Duration,
+    pub callers: Callers,
 }
 
-/// An answer refused before the pipeline: AWS exception name, status,
-/// message.
-struct Refusal {
-    name: &'static str,
-    status: u16,
-    message: String,
-}
-
-impl Refusal {
-    fn new(name: &'static str, status: u16, message: impl Into<String>) -> Refusal {
-        Refusal {
-            name,
-            status,
-            message: message.into(),
-        }
+/// An answer refused before the pipeline, with its own HTTP status (413,
+/// 408, ...) where AWS's rule (400, or 500 for faults) does not apply.
+fn refusal(name: &'static str, status: u16, message: impl Into<String>) -> AwsError {
+    AwsError {
+        name,
+        message: message.into(),
+        status,
     }
-}
-
-fn callers() -> &'static Callers {
-    static CALLERS: OnceLock<Callers> = OnceLock::new();
-    CALLERS.get_or_init(Callers::default)
 }
 
 fn respond(status: u16, request_id: &str, body: Vec<u8>) -> HttpResponse<Full<Bytes>> {
@@ -61,9 +52,9 @@ fn respond(status: u16, request_id: &str, body: Vec<u8>) -> HttpResponse<Full<By
     r
 }
 
-fn refuse(request_id: &str, r: &Refusal) -> HttpResponse<Full<Bytes>> {
-    let body = serde_json::json!({ "__type": r.name, "message": r.message }).to_string();
-    respond(r.status, request_id, body.into_bytes())
+fn refuse(request_id: &str, r: &AwsError) -> HttpResponse<Full<Bytes>> {
+    let (status, body) = r.encode();
+    respond(status, request_id, body)
 }
 
 /// The operation name a target names, for records of refused requests:
@@ -86,14 +77,14 @@ async fn audited_refusal(
     svc: &KeyService,
     target: Option<&str>,
     principal: Principal,
-    r: Refusal,
+    r: AwsError,
 ) -> HttpResponse<Full<Bytes>> {
     let request_id = svc.auditor().request_id();
     let ev = AuditEvent::new(event_name(target), request_id.clone(), principal)
         .with_error(r.name, r.message.clone());
     if let Err(e) = svc.auditor().submit(&ev).await {
         tracing::error!(error = %e, "the record of a refused http request was not written");
-        let internal = Refusal::new(
+        let internal = refusal(
             "KMSInternalException",
             500,
             "the request's audit record could not be written",
@@ -114,23 +105,23 @@ pub async fn handle(
     req: HttpRequest<Incoming>,
 ) -> HttpResponse<Full<Bytes>> {
     let target = header(&req, "x-amz-target").map(str::to_owned);
-    let anonymous = identity::unauthenticated(None, peer);
+    let anonymous = || identity::unauthenticated(None, peer);
     if req.method() != hyper::Method::POST || req.uri().path() != "/" {
-        let r = Refusal::new(
+        let r = refusal(
             "UnknownOperationException",
             404,
             "kmsd serves AWS KMS's JSON protocol: POST / with X-Amz-Target",
         );
-        return audited_refusal(svc, target.as_deref(), anonymous, r).await;
+        return audited_refusal(svc, target.as_deref(), anonymous(), r).await;
     }
     let declared = header(&req, "content-length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limits.max_body) {
-        let r = Refusal::new(
+        let r = refusal(
             "SerializationException",
             413,
             format!("the request body is larger than {} bytes", limits.max_body),
         );
-        return audited_refusal(svc, target.as_deref(), anonymous, r).await;
+        return audited_refusal(svc, target.as_deref(), anonymous(), r).await;
     }
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(
@@ -141,20 +132,20 @@ pub async fn handle(
     {
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) => {
-            let r = Refusal::new(
+            let r = refusal(
                 "SerializationException",
                 413,
                 format!("the request body could not be read: {e}"),
             );
-            return audited_refusal(svc, target.as_deref(), anonymous, r).await;
+            return audited_refusal(svc, target.as_deref(), anonymous(), r).await;
         }
         Err(_) => {
-            let r = Refusal::new(
+            let r = refusal(
                 "RequestTimeoutException",
                 408,
                 "the request body was not sent in time",
             );
-            return audited_refusal(svc, target.as_deref(), anonymous, r).await;
+            return audited_refusal(svc, target.as_deref(), anonymous(), r).await;
         }
     };
     let sts = target.is_none() && is_get_caller_identity(&body);
@@ -166,11 +157,11 @@ pub async fn handle(
             return audited_refusal(svc, target.as_deref(), who, r).await;
         }
     };
-    let (caller, principal) = match callers().of(&access_key, peer).await {
+    let (caller, principal) = match limits.callers.of(&access_key, peer).await {
         Ok(c) => c,
         Err(e) => {
             let who = identity::unauthenticated(Some(&access_key.access_key_id), peer);
-            let r = Refusal::new("AccessDeniedException", 400, e.message);
+            let r = refusal("AccessDeniedException", 400, e.message);
             return audited_refusal(svc, target.as_deref(), who, r).await;
         }
     };
@@ -180,8 +171,7 @@ pub async fn handle(
     let decoded = match kmsd_awsjson::decode_request(target.as_deref().unwrap_or(""), &body) {
         Ok(d) => d,
         Err(e) => {
-            let r = Refusal::new(e.name, e.status, e.message);
-            return audited_refusal(svc, target.as_deref(), principal, r).await;
+            return audited_refusal(svc, target.as_deref(), principal, e).await;
         }
     };
     run(svc, caller, principal, decoded).await
@@ -243,7 +233,7 @@ fn authenticate(
     parts: &hyper::http::request::Parts,
     body: &[u8],
     service: &str,
-) -> Result<crate::store::AccessKeyRecord, (Option<String>, Refusal)> {
+) -> Result<crate::store::AccessKeyRecord, (Option<String>, AwsError)> {
     let headers: Vec<(&str, &[u8])> = parts
         .headers
         .iter()
@@ -258,7 +248,7 @@ fn authenticate(
     };
     let rules = kmsd_sigv4::Rules {
         service,
-        sign_if_present: &["x-amz-target", "content-type", "x-amz-security-token"],
+        ..kmsd_sigv4::KMS_RULES
     };
     let parsed = kmsd_sigv4::parse(&req, &rules).map_err(|e| (None, sigv4_refusal(&e)))?;
     let akid = parsed.access_key_id().to_owned();
@@ -269,13 +259,10 @@ fn authenticate(
             "Credential should be scoped to a valid region: this kmsd serves '{region}', not '{}'.",
             kmsd_client::logsafe::escape(parsed.region())
         );
-        return Err((
-            claimed(),
-            Refusal::new("InvalidSignatureException", 400, msg),
-        ));
+        return Err((claimed(), refusal("InvalidSignatureException", 400, msg)));
     }
     let unrecognized = || {
-        Refusal::new(
+        refusal(
             "UnrecognizedClientException",
             400,
             "The security token included in the request is invalid.",
@@ -296,8 +283,8 @@ fn authenticate(
     Ok(record)
 }
 
-fn sigv4_refusal(e: &kmsd_sigv4::SigV4Error) -> Refusal {
-    Refusal::new(e.aws_exception_name(), 400, e.to_string())
+fn sigv4_refusal(e: &kmsd_sigv4::SigV4Error) -> AwsError {
+    refusal(e.aws_exception_name(), 400, e.to_string())
 }
 
 /// STS's `GetCallerIdentity` (Query protocol), which the aws CLI sends as
@@ -332,7 +319,7 @@ async fn get_caller_identity(
     let ev = AuditEvent::new("GetCallerIdentity", request_id.clone(), principal);
     if let Err(e) = svc.auditor().submit(&ev).await {
         tracing::error!(error = %e, "the record of GetCallerIdentity was not written");
-        let internal = Refusal::new(
+        let internal = refusal(
             "KMSInternalException",
             500,
             "the request's audit record could not be written",

@@ -89,6 +89,7 @@ pub async fn serve_http(
     let limits = Arc::new(Limits {
         max_body: cfg.max_body,
         body_timeout: cfg.body_timeout,
+        callers: Default::default(),
     });
     tokio::pin!(shutdown);
     loop {

@@ -153,7 +153,7 @@ impl KeyService {
             }
             Err(e) => Err(e),
         };
-        let (result, record) = self.commit_audited(st, &base, ids, planned, |_| None);
+        let (result, record) = self.commit_audited(st, base, ids, planned, |_| None);
         self.settle(record, result)
     }
 

@@ -43,7 +43,9 @@ impl<T> Outcome<T> {
     }
 }
 
-/// The parts of a record known before the request runs.
+/// The parts of a record known before the request runs; consumed by the
+/// record (a mutation keeps a copy for the record saying its commit failed).
+#[derive(Clone)]
 pub(crate) struct EventBase {
     pub name: &'static str,
     pub request_id: String,
@@ -70,7 +72,7 @@ impl KeyService {
         let request_id = base.request_id.clone();
         // Step 0, before any lock: the request alone.
         if let Err(e) = req.validate() {
-            let ev = self.event(&base, Resolved::default(), None, Some(&e));
+            let ev = self.event(base, Resolved::default(), None, Some(&e));
             return Outcome {
                 result: Err(e),
                 record: Some(self.auditor.submit(&ev)),
@@ -83,7 +85,7 @@ impl KeyService {
             let now = self.now();
             let mut ids = Resolved::default();
             let planned = self.plan(&st, caller, now, &mut ids, req);
-            let (result, record) = self.commit_audited(st, &base, ids, planned, O::created_key);
+            let (result, record) = self.commit_audited(st, base, ids, planned, O::created_key);
             return Outcome {
                 result,
                 record,
@@ -97,7 +99,7 @@ impl KeyService {
             (r.map(|(out, _)| out), ids)
         };
         let created = result.as_ref().ok().and_then(O::created_key);
-        let event = self.event(&base, ids, created, result.as_ref().err());
+        let event = self.event(base, ids, created, result.as_ref().err());
         Outcome {
             result,
             record: Some(self.auditor.submit(&event)),
@@ -139,7 +141,7 @@ impl KeyService {
             )),
             Err(e) => Err(e),
         };
-        let event = self.event(&base, ids, None, result.as_ref().err());
+        let event = self.event(base, ids, None, result.as_ref().err());
         Outcome {
             result,
             record: Some(self.auditor.submit(&event)),
@@ -199,7 +201,7 @@ impl KeyService {
     pub(crate) fn commit_audited<T>(
         &self,
         st: std::sync::RwLockReadGuard<'_, State>,
-        base: &EventBase,
+        base: EventBase,
         ids: Resolved,
         planned: Planned<T>,
         created_key: impl FnOnce(&T) -> Option<String>,
@@ -213,11 +215,12 @@ impl KeyService {
             }
         };
         let created = created_key(&out);
-        let ev = self.event(base, ids, created, None);
         if batch.is_empty() {
             drop(st);
+            let ev = self.event(base, ids, created, None);
             return (Ok(out), Some(self.auditor.submit(&ev)));
         }
+        let ev = self.event(base.clone(), ids, created, None);
         let seq = match self.auditor.write(&ev) {
             Ok(seq) => seq,
             Err(e) => return (Err(e), None),
@@ -245,13 +248,13 @@ impl KeyService {
 
     pub(crate) fn event(
         &self,
-        base: &EventBase,
+        base: EventBase,
         ids: Resolved,
         created: Option<String>,
         error: Option<&KmsError>,
     ) -> AuditEvent {
-        let mut ev = AuditEvent::new(base.name, base.request_id.clone(), base.principal.clone())
-            .with_parameters(base.parameters.clone());
+        let mut ev = AuditEvent::new(base.name, base.request_id, base.principal)
+            .with_parameters(base.parameters);
         for id in [ids.key, ids.destination].into_iter().flatten() {
             ev = ev.with_resource(self.key_arn(id));
         }
