@@ -513,3 +513,164 @@ fn socket2_connect(src: &str, dst: SocketAddr) -> std::io::Result<TcpStream> {
         Ok(TcpStream::from_raw_fd(fd))
     }
 }
+
+/// Each served region is its own namespace (keys, aliases, trail), as in
+/// AWS: what is made in one region is unknown in the other; the native
+/// socket and the access keys belong to the home region; the layout
+/// survives a restart with the regions listed in another order, and a start
+/// without the home region is refused.
+#[test]
+fn each_region_is_its_own_namespace() {
+    use serde_json::Value;
+    let mut e = endpoint(&["--region", "eu-west-1", "--region", "us-east-1"]);
+    let (akid, secret) = e.access_key("user:root");
+    let call = |e: &Endpoint, region: &str, op: &str, body: &str| -> (u16, Value, String) {
+        let h = signed(
+            e,
+            (akid.as_str(), secret.as_str()),
+            region,
+            &amz_date(0),
+            op,
+            body,
+        );
+        let (st, b) = raw(e.addr, &head_of(&h, body), body.as_bytes());
+        (st, serde_json::from_str(&b).unwrap_or(Value::Null), b)
+    };
+    let create = |e: &Endpoint, region: &str| -> (String, String) {
+        let (st, v, b) = call(e, region, "CreateKey", r#"{"Description":"r"}"#);
+        assert_eq!(st, 200, "{region}: {b}");
+        let m = &v["KeyMetadata"];
+        (
+            m["KeyId"].as_str().expect("KeyId").to_string(),
+            m["Arn"].as_str().expect("Arn").to_string(),
+        )
+    };
+    let (eu_id, eu_arn) = create(&e, "eu-west-1");
+    let (us_id, us_arn) = create(&e, "us-east-1");
+    assert!(eu_arn.starts_with("arn:aws:kms:eu-west-1:"), "{eu_arn}");
+    assert!(us_arn.starts_with("arn:aws:kms:us-east-1:"), "{us_arn}");
+
+    let ids = |e: &Endpoint, region: &str| -> Vec<String> {
+        let (st, v, b) = call(e, region, "ListKeys", "{}");
+        assert_eq!(st, 200, "{b}");
+        v["Keys"]
+            .as_array()
+            .expect("Keys")
+            .iter()
+            .map(|k| k["KeyId"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(ids(&e, "eu-west-1"), vec![eu_id.clone()]);
+    assert_eq!(ids(&e, "us-east-1"), vec![us_id.clone()]);
+
+    // Unknown in the other region, by id and by ARN.
+    for r in [eu_id.as_str(), eu_arn.as_str()] {
+        let (st, _, b) = call(
+            &e,
+            "us-east-1",
+            "DescribeKey",
+            &format!(r#"{{"KeyId":"{r}"}}"#),
+        );
+        assert_eq!(st, 400, "{b}");
+        assert!(b.contains("NotFoundException"), "{b}");
+    }
+
+    // One alias name in both regions, two targets.
+    for (region, id) in [("eu-west-1", &eu_id), ("us-east-1", &us_id)] {
+        let body = format!(r#"{{"AliasName":"alias/app","TargetKeyId":"{id}"}}"#);
+        let (st, _, b) = call(&e, region, "CreateAlias", &body);
+        assert_eq!(st, 200, "{region}: {b}");
+    }
+    let enc = r#"{"KeyId":"alias/app","Plaintext":"aGVsbG8="}"#;
+    let (st, v, b) = call(&e, "eu-west-1", "Encrypt", enc);
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(v["KeyId"], Value::from(eu_arn.clone()));
+    let blob = v["CiphertextBlob"].as_str().expect("blob").to_string();
+    let dec = format!(r#"{{"CiphertextBlob":"{blob}"}}"#);
+    let (st, v, b) = call(&e, "eu-west-1", "Decrypt", &dec);
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(v["Plaintext"], "aGVsbG8=");
+    let (st, _, b) = call(&e, "us-east-1", "Decrypt", &dec);
+    assert_eq!(
+        st, 400,
+        "a blob of eu-west-1 does not decrypt in us-east-1: {b}"
+    );
+
+    // A region kmsd does not serve: refused, naming the served ones.
+    let (st, _, b) = call(&e, "ap-south-1", "ListKeys", "{}");
+    assert_eq!(st, 400, "{b}");
+    assert!(
+        b.contains("'eu-west-1' and 'us-east-1'") && b.contains("ap-south-1"),
+        "{b}"
+    );
+
+    // The native socket serves the home region (the first, on a new state dir).
+    let listed = e
+        .kmsd
+        .client()
+        .call(ListKeysRequest::default())
+        .expect("list over the socket");
+    let socket_ids: Vec<String> = listed.keys.iter().map(|k| k.key_id.clone()).collect();
+    assert_eq!(socket_ids, vec![eu_id.clone()]);
+
+    // Each region has its own trail.
+    let home_trail = e.records();
+    assert!(
+        home_trail
+            .iter()
+            .any(|r| r["eventName"] == "CreateKey" && r["resources"].to_string().contains(&eu_id)),
+        "the home trail has eu-west-1's CreateKey"
+    );
+    assert!(
+        !home_trail.iter().any(|r| r.to_string().contains(&us_id)),
+        "the home trail knows nothing of us-east-1's key"
+    );
+    let us_trail = kmsd_audit::audit_dir(&e.kmsd.state_dir.join("regions/us-east-1"));
+    let us_records: Vec<String> = kmsd_audit::query(&us_trail, kmsd_audit::Filter::default())
+        .expect("query us-east-1")
+        .map(|r| r.expect("entry").raw)
+        .collect();
+    assert!(
+        us_records
+            .iter()
+            .any(|r| r.contains("CreateAlias") && r.contains(&us_id)),
+        "us-east-1's trail has its CreateAlias"
+    );
+
+    // Restart with the regions in another order: the same namespaces.
+    e.kmsd.terminate();
+    e.kmsd.extra_args = vec![
+        "--http-listen".into(),
+        e.addr.to_string(),
+        "--region".into(),
+        "us-east-1".into(),
+        "--region".into(),
+        "eu-west-1".into(),
+    ];
+    e.kmsd.spawn();
+    assert_eq!(ids(&e, "eu-west-1"), vec![eu_id.clone()]);
+    assert_eq!(ids(&e, "us-east-1"), vec![us_id.clone()]);
+    let listed = e.kmsd.client().call(ListKeysRequest::default()).unwrap();
+    assert_eq!(listed.keys.len(), 1);
+    assert_eq!(
+        listed.keys[0].key_id, eu_id,
+        "the home region stays eu-west-1"
+    );
+
+    // Without the home region: refused at start, naming it.
+    e.kmsd.terminate();
+    let out = Command::new(common::bin("kmsd"))
+        .arg("--state-dir")
+        .arg(&e.kmsd.state_dir)
+        .arg("--socket")
+        .arg(e.kmsd.state_dir.join("other.sock"))
+        .args(["--region", "us-east-1"])
+        .output()
+        .expect("run kmsd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'eu-west-1'") && err.contains("--region"),
+        "{err}"
+    );
+}

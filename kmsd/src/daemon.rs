@@ -4,6 +4,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::rootkey::RootKey;
+use crate::regions::{self, Regions};
 use crate::server::{ServerConfig, serve};
 use crate::service::{KeyService, ServiceConfig};
 use crate::store::{DEFAULT_CACHE_BYTES, RedbStore};
@@ -34,6 +35,9 @@ pub struct DaemonConfig {
     pub http: crate::http::HttpConfig,
     /// The state store's page cache, in bytes.
     pub store_cache_bytes: usize,
+    /// Regions served besides `service.region`, each its own namespace
+    /// (crate::regions).
+    pub extra_regions: Vec<String>,
 }
 
 impl DaemonConfig {
@@ -56,8 +60,41 @@ impl DaemonConfig {
             insecure_http: false,
             http: crate::http::HttpConfig::default(),
             store_cache_bytes: DEFAULT_CACHE_BYTES,
+            extra_regions: Vec::new(),
         }
     }
+
+    /// Every served region: `service.region` first.
+    pub fn served_regions(&self) -> Vec<String> {
+        let mut v = vec![self.service.region.clone()];
+        v.extend(self.extra_regions.iter().cloned());
+        v
+    }
+}
+
+/// Opens every served region's state (crate::regions): the home region in
+/// the state dir, the others below it, all under the one root key.
+pub fn open_regions(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Regions> {
+    let served = cfg.served_regions();
+    regions::check_list(&served)?;
+    prepare_state_dir(&cfg.state_dir)?;
+    let home = regions::home_region(&cfg.state_dir, &served, &served[0])?;
+    let root_key_file = cfg
+        .root_key_file
+        .clone()
+        .unwrap_or_else(|| cfg.state_dir.join("root.key"));
+    let order = std::iter::once(home.clone()).chain(served.into_iter().filter(|r| *r != home));
+    let mut services = Vec::new();
+    for region in order {
+        let mut c = cfg.clone();
+        c.state_dir = regions::state_dir_of(&cfg.state_dir, &home, &region);
+        c.root_key_file = Some(root_key_file.clone());
+        c.service.region = region.clone();
+        let svc = open_service(&c, clock.clone())
+            .with_context(|| format!("cannot open region '{region}'"))?;
+        services.push((region, svc));
+    }
+    Regions::new(&home, services)
 }
 
 /// Opens the state (creating it on first start): the service and its audit
@@ -328,7 +365,9 @@ impl Drop for BindDir {
 /// A running daemon on its own runtime thread; stops on [`Daemon::stop`] or
 /// drop. Used by `main` and by in-process tests (with a manual clock).
 pub struct Daemon {
+    /// The home region's service (the native socket's).
     pub service: Arc<KeyService>,
+    pub regions: Arc<Regions>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     socket: PathBuf,
@@ -336,7 +375,8 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cfg: DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Daemon> {
-        let service = open_service(&cfg, clock)?;
+        let regions = Arc::new(open_regions(&cfg, clock)?);
+        let service = regions.home().clone();
         let std_listener = bind_socket(&cfg)?;
         let http_listeners = bind_http(&cfg)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -345,6 +385,7 @@ impl Daemon {
             .build()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let svc = service.clone();
+        let served = regions.clone();
         let socket = cfg.socket.clone();
         let thread = std::thread::Builder::new()
             .name("kmsd-main".into())
@@ -357,13 +398,16 @@ impl Daemon {
                             return;
                         }
                     };
-                    let sweeper = tokio::spawn(sweep_loop(svc.clone(), cfg.sweep_interval));
+                    let sweepers: Vec<_> = served
+                        .iter()
+                        .map(|s| tokio::spawn(sweep_loop(s.clone(), cfg.sweep_interval)))
+                        .collect();
                     let mut http = Vec::new();
                     for l in http_listeners {
                         match tokio::net::TcpListener::from_std(l) {
                             Ok(l) => http.push(tokio::spawn(crate::http::serve_http(
                                 l,
-                                svc.clone(),
+                                served.clone(),
                                 cfg.http.clone(),
                                 std::future::pending(),
                             ))),
@@ -379,12 +423,15 @@ impl Daemon {
                     for h in http {
                         h.abort();
                     }
-                    sweeper.abort();
+                    for s in sweepers {
+                        s.abort();
+                    }
                 });
                 rt.shutdown_timeout(Duration::from_secs(5));
             })?;
         Ok(Daemon {
             service,
+            regions,
             stop: Some(stop_tx),
             thread: Some(thread),
             socket,
@@ -469,6 +516,7 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     unsafe { libc::umask(0o077) };
     harden_process();
     let daemon = Daemon::start(cfg.clone(), Arc::new(SystemClock))?;
-    tracing::info!(socket = %cfg.socket.display(), state_dir = %cfg.state_dir.display(), "kmsd ready");
+    let regions = daemon.regions.names().join(",");
+    tracing::info!(socket = %cfg.socket.display(), state_dir = %cfg.state_dir.display(), regions, "kmsd ready");
     daemon.wait_for_signal()
 }

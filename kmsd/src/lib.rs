@@ -12,6 +12,7 @@ pub mod clock;
 pub mod crypto;
 pub mod daemon;
 pub mod http;
+pub mod regions;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -28,9 +28,11 @@ struct Args {
     /// so the state dir alone reveals no key.
     #[arg(long)]
     root_key_file: Option<PathBuf>,
-    /// Region in key ARNs.
+    /// A region to serve, each its own namespace of keys and aliases (ARNs
+    /// carry it); repeatable. The first is the native socket's on a new
+    /// state dir (docs/HTTP.md, "Regions").
     #[arg(long, default_value = "local")]
-    region: String,
+    region: Vec<String>,
     /// Account id in key ARNs.
     #[arg(long, default_value = "000000000000")]
     account: String,
@@ -91,19 +93,28 @@ struct Args {
     check_audit: bool,
 }
 
-/// `--check-audit`: the offline cross-check of state and trail.
+/// `--check-audit`: the offline cross-check of state and trail, for the
+/// state dir's own region and each one below it (`regions/NAME`).
 fn check_audit(state_dir: &std::path::Path) -> i32 {
+    let mut worst = check_audit_of(state_dir, "");
+    for (name, dir) in kmsd::regions::stored_below(state_dir) {
+        worst = worst.max(check_audit_of(&dir, &format!("region {name}: ")));
+    }
+    worst
+}
+
+fn check_audit_of(state_dir: &std::path::Path, label: &str) -> i32 {
     match kmsd::audit_check::check_state_dir(state_dir) {
         Ok(c) if c.is_ok() => {
             println!(
-                "OK: all {} committed mutations have their audit record",
+                "{label}OK: all {} committed mutations have their audit record",
                 c.matched
             );
             0
         }
         Ok(c) => {
             println!(
-                "UNAUDITED: {} of {} committed mutations lack their audit record",
+                "{label}UNAUDITED: {} of {} committed mutations lack their audit record",
                 c.unaudited.len(),
                 c.matched + c.unaudited.len()
             );
@@ -118,7 +129,7 @@ fn check_audit(state_dir: &std::path::Path) -> i32 {
             1
         }
         Err(e) => {
-            eprintln!("kmsd: {e:#}");
+            eprintln!("kmsd: {label}{e:#}");
             2
         }
     }
@@ -154,7 +165,9 @@ fn main() {
     cfg.socket_mode = a.socket_mode;
     cfg.socket_group = a.socket_group;
     cfg.root_key_file = a.root_key_file;
-    cfg.service.region = a.region;
+    let mut regions = a.region.into_iter();
+    cfg.service.region = regions.next().unwrap_or_else(|| "local".into());
+    cfg.extra_regions = regions.collect();
     cfg.service.account = a.account;
     cfg.server.max_connections = a.max_connections;
     cfg.server.max_connections_per_uid = a.max_connections_per_uid;

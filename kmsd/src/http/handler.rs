@@ -7,6 +7,7 @@
 //! (unauthenticated, malformed) gets its own audit record here.
 
 use super::identity::{self, Callers};
+use crate::regions::Regions;
 use crate::service::KeyService;
 use crate::service::dispatch::is_mutation;
 use bytes::Bytes;
@@ -99,11 +100,14 @@ fn header<'a>(req: &'a HttpRequest<Incoming>, name: &str) -> Option<&'a str> {
 }
 
 pub async fn handle(
-    svc: &Arc<KeyService>,
+    regions: &Regions,
     limits: &Limits,
     peer: SocketAddr,
     req: HttpRequest<Incoming>,
 ) -> HttpResponse<Full<Bytes>> {
+    // Refusals before the request's region is known go to the home
+    // region's trail.
+    let svc = regions.home();
     let target = header(&req, "x-amz-target").map(str::to_owned);
     let anonymous = || identity::unauthenticated(None, peer);
     if req.method() != hyper::Method::POST || req.uri().path() != "/" {
@@ -150,7 +154,7 @@ pub async fn handle(
     };
     let sts = target.is_none() && is_get_caller_identity(&body);
     let service = if sts { "sts" } else { "kms" };
-    let access_key = match authenticate(svc, &parts, &body, service) {
+    let (access_key, svc) = match authenticate(regions, &parts, &body, service) {
         Ok(k) => k,
         Err((akid, r)) => {
             let who = identity::unauthenticated(akid.as_deref(), peer);
@@ -162,19 +166,19 @@ pub async fn handle(
         Err(e) => {
             let who = identity::unauthenticated(Some(&access_key.access_key_id), peer);
             let r = refusal("AccessDeniedException", 400, e.message);
-            return audited_refusal(svc, target.as_deref(), who, r).await;
+            return audited_refusal(&svc, target.as_deref(), who, r).await;
         }
     };
     if sts {
-        return get_caller_identity(svc, &access_key, &caller, principal).await;
+        return get_caller_identity(&svc, &access_key, &caller, principal).await;
     }
     let decoded = match kmsd_awsjson::decode_request(target.as_deref().unwrap_or(""), &body) {
         Ok(d) => d,
         Err(e) => {
-            return audited_refusal(svc, target.as_deref(), principal, e).await;
+            return audited_refusal(&svc, target.as_deref(), principal, e).await;
         }
     };
-    run(svc, caller, principal, decoded).await
+    run(&svc, caller, principal, decoded).await
 }
 
 /// Runs a decoded request through the pipeline and encodes the answer.
@@ -225,15 +229,17 @@ async fn run(
     }
 }
 
-/// SigV4 against kmsd's access keys, for `service` (`kms`, or `sts` for
-/// GetCallerIdentity). On refusal: the access key id the request claimed
-/// (for the record) and the answer.
+/// SigV4 against kmsd's access keys (the home region's: identities are
+/// global), for `service` (`kms`, or `sts` for GetCallerIdentity): the
+/// access key and the service of the region the request is signed for. On
+/// refusal: the access key id the request claimed (for the record) and the
+/// answer.
 fn authenticate(
-    svc: &KeyService,
+    regions: &Regions,
     parts: &hyper::http::request::Parts,
     body: &[u8],
     service: &str,
-) -> Result<crate::store::AccessKeyRecord, (Option<String>, AwsError)> {
+) -> Result<(crate::store::AccessKeyRecord, Arc<KeyService>), (Option<String>, AwsError)> {
     let headers: Vec<(&str, &[u8])> = parts
         .headers
         .iter()
@@ -253,14 +259,14 @@ fn authenticate(
     let parsed = kmsd_sigv4::parse(&req, &rules).map_err(|e| (None, sigv4_refusal(&e)))?;
     let akid = parsed.access_key_id().to_owned();
     let claimed = || Some(akid.clone());
-    let region = &svc.config().region;
-    if parsed.region() != region {
+    let Some(svc) = regions.get(parsed.region()) else {
         let msg = format!(
-            "Credential should be scoped to a valid region: this kmsd serves '{region}', not '{}'.",
+            "Credential should be scoped to a valid region: this kmsd serves {}, not '{}'.",
+            served_list(&regions.names()),
             kmsd_client::logsafe::escape(parsed.region())
         );
         return Err((claimed(), refusal("InvalidSignatureException", 400, msg)));
-    }
+    };
     let unrecognized = || {
         refusal(
             "UnrecognizedClientException",
@@ -272,7 +278,7 @@ fn authenticate(
         // kmsd issues no session credentials.
         return Err((claimed(), unrecognized()));
     }
-    let Some((record, secret)) = svc.access_key(&akid) else {
+    let Some((record, secret)) = regions.home().access_key(&akid) else {
         return Err((claimed(), unrecognized()));
     };
     if record.status != kmsd_client::AccessKeyStatus::Active {
@@ -280,7 +286,17 @@ fn authenticate(
     }
     kmsd_sigv4::verify(&parsed, &req, &secret, svc.now().0)
         .map_err(|e| (claimed(), sigv4_refusal(&e)))?;
-    Ok(record)
+    Ok((record, svc.clone()))
+}
+
+/// `'a'`, `'a' and 'b'`, `'a', 'b' and 'c'`.
+fn served_list(names: &[&str]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    match q.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 fn sigv4_refusal(e: &kmsd_sigv4::SigV4Error) -> AwsError {

@@ -4,7 +4,7 @@
 //! slow or idle client holds one connection slot and nothing else.
 
 use super::handler::{self, Limits};
-use crate::service::KeyService;
+use crate::regions::Regions;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -81,7 +81,7 @@ fn take_seat(census: &Arc<Mutex<Census>>, ip: IpAddr, cfg: &HttpConfig) -> Optio
 /// Serves `listener` until `shutdown` completes.
 pub async fn serve_http(
     listener: TcpListener,
-    service: Arc<KeyService>,
+    service: Arc<Regions>,
     cfg: HttpConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {

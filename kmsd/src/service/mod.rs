@@ -236,7 +236,7 @@ impl KeyService {
                 Ok(resource)
             }
             ["arn", "aws", "kms", _, _, _] => Err(KmsError::not_found(format!(
-                "'{arn}' names another region or account than this kmsd's ({}:{})",
+                "'{arn}' names another region or account than this request's ({}:{})",
                 self.config.region, self.config.account
             ))),
             _ => Err(KmsError::new(
