@@ -674,3 +674,63 @@ fn each_region_is_its_own_namespace() {
         "{err}"
     );
 }
+
+/// The per-uid request rate (docs/LIMITS.md) holds on the AWS endpoint:
+/// an access key's requests draw on its user's bucket, the excess gets
+/// `ThrottlingException` (HTTP 400) and is reported in one
+/// `RequestsThrottled` record with the access key id.
+#[test]
+fn access_key_callers_are_throttled_like_socket_callers() {
+    let e = endpoint(&[
+        "--requests-per-sec",
+        "2",
+        "--request-burst",
+        "5",
+        "--throttle-report-secs",
+        "1",
+    ]);
+    let (akid, secret) = e.access_key("uid:65534");
+    let mut throttled = 0;
+    let mut answered = 0;
+    for _ in 0..30 {
+        let h = signed(
+            &e,
+            (akid.as_str(), secret.as_str()),
+            "local",
+            &amz_date(0),
+            "ListKeys",
+            "{}",
+        );
+        let (st, body) = raw(e.addr, &head_of(&h, "{}"), b"{}");
+        if body.contains("ThrottlingException") {
+            assert_eq!(st, 400, "{body}");
+            assert!(body.contains("Rate exceeded"), "{body}");
+            throttled += 1;
+        } else {
+            answered += 1;
+        }
+    }
+    assert!(throttled >= 20, "{throttled} of 30 throttled");
+    assert!(answered >= 5, "the burst is served: {answered}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = e
+            .records()
+            .into_iter()
+            .find(|r| r["eventName"] == "RequestsThrottled");
+        if let Some(r) = report {
+            assert_eq!(
+                r["principal"]["accessKeyId"],
+                serde_json::Value::from(akid.clone()),
+                "{r}"
+            );
+            assert!(
+                r["requestParameters"]["ThrottledRequests"].as_u64() >= Some(1),
+                "{r}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no RequestsThrottled record");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -386,6 +386,7 @@ impl Daemon {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let svc = service.clone();
         let served = regions.clone();
+        let limits = crate::server::limits::Limits::new(&cfg.server, service.config().admin_uid);
         let socket = cfg.socket.clone();
         let thread = std::thread::Builder::new()
             .name("kmsd-main".into())
@@ -408,6 +409,7 @@ impl Daemon {
                             Ok(l) => http.push(tokio::spawn(crate::http::serve_http(
                                 l,
                                 served.clone(),
+                                limits.clone(),
                                 cfg.http.clone(),
                                 std::future::pending(),
                             ))),
@@ -416,7 +418,7 @@ impl Daemon {
                             }
                         }
                     }
-                    serve(listener, svc, cfg.server.clone(), async {
+                    serve(listener, svc, limits, cfg.server.clone(), async {
                         let _ = stop_rx.await;
                     })
                     .await;

@@ -27,6 +27,8 @@ pub struct Limits {
     pub max_body: usize,
     pub body_timeout: Duration,
     pub callers: Callers,
+    /// The per-uid request and audit-byte rates, shared with the socket.
+    pub rates: Arc<crate::server::limits::Limits>,
 }
 
 /// An answer refused before the pipeline, with its own HTTP status (413,
@@ -169,6 +171,17 @@ pub async fn handle(
             return audited_refusal(&svc, target.as_deref(), who, r).await;
         }
     };
+    if let Err(e) = limits.rates.check_request(
+        caller.uid,
+        event_name(target.as_deref()),
+        body.len(),
+        &principal,
+    ) {
+        // Counted for the uid's next RequestsThrottled record, not
+        // audited one by one (docs/LIMITS.md).
+        let (status, body) = kmsd_awsjson::encode_error(e.kind, &e.message);
+        return respond(status, &svc.auditor().request_id(), body);
+    }
     if sts {
         return get_caller_identity(&svc, &access_key, &caller, principal).await;
     }

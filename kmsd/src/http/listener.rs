@@ -82,6 +82,7 @@ fn take_seat(census: &Arc<Mutex<Census>>, ip: IpAddr, cfg: &HttpConfig) -> Optio
 pub async fn serve_http(
     listener: TcpListener,
     service: Arc<Regions>,
+    rates: Arc<crate::server::limits::Limits>,
     cfg: HttpConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -90,6 +91,7 @@ pub async fn serve_http(
         max_body: cfg.max_body,
         body_timeout: cfg.body_timeout,
         callers: Default::default(),
+        rates,
     });
     tokio::pin!(shutdown);
     loop {

@@ -242,7 +242,21 @@ impl Limits {
             c.max_connections_per_uid,
             uid,
         )?;
-        if inner.uids.len() > PRUNE_ABOVE {
+        inner.total += 1;
+        let st = self.uid_state(&mut inner, uid, now);
+        st.connections += 1;
+        Ok(ConnSlot {
+            limits: self.clone(),
+            uid,
+            admin: st.admin,
+            buckets: st.buckets.clone(),
+        })
+    }
+
+    /// The state of `uid`, made with full buckets if it has none (and,
+    /// past [`PRUNE_ABOVE`] entries, refilled idle ones forgotten first).
+    fn uid_state<'a>(&self, inner: &'a mut Inner, uid: u32, now: f64) -> &'a mut UidState {
+        if inner.uids.len() > PRUNE_ABOVE && !inner.uids.contains_key(&uid) {
             inner.uids.retain(|_, u| {
                 if u.connections > 0 {
                     return true;
@@ -251,8 +265,9 @@ impl Limits {
                 !(b.requests.is_full(now) && b.audit_bytes.is_full(now) && b.tally.count == 0)
             });
         }
-        inner.total += 1;
-        let st = inner.uids.entry(uid).or_insert_with(|| UidState {
+        let c = &self.config;
+        let admin = self.is_admin(uid);
+        inner.uids.entry(uid).or_insert_with(|| UidState {
             uid,
             admin,
             connections: 0,
@@ -265,14 +280,71 @@ impl Limits {
                 ),
                 tally: Tally::default(),
             })),
-        });
-        st.connections += 1;
-        Ok(ConnSlot {
-            limits: self.clone(),
-            uid,
-            admin: st.admin,
-            buckets: st.buckets.clone(),
         })
+    }
+
+    /// Charges one request of `uid` that holds no socket connection (an
+    /// AWS-endpoint request: its uid is the access key's) to the same
+    /// buckets as the uid's socket requests.
+    pub fn check_request(
+        &self,
+        uid: u32,
+        operation: &'static str,
+        frame_len: usize,
+        principal: &Principal,
+    ) -> Result<(), KmsError> {
+        if self.is_admin(uid) {
+            return Ok(());
+        }
+        let now = self.now();
+        let buckets = {
+            let mut inner = lock(&self.inner);
+            self.uid_state(&mut inner, uid, now).buckets.clone()
+        };
+        self.charge(uid, &buckets, now, operation, frame_len, principal)
+    }
+
+    /// Takes one request's tokens from `buckets`, or counts it as
+    /// throttled and says why.
+    fn charge(
+        &self,
+        uid: u32,
+        buckets: &Mutex<Buckets>,
+        now: f64,
+        operation: &'static str,
+        frame_len: usize,
+        principal: &Principal,
+    ) -> Result<(), KmsError> {
+        let cost = audit_cost(frame_len);
+        let mut b = lock(buckets);
+        let which = if !b.requests.can_take(1.0, now) {
+            "requests"
+        } else if !b.audit_bytes.can_take(cost, now) {
+            "auditBytes"
+        } else {
+            b.requests.take(1.0, now);
+            b.audit_bytes.take(cost, now);
+            return Ok(());
+        };
+        let t = &mut b.tally;
+        if t.count == 0 {
+            tracing::warn!(uid, limit = which, "throttling requests");
+        }
+        t.count += 1;
+        *t.by_operation.entry(operation).or_default() += 1;
+        *t.by_limit.entry(which).or_default() += 1;
+        t.principal.get_or_insert_with(|| principal.clone());
+        let c = &self.config;
+        Err(KmsError::throttling(match which {
+            "requests" => format!(
+                "Rate exceeded: uid {uid} is over its {} requests/s; retry later",
+                c.requests_per_sec
+            ),
+            _ => format!(
+                "Rate exceeded: uid {uid} is over its {} audit bytes/s; retry later",
+                c.audit_bytes_per_sec
+            ),
+        }))
     }
 
     fn release(&self, uid: u32) {
@@ -328,36 +400,14 @@ impl ConnSlot {
             return Ok(());
         }
         let now = self.limits.now();
-        let cost = audit_cost(frame_len);
-        let mut b = lock(&self.buckets);
-        let which = if !b.requests.can_take(1.0, now) {
-            "requests"
-        } else if !b.audit_bytes.can_take(cost, now) {
-            "auditBytes"
-        } else {
-            b.requests.take(1.0, now);
-            b.audit_bytes.take(cost, now);
-            return Ok(());
-        };
-        let t = &mut b.tally;
-        if t.count == 0 {
-            tracing::warn!(uid = self.uid, limit = which, "throttling requests");
-        }
-        t.count += 1;
-        *t.by_operation.entry(operation).or_default() += 1;
-        *t.by_limit.entry(which).or_default() += 1;
-        t.principal.get_or_insert_with(|| principal.clone());
-        let c = &self.limits.config;
-        Err(KmsError::throttling(match which {
-            "requests" => format!(
-                "Rate exceeded: uid {} is over its {} requests/s; retry later",
-                self.uid, c.requests_per_sec
-            ),
-            _ => format!(
-                "Rate exceeded: uid {} is over its {} audit bytes/s; retry later",
-                self.uid, c.audit_bytes_per_sec
-            ),
-        }))
+        self.limits.charge(
+            self.uid,
+            &self.buckets,
+            now,
+            operation,
+            frame_len,
+            principal,
+        )
     }
 }
 

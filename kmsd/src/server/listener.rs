@@ -70,13 +70,15 @@ impl Default for ServerConfig {
 }
 
 /// Serves until `shutdown` completes, then waits for in-flight requests.
+/// `limits` (made from `config`) may be shared with the AWS endpoint, so a
+/// uid's requests draw on one rate whichever way they come.
 pub async fn serve(
     listener: UnixListener,
     service: Arc<KeyService>,
+    limits: Arc<Limits>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let limits = Limits::new(&config, service.config().admin_uid);
     let (notify, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let reporter = tokio::spawn(report_throttled(
