@@ -381,13 +381,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cfg: DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Daemon> {
-        let regions = Arc::new(open_regions(&cfg, clock)?);
-        let service = regions.home().clone();
+        // The endpoint's configuration first: a mistake there touches
+        // neither the state nor the socket.
+        check_http_addresses(&cfg)?;
         let tls = match &cfg.tls {
             Some(files) => Some(crate::http::CertStore::open(files.clone())?),
             None => None,
         };
         let tls_config = tls.as_ref().map(|t| t.server_config()).transpose()?;
+        let regions = Arc::new(open_regions(&cfg, clock)?);
+        let service = regions.home().clone();
         let std_listener = bind_socket(&cfg)?;
         let http_listeners = bind_http(&cfg)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -508,7 +511,6 @@ impl Drop for Daemon {
 /// Binds the AWS endpoint's addresses: all of them HTTPS with `tls`;
 /// without it, plain HTTP on loopback only, unless `insecure_http`.
 fn bind_http(cfg: &DaemonConfig) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    check_http_addresses(cfg)?;
     let scheme = if cfg.tls.is_some() { "HTTPS" } else { "HTTP" };
     let mut out = Vec::new();
     for addr in &cfg.http_listen {
@@ -521,7 +523,7 @@ fn bind_http(cfg: &DaemonConfig) -> anyhow::Result<Vec<std::net::TcpListener>> {
     Ok(out)
 }
 
-/// The endpoint's address rules, checked before anything is bound.
+/// The endpoint's address rules, checked before anything is opened.
 fn check_http_addresses(cfg: &DaemonConfig) -> anyhow::Result<()> {
     if cfg.tls.is_some() && cfg.http_listen.is_empty() {
         bail!(
