@@ -474,13 +474,7 @@ impl Daemon {
     /// usable the previous one stays. Returns whether it was replaced;
     /// false too without TLS.
     pub fn reload_tls(&self) -> bool {
-        match &self.tls {
-            Some(t) => t.reload(),
-            None => {
-                tracing::info!("SIGHUP: no TLS certificate to reload");
-                false
-            }
-        }
+        self.tls.as_ref().is_some_and(|t| t.reload())
     }
 
     /// Blocks until SIGTERM or SIGINT, then stops; each SIGHUP meanwhile
@@ -492,6 +486,9 @@ impl Daemon {
         loop {
             let sig = set.wait()?;
             if sig == Signal::SIGHUP {
+                if self.tls.is_none() {
+                    tracing::info!("SIGHUP: no TLS certificate to reload");
+                }
                 self.reload_tls();
                 continue;
             }
