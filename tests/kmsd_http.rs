@@ -5,12 +5,14 @@
 //! id and the source address.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use common::KmsdProcess;
+use http::{free_port, has_aws_cli, python_has_boto3, suite_file};
 use kmsd_client::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,14 +20,6 @@ struct Endpoint {
     kmsd: KmsdProcess,
     addr: SocketAddr,
     _tmp: tempfile::TempDir,
-}
-
-/// A port nobody listens on now (the test then asks kmsd to bind it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn endpoint(extra: &[&str]) -> Endpoint {
@@ -39,14 +33,7 @@ fn endpoint(extra: &[&str]) -> Endpoint {
         &tmp.path().join("kmsd.sock"),
         &args,
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the AWS endpoint did not come up on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    http::wait_listening(addr);
     Endpoint {
         kmsd,
         addr,
@@ -60,15 +47,7 @@ impl Endpoint {
     }
 
     fn access_key(&self, principal: &str) -> (String, String) {
-        let r = self
-            .kmsd
-            .client()
-            .call(CreateAccessKeyRequest {
-                principal: principal.into(),
-                description: Some("test".into()),
-            })
-            .unwrap_or_else(|e| panic!("create an access key for {principal}: {e}"));
-        (r.access_key_id, r.secret_access_key.expose().to_string())
+        http::access_key(&self.kmsd, principal)
     }
 
     fn records(&self) -> Vec<serde_json::Value> {
@@ -78,19 +57,6 @@ impl Endpoint {
             .map(|e| serde_json::from_str(&e.expect("entry").raw).expect("json"))
             .collect()
     }
-}
-
-fn python_has_boto3() -> bool {
-    Command::new("python3")
-        .args(["-c", "import boto3"])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn suite_file(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/http")
-        .join(name)
 }
 
 #[test]
@@ -141,10 +107,7 @@ fn boto3_every_operation_errors_and_paginators() {
 #[test]
 fn aws_cli_runs_the_kms_hands_on_lab() {
     assert!(
-        Command::new("aws")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
+        has_aws_cli(),
         "the aws CLI is missing: .ci/run installs it (pip install awscli)"
     );
     let e = endpoint(&[]);

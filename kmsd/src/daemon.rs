@@ -1,5 +1,6 @@
 //! Starting and stopping the daemon: state dir, root key, store, socket,
-//! process hardening, the sweeper and signal handling. `main.rs` only
+//! process hardening, the sweeper and signal handling (SIGTERM and SIGINT
+//! stop, SIGHUP reloads the TLS certificate). `main.rs` only
 //! parses arguments and calls [`run`]; tests call [`Daemon::start`].
 
 use crate::clock::{Clock, SystemClock};
@@ -32,6 +33,8 @@ pub struct DaemonConfig {
     pub http_listen: Vec<std::net::SocketAddr>,
     /// Serve plain HTTP on addresses that are not loopback.
     pub insecure_http: bool,
+    /// Serve HTTPS with these files on every `http_listen` address.
+    pub tls: Option<crate::http::TlsFiles>,
     pub http: crate::http::HttpConfig,
     /// The state store's page cache, in bytes.
     pub store_cache_bytes: usize,
@@ -58,6 +61,7 @@ impl DaemonConfig {
             audit: kmsd_audit::Options::default(),
             http_listen: Vec::new(),
             insecure_http: false,
+            tls: None,
             http: crate::http::HttpConfig::default(),
             store_cache_bytes: DEFAULT_CACHE_BYTES,
             extra_regions: Vec::new(),
@@ -368,6 +372,8 @@ pub struct Daemon {
     /// The home region's service (the native socket's).
     pub service: Arc<KeyService>,
     pub regions: Arc<Regions>,
+    /// The endpoint's certificate, when it serves TLS.
+    tls: Option<Arc<crate::http::CertStore>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     socket: PathBuf,
@@ -375,6 +381,14 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cfg: DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Daemon> {
+        // The endpoint's configuration first: a mistake there touches
+        // neither the state nor the socket.
+        check_http_addresses(&cfg)?;
+        let tls = match &cfg.tls {
+            Some(files) => Some(crate::http::CertStore::open(files.clone())?),
+            None => None,
+        };
+        let tls_config = tls.as_ref().map(|t| t.server_config()).transpose()?;
         let regions = Arc::new(open_regions(&cfg, clock)?);
         let service = regions.home().clone();
         let std_listener = bind_socket(&cfg)?;
@@ -411,6 +425,7 @@ impl Daemon {
                                 served.clone(),
                                 limits.clone(),
                                 cfg.http.clone(),
+                                tls_config.clone(),
                                 std::future::pending(),
                             ))),
                             Err(e) => {
@@ -434,6 +449,7 @@ impl Daemon {
         Ok(Daemon {
             service,
             regions,
+            tls,
             stop: Some(stop_tx),
             thread: Some(thread),
             socket,
@@ -455,16 +471,33 @@ impl Daemon {
         let _ = std::fs::remove_file(&self.socket);
     }
 
-    /// Blocks until SIGTERM or SIGINT, then stops.
+    /// Loads the TLS certificate and key files again (crate::http::tls):
+    /// new connections get the new certificate; when the files are not
+    /// usable the previous one stays. Returns whether it was replaced;
+    /// false too without TLS.
+    pub fn reload_tls(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.reload())
+    }
+
+    /// Blocks until SIGTERM or SIGINT, then stops; each SIGHUP meanwhile
+    /// reloads the TLS certificate. The three must be blocked in every
+    /// thread ([`daemon_signals`]).
     pub fn wait_for_signal(mut self) -> anyhow::Result<()> {
-        use nix::sys::signal::{SigSet, Signal};
-        let mut set = SigSet::empty();
-        set.add(Signal::SIGTERM);
-        set.add(Signal::SIGINT);
-        let sig = set.wait()?;
-        tracing::info!(signal = %sig, "stopping");
-        self.stop();
-        Ok(())
+        use nix::sys::signal::Signal;
+        let set = daemon_signals();
+        loop {
+            let sig = set.wait()?;
+            if sig == Signal::SIGHUP {
+                if self.tls.is_none() {
+                    tracing::info!("SIGHUP: no TLS certificate to reload");
+                }
+                self.reload_tls();
+                continue;
+            }
+            tracing::info!(signal = %sig, "stopping");
+            self.stop();
+            return Ok(());
+        }
     }
 }
 
@@ -474,24 +507,39 @@ impl Drop for Daemon {
     }
 }
 
-/// Binds the AWS endpoint's addresses. Plain HTTP only on loopback unless
-/// `insecure_http` (TLS is not served yet: docs/HTTP.md).
+/// Binds the AWS endpoint's addresses: all of them HTTPS with `tls`;
+/// without it, plain HTTP on loopback only, unless `insecure_http`.
 fn bind_http(cfg: &DaemonConfig) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let scheme = if cfg.tls.is_some() { "HTTPS" } else { "HTTP" };
     let mut out = Vec::new();
     for addr in &cfg.http_listen {
-        if !addr.ip().is_loopback() && !cfg.insecure_http {
-            bail!(
-                "--http-listen {addr}: plain HTTP is served only on loopback addresses; \
-                 kmsd does not serve TLS yet, so pass --insecure-http to serve {addr} in the clear"
-            );
-        }
         let l = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
         l.set_nonblocking(true)?;
-        tracing::info!(addr = %l.local_addr()?, "AWS endpoint listening (HTTP)");
+        tracing::info!(addr = %l.local_addr()?, "AWS endpoint listening ({scheme})");
         out.push(l);
     }
     Ok(out)
+}
+
+/// The endpoint's address rules, checked before anything is opened.
+fn check_http_addresses(cfg: &DaemonConfig) -> anyhow::Result<()> {
+    if cfg.tls.is_some() && cfg.http_listen.is_empty() {
+        bail!(
+            "--tls-cert and --tls-key are for the AWS endpoint: give --http-listen ADDR:PORT too"
+        );
+    }
+    if cfg.tls.is_some() || cfg.insecure_http {
+        return Ok(());
+    }
+    match cfg.http_listen.iter().find(|a| !a.ip().is_loopback()) {
+        Some(addr) => bail!(
+            "--http-listen {addr}: plain HTTP is served only on loopback addresses; \
+             give --tls-cert and --tls-key to serve HTTPS there, or --insecure-http \
+             to serve {addr} in the clear"
+        ),
+        None => Ok(()),
+    }
 }
 
 async fn sweep_loop(svc: Arc<KeyService>, every: Duration) {
@@ -503,15 +551,22 @@ async fn sweep_loop(svc: Arc<KeyService>, every: Duration) {
     }
 }
 
-/// The daemon's whole life, for `main`.
-pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
-    // Block the stop signals before any thread starts, so every thread
-    // inherits the mask and `sigwait` in this one receives them.
+/// The signals [`Daemon::wait_for_signal`] waits for: SIGTERM and SIGINT
+/// (stop), SIGHUP (reload the TLS certificate).
+pub fn daemon_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
-    set.thread_block()?;
+    set.add(Signal::SIGHUP);
+    set
+}
+
+/// The daemon's whole life, for `main`.
+pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
+    // Block the signals before any thread starts, so every thread inherits
+    // the mask and `sigwait` in this one receives them.
+    daemon_signals().thread_block()?;
     // Files kmsd creates from here on (audit files, redb's) are private
     // from the start; `restrict_state_files` fixes older ones.
     // SAFETY: umask only sets the process's file creation mask.

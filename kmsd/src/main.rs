@@ -1,5 +1,5 @@
 //! `kmsd --state-dir DIR [--socket PATH]`: runs the key service in the
-//! foreground until SIGTERM or SIGINT.
+//! foreground until SIGTERM or SIGINT (SIGHUP reloads the TLS certificate).
 
 use clap::Parser;
 use kmsd::DaemonConfig;
@@ -72,12 +72,21 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     audit_rotate_mib: u64,
     /// Serve the AWS KMS API (JSON 1.1 over HTTP, SigV4 with kmsd's access
-    /// keys) on ADDR:PORT; repeatable. Loopback only unless --insecure-http.
+    /// keys) on ADDR:PORT; repeatable. HTTPS with --tls-cert and --tls-key;
+    /// plain HTTP otherwise, on loopback only unless --insecure-http.
     #[arg(long, value_name = "ADDR:PORT")]
     http_listen: Vec<std::net::SocketAddr>,
     /// Allow plain HTTP on addresses other than loopback.
     #[arg(long)]
     insecure_http: bool,
+    /// PEM certificate chain (server certificate first) served on every
+    /// --http-listen address; reloaded with the key on SIGHUP.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1): owned by
+    /// root or kmsd's user, not writable by group or others, not a symlink.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// MiB of the state store's page cache (the service keeps the whole
     /// state in memory; the cache speeds up commits and start-up).
     #[arg(long, default_value_t = 16)]
@@ -186,6 +195,10 @@ fn main() {
     cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then_some(a.audit_rotate_mib << 20);
     cfg.http_listen = a.http_listen;
     cfg.insecure_http = a.insecure_http;
+    cfg.tls = match (a.tls_cert, a.tls_key) {
+        (Some(cert), Some(key)) => Some(kmsd::http::TlsFiles { cert, key }),
+        _ => None,
+    };
     if let Err(e) = kmsd::daemon::run(cfg) {
         eprintln!("kmsd: {e:#}");
         std::process::exit(1);

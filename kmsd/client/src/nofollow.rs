@@ -13,6 +13,9 @@
 //! - [`open_private_append`] opens or creates (mode 0600) for appending (a
 //!   log), accepts only a file of the effective uid with a single link,
 //!   and turns `O_NONBLOCK` off again before returning.
+//! - [`open_secret`] opens for reading a secret someone else installed for
+//!   us (a TLS private key): owned by root or the effective uid, and not
+//!   writable by group or others, so nobody else can have swapped it.
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
@@ -41,6 +44,39 @@ pub fn open_private_append(path: &Path) -> io::Result<File> {
     check_private(&md, crate::private_dir::euid())?;
     set_blocking(&f)?;
     Ok(f)
+}
+
+/// Opens the secret at `path` for reading; see the module text.
+pub fn open_secret(path: &Path) -> io::Result<File> {
+    let f = open(OpenOptions::new().read(true), path)?;
+    let md = check_regular(&f)?;
+    check_secret(&md, crate::private_dir::euid())?;
+    set_blocking(&f)?;
+    Ok(f)
+}
+
+/// Refuses a secret owned by neither root nor `uid`, or writable by group
+/// or others.
+fn check_secret(md: &Metadata, uid: u32) -> io::Result<()> {
+    if md.uid() != 0 && md.uid() != uid {
+        return Err(refuse(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "is owned by uid {}, not by root or uid {uid} (refused)",
+                md.uid()
+            ),
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        return Err(refuse(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "is writable by group or others (mode {:o}; refused)",
+                md.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn open(opts: &mut OpenOptions, path: &Path) -> io::Result<File> {
@@ -256,6 +292,60 @@ mod tests {
         assert_eq!(
             e,
             format!("is owned by uid {}, not by uid {other} (refused)", md.uid())
+        );
+    }
+
+    #[test]
+    fn a_secret_is_read_when_private_and_refused_otherwise() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("key.pem");
+        std::fs::write(&p, b"secret").unwrap();
+        for mode in [0o600, 0o400, 0o640, 0o644] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let mut s = String::new();
+            open_secret(&p).unwrap().read_to_string(&mut s).unwrap();
+            assert_eq!(s, "secret", "mode {mode:o}");
+        }
+        for mode in [0o620, 0o602, 0o666] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = open_secret(&p).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+            assert_eq!(
+                e.to_string(),
+                format!("is writable by group or others (mode {mode:o}; refused)")
+            );
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = t.path().join("link.pem");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        let e = open_secret(&link).unwrap_err().to_string();
+        assert_eq!(e, "is a symlink (not followed)");
+        let e = open_secret(Path::new("/dev/null")).unwrap_err().to_string();
+        assert_eq!(e, "is a device, not a regular file (refused)");
+    }
+
+    #[test]
+    fn a_secret_of_another_user_is_refused_and_roots_accepted() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("key.pem");
+        std::fs::write(&p, b"").unwrap();
+        let me = crate::private_dir::euid();
+        check_secret(&std::fs::metadata(&p).unwrap(), me).unwrap();
+        let other = if me == 0 {
+            // Root's file is accepted whoever kmsd runs as; then hand it
+            // to someone else.
+            check_secret(&std::fs::metadata(&p).unwrap(), 1000).unwrap();
+            std::os::unix::fs::chown(&p, Some(3_900_000), None).unwrap();
+            3_900_000
+        } else {
+            me
+        };
+        let md = std::fs::metadata(&p).unwrap();
+        let kmsd_uid = if me == 0 { 0 } else { me.wrapping_add(1) };
+        let e = check_secret(&md, kmsd_uid).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("is owned by uid {other}, not by root or uid {kmsd_uid} (refused)")
         );
     }
 }

@@ -1,7 +1,9 @@
 //! Accepts TCP connections for the AWS endpoint and serves HTTP/1.1 with
-//! keep-alive on each. Bounded: connections per source address and in all,
-//! the time to send a request's headers and body, and the body's size, so a
-//! slow or idle client holds one connection slot and nothing else.
+//! keep-alive on each, over TLS when the listener has a TLS configuration.
+//! Bounded: connections per source address and in all, the time to finish
+//! the TLS handshake, to send a request's headers and body, and the body's
+//! size, so a slow or idle client holds one connection slot and nothing
+//! else.
 
 use super::handler::{self, Limits};
 use crate::regions::Regions;
@@ -12,14 +14,17 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     /// Largest request body read; larger ones are refused unread (413).
     pub max_body: usize,
-    /// Time a client has to send a request's headers (also between
-    /// requests of a kept-alive connection) and, separately, its body.
+    /// Time a client has to finish the TLS handshake, to send a request's
+    /// headers (also between requests of a kept-alive connection) and,
+    /// separately, its body.
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
@@ -78,12 +83,14 @@ fn take_seat(census: &Arc<Mutex<Census>>, ip: IpAddr, cfg: &HttpConfig) -> Optio
     })
 }
 
-/// Serves `listener` until `shutdown` completes.
+/// Serves `listener` until `shutdown` completes: HTTPS with `tls`, plain
+/// HTTP without.
 pub async fn serve_http(
     listener: TcpListener,
     service: Arc<Regions>,
     rates: Arc<crate::server::limits::Limits>,
     cfg: HttpConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let census = Arc::new(Mutex::new(Census::default()));
@@ -93,6 +100,7 @@ pub async fn serve_http(
         callers: Default::default(),
         rates,
     });
+    let acceptor = tls.map(TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -114,26 +122,50 @@ pub async fn serve_http(
         };
         let _ = stream.set_nodelay(true);
         let (svc, limits, header_timeout) = (service.clone(), limits.clone(), cfg.header_timeout);
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _seat = seat;
-            let serve = service_fn(move |req| {
-                let (svc, limits) = (svc.clone(), limits.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        handler::handle(&svc, &limits, peer, req).await,
-                    )
-                }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true)
-                .max_buf_size(64 << 10)
-                .serve_connection(TokioIo::new(stream), serve);
-            if let Err(e) = conn.await {
-                tracing::debug!(peer = %peer, error = %e, "http connection ended");
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, peer, svc, limits, header_timeout).await;
+            };
+            // The handshake has the headers' time; past it, or failed, the
+            // connection is closed and its seat given back.
+            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(tls, peer, svc, limits, header_timeout).await,
+                Ok(Err(e)) => tracing::debug!(
+                    peer = %peer,
+                    error = %kmsd_client::logsafe::escape(&e.to_string()),
+                    "tls handshake failed"
+                ),
+                Err(_) => tracing::debug!(peer = %peer, "tls handshake timed out"),
             }
         });
+    }
+}
+
+/// HTTP/1.1 with keep-alive on one connection, until the client closes it
+/// or a timeout does.
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    svc: Arc<Regions>,
+    limits: Arc<Limits>,
+    header_timeout: Duration,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let serve = service_fn(move |req| {
+        let (svc, limits) = (svc.clone(), limits.clone());
+        async move { Ok::<_, std::convert::Infallible>(handler::handle(&svc, &limits, peer, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .max_buf_size(64 << 10)
+        .serve_connection(TokioIo::new(io), serve);
+    if let Err(e) = conn.await {
+        tracing::debug!(peer = %peer, error = %e, "http connection ended");
     }
 }
 
