@@ -8,56 +8,12 @@ mod common;
 #[path = "common/http.rs"]
 mod http;
 
-use common::KmsdProcess;
-use http::{free_port, has_aws_cli, python_has_boto3, suite_file};
+use http::{Endpoint, endpoint, has_aws_cli, python_has_boto3, suite_file};
 use kmsd_client::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Endpoint {
-    kmsd: KmsdProcess,
-    addr: SocketAddr,
-    _tmp: tempfile::TempDir,
-}
-
-fn endpoint(extra: &[&str]) -> Endpoint {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let listen = addr.to_string();
-    let mut args = vec!["--http-listen", listen.as_str()];
-    args.extend_from_slice(extra);
-    let kmsd = KmsdProcess::start_at(
-        &tmp.path().join("state"),
-        &tmp.path().join("kmsd.sock"),
-        &args,
-    );
-    http::wait_listening(addr);
-    Endpoint {
-        kmsd,
-        addr,
-        _tmp: tmp,
-    }
-}
-
-impl Endpoint {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn access_key(&self, principal: &str) -> (String, String) {
-        http::access_key(&self.kmsd, principal)
-    }
-
-    fn records(&self) -> Vec<serde_json::Value> {
-        let dir = kmsd_audit::audit_dir(&self.kmsd.state_dir);
-        kmsd_audit::query(&dir, kmsd_audit::Filter::default())
-            .expect("query")
-            .map(|e| serde_json::from_str(&e.expect("entry").raw).expect("json"))
-            .collect()
-    }
-}
 
 #[test]
 fn boto3_every_operation_errors_and_paginators() {

@@ -1,4 +1,4 @@
-//! Helpers of the AWS endpoint tests (tests/kmsd_http.rs, tests/kmsd_tls.rs):
+//! Helpers of the AWS endpoint tests (kmsd_http, kmsd_tls, kmsd_aws_sdk):
 //! ports, waiting for a listener, access keys, and the real AWS clients
 //! (boto3, the aws CLI) run with kmsd's credentials and no user config.
 #![allow(dead_code)]
@@ -86,4 +86,53 @@ pub fn output_text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// A real kmsd with its AWS endpoint on a loopback port, for the tests that
+/// talk to it as AWS clients do.
+pub struct Endpoint {
+    pub kmsd: KmsdProcess,
+    pub addr: SocketAddr,
+    _tmp: tempfile::TempDir,
+}
+
+/// Starts kmsd with `--http-listen 127.0.0.1:PORT` and `extra` arguments,
+/// and waits until the endpoint accepts connections.
+pub fn endpoint(extra: &[&str]) -> Endpoint {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listen = addr.to_string();
+    let mut args = vec!["--http-listen", listen.as_str()];
+    args.extend_from_slice(extra);
+    let kmsd = KmsdProcess::start_at(
+        &tmp.path().join("state"),
+        &tmp.path().join("kmsd.sock"),
+        &args,
+    );
+    wait_listening(addr);
+    Endpoint {
+        kmsd,
+        addr,
+        _tmp: tmp,
+    }
+}
+
+impl Endpoint {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A new access key of `principal`: (access key id, secret).
+    pub fn access_key(&self, principal: &str) -> (String, String) {
+        access_key(&self.kmsd, principal)
+    }
+
+    /// The audit trail so far, one JSON value per record.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let dir = kmsd_audit::audit_dir(&self.kmsd.state_dir);
+        kmsd_audit::query(&dir, kmsd_audit::Filter::default())
+            .expect("query")
+            .map(|e| serde_json::from_str(&e.expect("entry").raw).expect("json"))
+            .collect()
+    }
 }
