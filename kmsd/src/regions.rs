@@ -117,7 +117,8 @@ pub fn stored_below(state_dir: &Path) -> Vec<(String, PathBuf)> {
     v
 }
 
-/// Writes the home record durably (temp file, fsync, rename).
+/// Writes the home record durably (temp file, fsync, rename, fsync of the
+/// directory).
 fn write_home(file: &Path, region: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp = file.with_extension("tmp");
@@ -130,6 +131,11 @@ fn write_home(file: &Path, region: &str) -> anyhow::Result<()> {
     f.write_all(format!("{region}\n").as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", dir.display()))?;
+    }
     Ok(())
 }
 
@@ -146,14 +152,6 @@ impl Regions {
         };
         services.swap(0, i);
         Ok(Regions { services })
-    }
-
-    /// One region, served as the home region.
-    pub fn single(svc: Arc<KeyService>) -> Self {
-        let name = svc.config().region.clone();
-        Regions {
-            services: vec![(name, svc)],
-        }
     }
 
     /// The home region's service: access keys, the native socket.
