@@ -114,7 +114,15 @@ const OPS: [(&str, Op); 2] = [
     ("GenerateDataKey", Op::GenerateDataKey),
     ("Decrypt", Op::Decrypt),
 ];
-const CLIENTS: [usize; 3] = [1, 4, 16];
+/// Client counts of the table; `KMSD_BENCH_CLIENTS=16` (a comma list)
+/// picks some, e.g. to profile one cell.
+fn clients() -> Vec<usize> {
+    std::env::var("KMSD_BENCH_CLIENTS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 4, 16])
+}
 
 /// Starts `build` on a fresh state dir in `base` and runs every cell.
 fn run_build(build: &Build, base: Option<&str>, extra: &[&str], secs: f64) -> Row {
@@ -144,7 +152,7 @@ fn run_build(build: &Build, base: Option<&str>, extra: &[&str], secs: f64) -> Ro
         .ciphertext_blob;
     let mut row = Vec::new();
     for (_, op) in OPS {
-        for clients in CLIENTS {
+        for &clients in &clients() {
             let c = run_cell(&k.socket, &key, &blob, op, clients, secs);
             row.push((c.ops as f64 / c.secs, c.p50, c.p99));
         }
@@ -215,7 +223,7 @@ fn main() {
         );
         let mut cell = 0;
         for (name, _) in OPS {
-            for clients in CLIENTS {
+            for &clients in &clients() {
                 let ops = median(rows.iter().map(|r| r[cell].0).collect());
                 let p50 = median(rows.iter().map(|r| r[cell].1).collect());
                 let p99 = median(rows.iter().map(|r| r[cell].2).collect());
@@ -235,7 +243,7 @@ fn main() {
         println!("\nratio this build / baseline (ops/s, medians)");
         let mut cell = 0;
         for (name, _) in OPS {
-            for clients in CLIENTS {
+            for &clients in &clients() {
                 let this = median(runs[0].iter().map(|r| r[cell].0).collect());
                 let base = median(runs[1].iter().map(|r| r[cell].0).collect());
                 println!("{name:<16} {clients:>7} {:>12.2}", this / base);

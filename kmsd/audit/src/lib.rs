@@ -51,6 +51,7 @@
 mod bound;
 mod chain;
 pub mod cli;
+mod commit;
 mod error;
 mod event;
 mod head;
@@ -70,6 +71,7 @@ mod writer;
 
 pub use bound::{BoundLimits, MAX_ERROR_MESSAGE, PREFIX_BYTES, bound_message, bound_parameters};
 pub use chain::LineHash;
+pub use commit::{CommitMode, INLINE_BELOW};
 pub use error::AuditError;
 pub use event::{AuditEvent, EventError, Principal, exe_path};
 pub use key::{

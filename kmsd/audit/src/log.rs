@@ -1,35 +1,30 @@
-//! [`AuditLog`]: the append API and its group-commit writer thread.
-//!
-//! Submitters serialize their event in their own thread and queue the body;
-//! one writer thread takes everything queued (up to `max_batch`), chains it,
-//! writes it with one `write` + `fdatasync`, replaces `HEAD`, and only then
-//! completes the submitters' tickets.
+//! [`AuditLog`]: the append API. Submitters serialize their event in their
+//! own thread and queue the body; a group commit (see [`crate::commit`])
+//! chains everything queued, writes it with one `write` + `fdatasync`,
+//! replaces `HEAD`, and only then completes the submitters' tickets.
 
+use crate::commit::{CommitMode, INLINE_BELOW, Shared};
 use crate::error::AuditError;
 use crate::event::AuditEvent;
 use crate::key::AuditKey;
 use crate::resume::resume;
 use crate::segments::LOCK_FILE;
-use crate::ticket::{Completer, Seq, Ticket, ticket};
-use crate::writer::{ChainWriter, Entry, Options};
+use crate::ticket::{Seq, Ticket, ticket};
+use crate::writer::{Entry, Options};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
-
-enum Msg {
-    Append(String, Completer),
-    Probe(Completer),
-    Close(Completer),
-}
+use std::time::Instant;
 
 /// An open, append-only audit log. `Send + Sync`: share it (`Arc`) between
 /// request handlers. Dropping it closes it (final checkpoint).
 pub struct AuditLog {
-    tx: Option<mpsc::Sender<Msg>>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    closed: bool,
     dir: PathBuf,
     _lock: Flock<File>,
 }
@@ -63,26 +58,47 @@ impl AuditLog {
                     lock_path.display()
                 ))
             })?;
-        let max_batch = options.max_batch.max(1);
+        let max_batch = options.max_batch;
+        let mode = options.commit;
         let (mut writer, recovery) = resume(dir, key, options)?;
         let mut entries = Vec::new();
         if let Some(r) = &recovery {
             entries.push(Entry::Recovery(r));
         }
         entries.push(Entry::Checkpoint("open"));
+        let t = Instant::now();
         writer.commit(&entries, &mut Vec::new())?;
+        let took = t.elapsed();
         drop(entries);
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("kmsd-audit-writer".into())
-            .spawn(move || run_writer(writer, rx, max_batch))
-            .map_err(|e| AuditError::io("starting the audit writer thread", e))?;
+        let inline = match mode {
+            CommitMode::Inline => true,
+            CommitMode::Thread => false,
+            CommitMode::Auto => took < INLINE_BELOW,
+        };
+        let shared = Arc::new(Shared::new(writer, max_batch, inline));
+        let thread = if inline {
+            None
+        } else {
+            let s = shared.clone();
+            let h = std::thread::Builder::new()
+                .name("kmsd-audit-writer".into())
+                .spawn(move || s.run_thread())
+                .map_err(|e| AuditError::io("starting the audit writer thread", e))?;
+            Some(h)
+        };
         Ok(AuditLog {
-            tx: Some(tx),
-            thread: Some(thread),
+            shared,
+            thread,
+            closed: false,
             dir: dir.to_path_buf(),
             _lock: lock,
         })
+    }
+
+    /// Whether records are committed by the threads that wait for them
+    /// (`true`) or by a writer thread.
+    pub fn commits_inline(&self) -> bool {
+        self.shared.inline
     }
 
     /// The audit directory.
@@ -98,12 +114,10 @@ impl AuditLog {
             Ok(b) => b,
             Err(e) => return Ticket::ready(Err(e)),
         };
-        let (t, c) = ticket();
-        if let Some(tx) = &self.tx {
-            // If the writer is gone the message (and its completer) is
-            // dropped, which resolves the ticket to `Closed`.
-            let _ = tx.send(Msg::Append(body, c));
-        }
+        let (t, c) = ticket(self.shared.inline.then(|| self.shared.clone()));
+        // Once closed, the completer is dropped, which resolves the ticket
+        // to `Closed`.
+        let _ = self.shared.push(body, c);
         t
     }
 
@@ -117,11 +131,7 @@ impl AuditLog {
     /// record, retries a failed rollback, and writes a `resume` checkpoint.
     /// `Ok` (the checkpoint's seq) means appends work again. Blocks.
     pub fn probe(&self) -> Result<Seq, AuditError> {
-        let (t, c) = ticket();
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Msg::Probe(c));
-        }
-        t.wait()
+        self.shared.probe()
     }
 
     /// Writes a `close` checkpoint and stops the writer thread.
@@ -130,17 +140,14 @@ impl AuditLog {
     }
 
     fn shutdown(&mut self) -> Result<(), AuditError> {
-        let Some(tx) = self.tx.take() else {
+        if std::mem::replace(&mut self.closed, true) {
             return Ok(());
-        };
-        let (t, c) = ticket();
-        let _ = tx.send(Msg::Close(c));
-        drop(tx);
-        let result = t.wait();
+        }
+        self.shared.stop();
         if let Some(h) = self.thread.take() {
             let _ = h.join();
         }
-        result.map(|_| ())
+        self.shared.close().map(|_| ())
     }
 }
 
@@ -157,64 +164,4 @@ fn create_private_dir(dir: &Path) -> Result<(), AuditError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| AuditError::io(format!("creating {}", dir.display()), e))
-}
-
-fn run_writer(mut w: ChainWriter, rx: mpsc::Receiver<Msg>, max_batch: usize) {
-    let mut bodies: Vec<String> = Vec::new();
-    let mut waiters: Vec<Completer> = Vec::new();
-    let mut seqs = Vec::new();
-    let mut close = None;
-    let mut probes: Vec<Completer> = Vec::new();
-    while close.is_none() {
-        let Ok(first) = rx.recv() else { break };
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Append(body, c) => {
-                    bodies.push(body);
-                    waiters.push(c);
-                }
-                Msg::Probe(c) => {
-                    probes.push(c);
-                    break;
-                }
-                Msg::Close(c) => {
-                    close = Some(c);
-                    break;
-                }
-            }
-            if bodies.len() < max_batch {
-                next = rx.try_recv().ok();
-            }
-        }
-        if bodies.is_empty() {
-            for c in probes.drain(..) {
-                c.complete(w.probe().map(|()| w.last_seq()));
-            }
-            continue;
-        }
-        let entries: Vec<Entry<'_>> = bodies.iter().map(|b| Entry::Event(b)).collect();
-        let result = w.commit(&entries, &mut seqs);
-        drop(entries);
-        match result {
-            Ok(()) => {
-                for (c, seq) in waiters.drain(..).zip(seqs.iter()) {
-                    c.complete(Ok(*seq));
-                }
-            }
-            Err(e) => {
-                for c in waiters.drain(..) {
-                    c.complete(Err(e.clone()));
-                }
-            }
-        }
-        bodies.clear();
-        for c in probes.drain(..) {
-            c.complete(w.probe().map(|()| w.last_seq()));
-        }
-    }
-    if let Some(c) = close {
-        let result = w.commit(&[Entry::Checkpoint("close")], &mut seqs);
-        c.complete(result.map(|()| w.last_seq()));
-    }
 }

@@ -1,8 +1,11 @@
 //! Completion of one submitted record: a one-shot slot the writer fills
 //! once the record's batch is durable. Wait on it blocking
 //! ([`Ticket::wait`]) or `.await` it (it is a `Future`); it never hangs: if
-//! the writer goes away first, the result is [`AuditError::Closed`].
+//! the writer goes away first, the result is [`AuditError::Closed`]. In
+//! inline commit mode, waiting first commits the queue if no other thread
+//! is doing so (see `commit.rs`).
 
+use crate::commit::Shared;
 use crate::error::AuditError;
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +16,9 @@ use std::task::{Context, Poll, Waker};
 pub type Seq = u64;
 
 enum State {
-    Waiting(Option<Waker>),
+    /// The task to wake, and whether a thread blocks on the condvar (so
+    /// completing a ticket nobody blocks on costs no `futex` call).
+    Waiting(Option<Waker>, bool),
     Done(Result<Seq, AuditError>),
     Taken,
 }
@@ -35,6 +40,8 @@ impl Slot {
 #[must_use = "a record is acknowledged only once its ticket resolves Ok"]
 pub struct Ticket {
     slot: Arc<Slot>,
+    /// Inline mode: the queue this ticket's waiter commits.
+    lead: Option<Arc<Shared>>,
 }
 
 /// The writer's half: completes the ticket once; on drop without
@@ -43,13 +50,16 @@ pub(crate) struct Completer {
     slot: Option<Arc<Slot>>,
 }
 
-pub(crate) fn ticket() -> (Ticket, Completer) {
+pub(crate) fn ticket(lead: Option<Arc<Shared>>) -> (Ticket, Completer) {
     let slot = Arc::new(Slot {
-        state: Mutex::new(State::Waiting(None)),
+        state: Mutex::new(State::Waiting(None, false)),
         ready: Condvar::new(),
     });
     (
-        Ticket { slot: slot.clone() },
+        Ticket {
+            slot: slot.clone(),
+            lead,
+        },
         Completer { slot: Some(slot) },
     )
 }
@@ -62,19 +72,29 @@ impl Ticket {
                 state: Mutex::new(State::Done(result)),
                 ready: Condvar::new(),
             }),
+            lead: None,
         }
+    }
+
+    /// Whether waiting for this ticket may write the batch itself (inline
+    /// commit mode) rather than wait for the writer thread.
+    pub fn commits_inline(&self) -> bool {
+        self.lead.is_some()
     }
 
     /// Blocks until the record is durable (`Ok(seq)`) or failed. Do not
     /// call from an async task: `.await` the ticket there.
     pub fn wait(self) -> Result<Seq, AuditError> {
+        if let Some(l) = &self.lead {
+            l.lead();
+        }
         let mut st = self.slot.lock();
         loop {
             match std::mem::replace(&mut *st, State::Taken) {
                 State::Done(r) => return r,
                 State::Taken => return Err(AuditError::Closed),
-                waiting @ State::Waiting(_) => {
-                    *st = waiting;
+                State::Waiting(w, _) => {
+                    *st = State::Waiting(w, true);
                     st = self.slot.ready.wait(st).unwrap_or_else(|p| p.into_inner());
                 }
             }
@@ -86,12 +106,15 @@ impl Future for Ticket {
     type Output = Result<Seq, AuditError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(l) = &self.lead {
+            l.lead();
+        }
         let mut st = self.slot.lock();
         match std::mem::replace(&mut *st, State::Taken) {
             State::Done(r) => Poll::Ready(r),
             State::Taken => Poll::Ready(Err(AuditError::Closed)),
-            State::Waiting(_) => {
-                *st = State::Waiting(Some(cx.waker().clone()));
+            State::Waiting(_, blocked) => {
+                *st = State::Waiting(Some(cx.waker().clone()), blocked);
                 Poll::Pending
             }
         }
@@ -115,14 +138,16 @@ impl Drop for Completer {
 }
 
 fn finish(slot: &Slot, result: Result<Seq, AuditError>) {
-    let waker = {
+    let (waker, blocked) = {
         let mut st = slot.lock();
         match std::mem::replace(&mut *st, State::Done(result)) {
-            State::Waiting(w) => w,
-            _ => None,
+            State::Waiting(w, blocked) => (w, blocked),
+            _ => (None, false),
         }
     };
-    slot.ready.notify_all();
+    if blocked {
+        slot.ready.notify_all();
+    }
     if let Some(w) = waker {
         w.wake();
     }
@@ -134,7 +159,7 @@ mod tests {
 
     #[test]
     fn blocking_wait_gets_the_result_from_another_thread() {
-        let (t, c) = ticket();
+        let (t, c) = ticket(None);
         let h = std::thread::spawn(move || t.wait());
         std::thread::sleep(std::time::Duration::from_millis(20));
         c.complete(Ok(7));
@@ -143,7 +168,7 @@ mod tests {
 
     #[test]
     fn dropped_completer_means_closed() {
-        let (t, c) = ticket();
+        let (t, c) = ticket(None);
         drop(c);
         assert!(matches!(t.wait(), Err(AuditError::Closed)));
     }
@@ -153,7 +178,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let (t, c) = ticket();
+        let (t, c) = ticket(None);
         std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));
             c.complete(Ok(3));

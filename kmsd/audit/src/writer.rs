@@ -1,7 +1,7 @@
 //! The chain writer: turns a batch of record bodies into chained lines,
 //! appends them with one write + fdatasync, then updates `HEAD` (one
-//! pwrite + fdatasync). Runs on
-//! the log's writer thread (and once in `open`). Rotation and periodic
+//! pwrite + fdatasync). Runs under the group commit's lock (see
+//! `commit.rs`), and once in `open`. Rotation and periodic
 //! checkpoints happen here.
 
 use crate::chain::LineHash;
@@ -28,6 +28,8 @@ pub struct Options {
     pub checkpoint_every: u64,
     /// Most records in one group commit. Default 4096.
     pub max_batch: usize,
+    /// Who commits: see [`crate::CommitMode`]. Default `Auto`.
+    pub commit: crate::CommitMode,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             rotate_bytes: Some(64 << 20),
             checkpoint_every: 1000,
             max_batch: 4096,
+            commit: crate::CommitMode::Auto,
         }
     }
 }

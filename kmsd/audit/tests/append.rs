@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use kmsd_audit::{
-    AuditError, AuditLog, CHECKPOINT_EVENT, HEAD_FILE, LineHash, RECOVERY_EVENT, Record, verify,
+    AuditError, AuditLog, CHECKPOINT_EVENT, CommitMode, HEAD_FILE, LineHash, Options,
+    RECOVERY_EVENT, Record, verify,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -53,12 +54,27 @@ fn every_appended_record_appears_exactly_once_in_order() {
     assert_eq!(r.records, all.len() as u64);
 }
 
+fn with_mode(mut o: Options, commit: CommitMode) -> Options {
+    o.commit = commit;
+    o
+}
+
 #[test]
-fn sixteen_concurrent_submitters_are_all_durable_and_chained() {
+fn sixteen_concurrent_submitters_are_all_durable_and_chained_inline() {
+    sixteen_concurrent_submitters(CommitMode::Inline);
+}
+
+#[test]
+fn sixteen_concurrent_submitters_are_all_durable_and_chained_by_the_writer_thread() {
+    sixteen_concurrent_submitters(CommitMode::Thread);
+}
+
+fn sixteen_concurrent_submitters(mode: CommitMode) {
     const THREADS: usize = 16;
     const PER: usize = 400;
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(open(dir.path(), opts(Some(64 << 10), 100)));
+    let log = Arc::new(open(dir.path(), with_mode(opts(Some(64 << 10), 100), mode)));
+    assert_eq!(log.commits_inline(), mode == CommitMode::Inline);
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let log = log.clone();
@@ -101,9 +117,18 @@ fn sixteen_concurrent_submitters_are_all_durable_and_chained() {
 }
 
 #[test]
-fn async_submitters_on_a_runtime() {
+fn async_submitters_on_a_runtime_inline() {
+    async_submitters(CommitMode::Inline);
+}
+
+#[test]
+fn async_submitters_on_a_runtime_with_the_writer_thread() {
+    async_submitters(CommitMode::Thread);
+}
+
+fn async_submitters(mode: CommitMode) {
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(open(dir.path(), opts(None, 50)));
+    let log = Arc::new(open(dir.path(), with_mode(opts(None, 50), mode)));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()

@@ -85,6 +85,8 @@ struct Conn {
     turn: Condvar,
     next_id: AtomicU64,
     broken: AtomicBool,
+    /// How long a reply may take (the socket's receive timeout too).
+    timeout: Duration,
 }
 
 #[derive(Default)]
@@ -94,6 +96,9 @@ struct Inbox {
     replies: HashMap<u64, Reply>,
     /// Why the connection broke, once it has.
     failure: Option<String>,
+    /// Calls blocked on `Conn::turn`: with none, filing a reply wakes
+    /// nobody (and costs no `futex` call).
+    sleepers: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -248,6 +253,7 @@ impl Conn {
             turn: Condvar::new(),
             next_id: AtomicU64::new(1),
             broken: AtomicBool::new(false),
+            timeout: config.call_timeout,
         }))
     }
 
@@ -305,11 +311,15 @@ impl Conn {
             // Become the reader if nobody is; otherwise wait for a reply
             // or for the read side to come free.
             let Ok(mut rd) = self.reader.try_lock() else {
+                inbox.sleepers += 1;
                 inbox = self.turn.wait(inbox).unwrap_or_else(|p| p.into_inner());
+                inbox.sleepers -= 1;
                 continue;
             };
             drop(inbox);
-            let frame = codec::read_frame::<_, ServerFrame>(&mut *rd);
+            let frame = wait_readable(&rd, self.timeout)
+                .map_err(ReadError::Io)
+                .and_then(|()| codec::read_frame::<_, ServerFrame>(&mut *rd));
             drop(rd);
             inbox = lock(&self.inbox);
             match frame {
@@ -330,7 +340,9 @@ impl Conn {
             if inbox.failure.is_some() {
                 self.broken.store(true, Ordering::Release);
             }
-            self.turn.notify_all();
+            if inbox.sleepers > 0 {
+                self.turn.notify_all();
+            }
         }
     }
 
@@ -344,6 +356,39 @@ impl Conn {
     fn shut(&self) {
         self.broken.store(true, Ordering::Release);
         let _ = lock(&self.writer).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Waits until the socket has bytes to read (or the buffer has some).
+///
+/// A thread blocked in `read` on a Unix socket sleeps on the queue that
+/// also signals *write space*, so it is woken for nothing each time kmsd
+/// reads a request; one blocked in `poll(POLLIN)` is woken only for
+/// input. Those wake-ups cost as much as the call itself on some virtual
+/// machines.
+fn wait_readable(rd: &BufReader<UnixStream>, timeout: Duration) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if !rd.buffer().is_empty() {
+        return Ok(());
+    }
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    let mut pfd = libc::pollfd {
+        fd: rd.get_ref().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, for the length given.
+        match unsafe { libc::poll(&mut pfd, 1, ms) } {
+            0 => return Err(std::io::ErrorKind::TimedOut.into()),
+            n if n > 0 => return Ok(()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 

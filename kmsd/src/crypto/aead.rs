@@ -66,14 +66,7 @@ impl KeyCipher {
     }
 }
 
-/// Fills `buf` from the OS's CSPRNG. A failing getrandom leaves no safe way
-/// to continue, so this aborts the process rather than use weak bytes.
-pub fn fill_random(buf: &mut [u8]) {
-    if let Err(e) = getrandom::fill(buf) {
-        eprintln!("kmsd: the OS random number generator failed: {e}");
-        std::process::abort();
-    }
-}
+pub use super::random::fill_random;
 
 pub fn random_nonce() -> [u8; NONCE_SIZE] {
     let mut n = [0u8; NONCE_SIZE];

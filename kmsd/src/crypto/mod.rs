@@ -7,5 +7,6 @@ pub mod blob;
 pub mod cipher_cache;
 pub mod context;
 pub mod material;
+pub mod random;
 pub mod rootkey;
 pub mod secret;

@@ -275,10 +275,18 @@ impl KeyService {
         }
     }
 
-    /// As [`KeyService::settle`], for async callers.
+    /// As [`KeyService::settle`], for async callers. When the trail
+    /// commits inline, the task first lets every other runnable task run:
+    /// those that are serving requests queue their records meanwhile, and
+    /// the first of them to wait writes the whole batch with one commit.
     pub async fn settle_async<T>(&self, record: Option<Ticket>, result: Result<T>) -> Result<T> {
         match record {
-            Some(t) => self.auditor.settle(t.await, result),
+            Some(t) => {
+                if t.commits_inline() {
+                    tokio::task::yield_now().await;
+                }
+                self.auditor.settle(t.await, result)
+            }
             None => result,
         }
     }
