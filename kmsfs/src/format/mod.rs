@@ -13,6 +13,7 @@ pub mod ids;
 pub mod kdf;
 pub mod names;
 pub mod offsets;
+pub mod symlink;
 #[cfg(test)]
 mod vectors;
 
@@ -24,3 +25,4 @@ pub use ids::{DirId, FileId, LinkId, VolumeId};
 pub use kdf::DataKey;
 pub use names::{BackingName, NameCipher, NameError};
 pub use offsets::*;
+pub use symlink::{SymlinkCipher, TargetError};
