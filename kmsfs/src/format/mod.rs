@@ -16,6 +16,7 @@ pub mod offsets;
 pub mod symlink;
 #[cfg(test)]
 mod vectors;
+pub mod xattr;
 
 pub use block::{BlockError, BlockErrorKind, FileCipher};
 pub use config::{CONFIG_FILE_NAME, FORMAT_VERSION, VolumeConfig};
