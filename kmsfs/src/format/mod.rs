@@ -19,7 +19,7 @@ mod vectors;
 pub mod xattr;
 
 pub use block::{BlockError, BlockErrorKind, FileCipher};
-pub use config::{CONFIG_FILE_NAME, FORMAT_VERSION, VolumeConfig};
+pub use config::{CONFIG_FILE_NAME, FORMAT_VERSION, FORMAT_VERSION_2, NameSettings, VolumeConfig};
 pub use error::FormatError;
 pub use header::{HEADER_MAGIC, HEADER_VERSION, Header, WRAPPED_KEY_MAX};
 pub use ids::{DirId, FileId, LinkId, VolumeId};
