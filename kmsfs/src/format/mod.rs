@@ -16,6 +16,8 @@ pub mod offsets;
 pub mod symlink;
 #[cfg(test)]
 mod vectors;
+#[cfg(test)]
+mod vectors_v2;
 pub mod xattr;
 
 pub use block::{BlockError, BlockErrorKind, FileCipher};
