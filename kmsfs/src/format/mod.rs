@@ -23,7 +23,7 @@ pub mod xattr;
 pub use block::{BlockError, BlockErrorKind, FileCipher};
 pub use config::{CONFIG_FILE_NAME, FORMAT_VERSION, FORMAT_VERSION_2, NameSettings, VolumeConfig};
 pub use error::FormatError;
-pub use header::{HEADER_MAGIC, HEADER_VERSION, Header, WRAPPED_KEY_MAX};
+pub use header::{HEADER_MAGIC, HEADER_VERSION, HEADER_VERSION_2, Header, WRAPPED_KEY_MAX};
 pub use ids::{DirId, FileId, LinkId, VolumeId};
 pub use kdf::DataKey;
 pub use names::{BackingName, NameCipher, NameError};
