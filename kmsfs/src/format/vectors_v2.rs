@@ -1,17 +1,22 @@
 //! Golden vectors of format version 2: fixed inputs and the exact bytes
 //! they must produce. The expected values come from
 //! `kmsfs/tests/vectors/golden.py` (Python `cryptography`: AESSIV, HKDF,
-//! AESGCM, HMAC), written from docs/FORMAT.md "Version 2" alone. If one of
+//! AESGCM, HMAC), written from docs/FORMAT.md "Version 2" alone; the file
+//! key, file id, volume id and wrapped blob are version 1's vectors'. If one of
 //! these fails, the on-disk format changed.
 
+use super::block::FileCipher;
 use super::config::VolumeConfig;
 use super::dirid::encode_dirid;
+use super::header::{HEADER_VERSION_2, Header};
 use super::ids::{from_hex, to_hex};
 use super::kdf::DataKey;
 use super::names::{BackingName, NameCipher};
+use super::offsets::cipher_size_v2;
 use super::symlink::SymlinkCipher;
 use super::xattr::{Node, XattrCipherV2, xattr_aad};
 use super::{DirId, FileId, LinkId, VolumeId};
+use sha2::{Digest, Sha256};
 
 /// The name data key: bytes 0x40..0x60.
 fn name_key() -> DataKey {
@@ -205,4 +210,34 @@ fn config_v2_mac() {
         assert_eq!(Some(c.mac.to_vec()), from_hex(mac));
         c.verify(&file_key()).unwrap();
     }
+}
+
+#[test]
+fn header_v2_and_empty_file() {
+    let file_id = FileId(core::array::from_fn(|i| 0xa0 + i as u8));
+    let volume_id = VolumeId(core::array::from_fn(|i| 0xb0 + i as u8));
+    let h = Header {
+        file_id,
+        wrapped_key: b"wrapped-key-blob-for-vectors".to_vec(),
+    };
+    let b = h
+        .encode_version(HEADER_VERSION_2, &file_key(), &volume_id)
+        .unwrap();
+    assert_eq!(
+        to_hex(&Sha256::digest(&b)),
+        "2f3f149e78de40bb8f4f32ed72d1f80b3b9ec388eb7fe6badd0bd781bdb0ff6a"
+    );
+    assert_eq!(
+        to_hex(&b[480..]),
+        "3f93fa77f0c866eda92659a331c1a16869c5c0bfa7d980ecfa58c95eb83aa77f"
+    );
+    let c = FileCipher::new(&file_key(), file_id);
+    let nonce: [u8; 12] = core::array::from_fn(|i| i as u8);
+    let empty = c.seal_empty_final_with_nonce(&nonce).unwrap();
+    assert_eq!(
+        to_hex(&empty),
+        "000102030405060708090a0b007e20ddf767e6d593e11a480feee938"
+    );
+    c.open_empty_final(&empty).unwrap();
+    assert_eq!(b.len() + empty.len(), cipher_size_v2(0) as usize);
 }

@@ -47,8 +47,8 @@ def backing(parent, name):
     enc = b64(name_siv.encrypt(name, [b"kmsfs name v2\0" + parent]))
     if len(enc) <= 255: return enc, None
     return "kmsfs.long." + b64(hashlib.sha256(enc.encode()).digest()), enc
-def mk(n): return ("\u00e9 \nx" * 60).encode()[:n]   # UTF-8, a space, a newline
-NAMES = [("N1", b"x"), ("NUTF8", "R\u00e9sum\u00e9 final\n.pdf".encode()), ("N175", mk(175)), ("N176", mk(176)), ("N255", mk(255))]
+def mkname(n): return ("\u00e9 \nx" * 60).encode()[:n]   # UTF-8, a space, a newline
+NAMES = [("N1", b"x"), ("NUTF8", "R\u00e9sum\u00e9 final\n.pdf".encode()), ("N175", mkname(175)), ("N176", mkname(176)), ("N255", mkname(255))]
 for tag, n in NAMES:
     for dtag, d in (("A", DIR_A), ("B", DIR_B)):
         e, side = backing(d, n)
@@ -68,3 +68,9 @@ nk_blob = bytes(range(100, 140))
 for p in (0, 1):
     mi2 = b"kmsfs.conf v2\0" + struct.pack(">I", 2) + VOL + struct.pack(">I", 4096) + struct.pack(">I", len(arn)) + arn + struct.pack(">I", len(blob)) + blob + struct.pack(">I", len(nk_blob)) + nk_blob + bytes([p])
     print(f"CONF2 plaintext_names={p} mac", hmac.new(hkdf(KEY, b"kmsfs v1 config mac HMAC-SHA256"), mi2, hashlib.sha256).hexdigest())
+h2 = b"KMFS" + struct.pack(">HH", 2, len(wrapped)) + FILE_ID + wrapped
+h2 += bytes(480 - len(h2))
+h2 += hmac.new(mk, h2 + VOL, hashlib.sha256).digest()
+print("HDR2 sha", hashlib.sha256(h2).hexdigest(), "mac", h2[480:].hex())
+EN = bytes(range(12))
+print("EMPTY", (EN + AESGCM(ck).encrypt(EN, b"", aad(0, 1))).hex())
