@@ -53,6 +53,18 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
+/// The plaintext target length of a stored target of `stored_len` bytes
+/// (what `lstat` must report as the link's size, without decrypting);
+/// `None` for a length no stored target has.
+pub fn target_len(stored_len: u64) -> Option<u64> {
+    if stored_len % 4 == 1 || stored_len > STORED_TARGET_MAX as u64 {
+        return None;
+    }
+    let raw = stored_len * 3 / 4;
+    raw.checked_sub((ID_SIZE + SIV_TAG_SIZE) as u64)
+        .filter(|n| *n > 0)
+}
+
 /// The volume's symlink target cipher (key wiped on drop; no `Debug`).
 pub struct SymlinkCipher {
     key: Zeroizing<[u8; SIV_KEY_SIZE]>,
@@ -160,6 +172,18 @@ mod tests {
         );
         assert_eq!(c.encrypt_target(&L, b""), Err(TargetError::Invalid));
         assert_eq!(c.encrypt_target(&L, b"a\0b"), Err(TargetError::Invalid));
+    }
+
+    #[test]
+    fn target_length_from_the_stored_length() {
+        let c = cipher();
+        for n in (1..=40).chain([1000, 3038, 3039]) {
+            let s = c.encrypt_target(&L, &vec![b'a'; n]).unwrap();
+            assert_eq!(target_len(s.len() as u64), Some(n as u64), "{n}");
+        }
+        for bad in [0, 1, 42, 43, 4096, 5000] {
+            assert_eq!(target_len(bad), None, "{bad}");
+        }
     }
 
     #[test]
