@@ -4,7 +4,7 @@
 
 use super::FileId;
 use super::kdf::{CONTENT_KEY_LABEL, DataKey};
-use super::offsets::{self, BLOCK_SIZE, CIPHER_BLOCK_SIZE, NONCE_SIZE, TAG_SIZE};
+use super::offsets::{self, BLOCK_OVERHEAD, BLOCK_SIZE, CIPHER_BLOCK_SIZE, NONCE_SIZE, TAG_SIZE};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::{Aes256Gcm, KeyInit};
@@ -230,6 +230,47 @@ impl FileCipher {
         Ok(())
     }
 
+    /// Version 2: the empty final block of an empty file (block 0, final,
+    /// no plaintext): a fresh nonce and the tag, 28 bytes written after the
+    /// header.
+    pub fn seal_empty_final(&self) -> Result<[u8; BLOCK_OVERHEAD], BlockError> {
+        let mut nonce = [0u8; NONCE_SIZE];
+        getrandom::fill(&mut nonce).map_err(|_| BlockError {
+            block: 0,
+            kind: BlockErrorKind::Random,
+        })?;
+        self.seal_empty_final_with_nonce(&nonce)
+    }
+
+    /// [`FileCipher::seal_empty_final`] with a given nonce (golden vectors).
+    pub(crate) fn seal_empty_final_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_SIZE],
+    ) -> Result<[u8; BLOCK_OVERHEAD], BlockError> {
+        let mut out = [0u8; BLOCK_OVERHEAD];
+        self.seal_block(0, nonce, &[], &mut out, true)?;
+        Ok(out)
+    }
+
+    /// Version 2: checks the 28 bytes after the header of an empty file.
+    pub fn open_empty_final(&self, c: &[u8]) -> Result<(), BlockError> {
+        let fail = |kind| BlockError { block: 0, kind };
+        if c.len() != BLOCK_OVERHEAD {
+            return Err(fail(BlockErrorKind::Truncated));
+        }
+        let (n, tag) = c.split_at(NONCE_SIZE);
+        let tag = aes_gcm::Tag::from(tag_array(tag));
+        let mut none: [u8; 0] = [];
+        self.aead
+            .decrypt_inout_detached(
+                &nonce_array(n),
+                &self.aad(0, true),
+                InOutBuf::new(&[], &mut none).map_err(|_| fail(BlockErrorKind::Length))?,
+                &tag,
+            )
+            .map_err(|_| fail(BlockErrorKind::Authentication))
+    }
+
     fn aad(&self, block: u64, is_final: bool) -> [u8; AAD_SIZE] {
         let mut a = [0u8; AAD_SIZE];
         a[..8].copy_from_slice(&block.to_be_bytes());
@@ -282,6 +323,25 @@ mod tests {
         let mut out = vec![0; offsets::plain_len(ct.len()).unwrap_or(0)];
         c.decrypt_blocks(first, ct, &mut out, ends_file)
             .map(|()| out)
+    }
+
+    #[test]
+    fn v2_empty_final_block() {
+        let c = cipher(1);
+        let e = c.seal_empty_final().unwrap();
+        c.open_empty_final(&e).unwrap();
+        assert_ne!(e, c.seal_empty_final().unwrap(), "fresh nonce");
+        for i in 0..e.len() {
+            let mut t = e;
+            t[i] ^= 1;
+            assert!(c.open_empty_final(&t).is_err(), "flip at {i}");
+        }
+        assert!(cipher(2).open_empty_final(&e).is_err(), "another file's");
+        assert!(c.open_empty_final(&e[..27]).is_err());
+        assert!(c.open_empty_final(&[0; 28]).is_err(), "no zero hole");
+        // A real file cut to 28 bytes after its header is not an empty file.
+        let ct = seal(&c, 0, b"some content", true);
+        assert!(c.open_empty_final(&ct[..28]).is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The volume config `CIPHERDIR/kmsfs.conf` (docs/FORMAT.md, "Volume
-//! config"): JSON, no secrets, authenticated by an HMAC under a key derived
-//! from a data key kmsd wrapped for this volume's config.
+//! config" and "Volume config, version 2"): JSON, no secrets, authenticated
+//! by an HMAC under a key derived from a data key kmsd wrapped for this
+//! volume's config. Version 2 adds the wrapped name key and the
+//! `plaintext_names` switch; version 1 configs parse and verify unchanged.
 
 use super::ids::{from_hex, to_hex};
 use super::kdf::{CONFIG_MAC_LABEL, DataKey, MAC_SIZE};
@@ -11,16 +13,23 @@ use serde::{Deserialize, Serialize};
 
 /// The file name of the config in the backing directory.
 pub const CONFIG_FILE_NAME: &str = "kmsfs.conf";
-/// The config's `format_version` this code writes and reads.
+/// The config's `format_version` that [`VolumeConfig::new`] writes.
 pub const FORMAT_VERSION: u32 = 1;
-/// Domain separation at the start of the config MAC input.
+/// The `format_version` of volumes with encrypted names
+/// ([`VolumeConfig::new_v2`]).
+pub const FORMAT_VERSION_2: u32 = 2;
+/// Domain separation at the start of the config MAC input (version 1).
 pub const CONFIG_MAC_DOMAIN: &[u8] = b"kmsfs.conf v1\0";
+/// Domain separation at the start of the config MAC input (version 2).
+pub const CONFIG_MAC_DOMAIN_V2: &[u8] = b"kmsfs.conf v2\0";
 /// Encryption-context keys (docs/FORMAT.md).
 pub const CONTEXT_VOLUME: &str = "kmsfs:volume";
 pub const CONTEXT_FILE: &str = "kmsfs:file";
 pub const CONTEXT_PURPOSE: &str = "kmsfs:purpose";
 /// The `kmsfs:purpose` of the config's data key.
 pub const PURPOSE_CONFIG: &str = "config";
+/// The `kmsfs:purpose` of the volume's name key (version 2).
+pub const PURPOSE_NAMES: &str = "names";
 
 const MAX_ARN: usize = 2048;
 const MAX_CONFIG_KEY: usize = 4096;
@@ -38,7 +47,20 @@ pub struct VolumeConfig {
     pub block_size: u32,
     /// kmsd ciphertext blob of the config's data key.
     pub config_key: Vec<u8>,
+    /// Version 2's fields; `None` in version 1.
+    pub names: Option<NameSettings>,
     pub mac: [u8; MAC_SIZE],
+}
+
+/// What version 2 adds to the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameSettings {
+    /// kmsd ciphertext blob of the volume's name key (context
+    /// [`VolumeConfig::names_context`]). Present with plaintext names too:
+    /// symlink targets and directory xattrs use it.
+    pub name_key: Vec<u8>,
+    /// Names stored in the clear (`kmsfs init --plaintext-names`).
+    pub plaintext_names: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,6 +71,10 @@ struct Json {
     key_arn: String,
     block_size: u32,
     config_key: Blob,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name_key: Option<Blob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plaintext_names: Option<bool>,
     mac: String,
 }
 
@@ -61,8 +87,32 @@ impl VolumeConfig {
             key_arn,
             block_size: BLOCK_SIZE as u32,
             config_key,
+            names: None,
             mac: [0; MAC_SIZE],
         }
+    }
+
+    /// An unsealed version 2 config (MAC all zero) for a new volume.
+    pub fn new_v2(
+        volume_id: VolumeId,
+        key_arn: String,
+        config_key: Vec<u8>,
+        name_key: Vec<u8>,
+        plaintext_names: bool,
+    ) -> Self {
+        VolumeConfig {
+            format_version: FORMAT_VERSION_2,
+            names: Some(NameSettings {
+                name_key,
+                plaintext_names,
+            }),
+            ..VolumeConfig::new(volume_id, key_arn, config_key)
+        }
+    }
+
+    /// Whether names are encrypted (version 2 without `plaintext_names`).
+    pub fn encrypted_names(&self) -> bool {
+        matches!(&self.names, Some(n) if !n.plaintext_names)
     }
 
     /// The encryption context of the config's data key.
@@ -70,6 +120,14 @@ impl VolumeConfig {
         EncryptionContext::from([
             (CONTEXT_VOLUME.to_string(), volume_id.to_hex()),
             (CONTEXT_PURPOSE.to_string(), PURPOSE_CONFIG.to_string()),
+        ])
+    }
+
+    /// The encryption context of the volume's name key (version 2).
+    pub fn names_context(volume_id: &VolumeId) -> EncryptionContext {
+        EncryptionContext::from([
+            (CONTEXT_VOLUME.to_string(), volume_id.to_hex()),
+            (CONTEXT_PURPOSE.to_string(), PURPOSE_NAMES.to_string()),
         ])
     }
 
@@ -103,10 +161,18 @@ impl VolumeConfig {
         key.mac(CONFIG_MAC_LABEL, &[&self.mac_input()])
     }
 
-    /// The MAC input: every field, variable ones with their length.
+    /// The MAC input: every field, variable ones with their length; the
+    /// domain names the version.
     fn mac_input(&self) -> Vec<u8> {
-        let mut m = Vec::with_capacity(64 + self.key_arn.len() + self.config_key.len());
-        m.extend_from_slice(CONFIG_MAC_DOMAIN);
+        let mut m = Vec::with_capacity(
+            64 + self.key_arn.len()
+                + self.config_key.len()
+                + self.names.as_ref().map_or(0, |n| n.name_key.len()),
+        );
+        m.extend_from_slice(match self.names {
+            None => CONFIG_MAC_DOMAIN,
+            Some(_) => CONFIG_MAC_DOMAIN_V2,
+        });
         m.extend_from_slice(&self.format_version.to_be_bytes());
         m.extend_from_slice(&self.volume_id.0);
         m.extend_from_slice(&self.block_size.to_be_bytes());
@@ -115,17 +181,35 @@ impl VolumeConfig {
         m.extend_from_slice(self.key_arn.as_bytes());
         m.extend_from_slice(&(self.config_key.len() as u32).to_be_bytes());
         m.extend_from_slice(&self.config_key);
+        if let Some(n) = &self.names {
+            m.extend_from_slice(&(n.name_key.len() as u32).to_be_bytes());
+            m.extend_from_slice(&n.name_key);
+            m.push(u8::from(n.plaintext_names));
+        }
         m
     }
 
     /// The values this version supports.
     fn check(&self) -> Result<(), FormatError> {
         let bad = |m: String| Err(FormatError::BadConfig(m));
-        if self.format_version != FORMAT_VERSION {
-            return bad(format!(
-                "format_version {} (this kmsfs reads {FORMAT_VERSION})",
-                self.format_version
-            ));
+        match (self.format_version, &self.names) {
+            (FORMAT_VERSION, None) => {}
+            (FORMAT_VERSION, Some(_)) => {
+                return bad("name_key or plaintext_names in a version 1 config".into());
+            }
+            (FORMAT_VERSION_2, Some(n)) => {
+                if n.name_key.is_empty() || n.name_key.len() > MAX_CONFIG_KEY {
+                    return bad(format!("name_key of {} bytes", n.name_key.len()));
+                }
+            }
+            (FORMAT_VERSION_2, None) => {
+                return bad("a version 2 config needs name_key and plaintext_names".into());
+            }
+            (v, _) => {
+                return bad(format!(
+                    "format_version {v} (this kmsfs reads {FORMAT_VERSION} and {FORMAT_VERSION_2})"
+                ));
+            }
         }
         if self.block_size as usize != BLOCK_SIZE {
             return bad(format!(
@@ -153,6 +237,8 @@ impl VolumeConfig {
             key_arn: self.key_arn.clone(),
             block_size: self.block_size,
             config_key: Blob(self.config_key.clone()),
+            name_key: self.names.as_ref().map(|n| Blob(n.name_key.clone())),
+            plaintext_names: self.names.as_ref().map(|n| n.plaintext_names),
             mac: to_hex(&self.mac),
         };
         // Serializing plain strings and numbers cannot fail.
@@ -177,12 +263,25 @@ impl VolumeConfig {
         let mac = from_hex(&j.mac)
             .and_then(|m| <[u8; MAC_SIZE]>::try_from(m).ok())
             .ok_or_else(|| FormatError::BadConfig("mac is not 64 hex digits".into()))?;
+        let names = match (j.name_key, j.plaintext_names) {
+            (None, None) => None,
+            (Some(k), Some(p)) => Some(NameSettings {
+                name_key: k.0,
+                plaintext_names: p,
+            }),
+            _ => {
+                return Err(FormatError::BadConfig(
+                    "name_key and plaintext_names go together".into(),
+                ));
+            }
+        };
         let c = VolumeConfig {
             format_version: j.format_version,
             volume_id,
             key_arn: j.key_arn,
             block_size: j.block_size,
             config_key: j.config_key.0,
+            names,
             mac,
         };
         c.check()?;
@@ -320,12 +419,121 @@ mod tests {
         }
     }
 
+    fn sealed_v2(plaintext_names: bool) -> (VolumeConfig, DataKey) {
+        let key = DataKey::from_slice(&[3; 32]).unwrap();
+        let mut c = VolumeConfig::new_v2(
+            VolumeId([0x44; 16]),
+            "arn:aws:kms:us-east-1:111122223333:key/abc".into(),
+            vec![1, 2, 3, 4, 5],
+            vec![6, 7, 8],
+            plaintext_names,
+        );
+        c.seal(&key).unwrap();
+        (c, key)
+    }
+
+    #[test]
+    fn v2_json_round_trip_and_verify() {
+        for p in [false, true] {
+            let (c, key) = sealed_v2(p);
+            assert_eq!(c.encrypted_names(), !p);
+            let j = c.to_json();
+            assert!(j.contains("\"format_version\": 2"), "{j}");
+            assert!(j.contains("\"name_key\": \"BgcI\""), "{j}");
+            assert!(j.contains(&format!("\"plaintext_names\": {p}")), "{j}");
+            let back = VolumeConfig::from_json(j.as_bytes()).unwrap();
+            assert_eq!(back, c);
+            back.verify(&key).unwrap();
+        }
+        let (v1, _) = sealed();
+        assert!(!v1.encrypted_names());
+        assert!(!v1.to_json().contains("name_key"));
+        assert!(!v1.to_json().contains("plaintext_names"));
+    }
+
+    #[test]
+    fn v2_fields_are_covered_by_the_mac() {
+        let (c, key) = sealed_v2(false);
+        let n = c.names.clone().unwrap();
+        let edits = vec![
+            VolumeConfig {
+                names: Some(NameSettings {
+                    plaintext_names: true,
+                    ..n.clone()
+                }),
+                ..c.clone()
+            },
+            VolumeConfig {
+                names: Some(NameSettings {
+                    name_key: vec![6, 7, 9],
+                    ..n.clone()
+                }),
+                ..c.clone()
+            },
+            // A byte moved from the config key to the name key.
+            VolumeConfig {
+                config_key: vec![1, 2, 3, 4],
+                names: Some(NameSettings {
+                    name_key: vec![5, 6, 7, 8],
+                    ..n.clone()
+                }),
+                ..c.clone()
+            },
+            VolumeConfig {
+                key_arn: format!("{}x", c.key_arn),
+                ..c.clone()
+            },
+        ];
+        for e in edits {
+            assert_eq!(e.verify(&key), Err(FormatError::ConfigAuth), "{e:?}");
+        }
+        // A v1 MAC does not verify as v2 and the reverse: the domains differ.
+        let mut v1 = VolumeConfig {
+            format_version: FORMAT_VERSION,
+            names: None,
+            ..c.clone()
+        };
+        v1.seal(&key).unwrap();
+        assert_ne!(v1.mac, c.mac);
+        let forged = VolumeConfig { mac: v1.mac, ..c };
+        assert_eq!(forged.verify(&key), Err(FormatError::ConfigAuth));
+    }
+
+    #[test]
+    fn version_and_fields_must_agree() {
+        let (c2, _) = sealed_v2(false);
+        let j2 = c2.to_json();
+        let (c1, _) = sealed();
+        let j1 = c1.to_json();
+        let cases = [
+            // v2 fields in a v1 config, a v2 config without them, half of them.
+            j2.replace("\"format_version\": 2", "\"format_version\": 1"),
+            j1.replace("\"format_version\": 1", "\"format_version\": 2"),
+            j2.replace("\"plaintext_names\": false,", ""),
+            j2.replace("\"name_key\": \"BgcI\",", ""),
+            j2.replace("\"name_key\": \"BgcI\"", "\"name_key\": \"\""),
+            j2.replace("\"plaintext_names\": false", "\"plaintext_names\": 0"),
+            j2.replace("\"format_version\": 2", "\"format_version\": 3"),
+        ];
+        for bad in cases {
+            assert_ne!(bad, j2);
+            assert!(
+                VolumeConfig::from_json(bad.as_bytes()).is_err(),
+                "accepted {bad}"
+            );
+        }
+    }
+
     #[test]
     fn contexts() {
         let v = VolumeId([1; 16]);
         let c = VolumeConfig::config_context(&v);
         assert_eq!(c["kmsfs:volume"], "01".repeat(16));
         assert_eq!(c["kmsfs:purpose"], "config");
+        let n = VolumeConfig::names_context(&v);
+        assert_eq!(n["kmsfs:volume"], "01".repeat(16));
+        assert_eq!(n["kmsfs:purpose"], "names");
+        assert_eq!(n.len(), 2);
         let f = VolumeConfig::file_context(&v, &super::super::FileId([2; 16]));
         assert_eq!(f["kmsfs:file"], "02".repeat(16));
         assert_eq!(f.len(), 2);

@@ -19,6 +19,8 @@ pub enum FormatError {
     ConfigAuth,
     /// A wrapped key longer than the header can hold.
     WrappedKeyTooLong { len: usize },
+    /// Version 2: a `kmsfs.dirid` of the wrong length, magic, version or id.
+    BadDirId(String),
 }
 
 impl fmt::Display for FormatError {
@@ -37,6 +39,7 @@ impl fmt::Display for FormatError {
                 "wrapped data key of {len} bytes does not fit the header (max {})",
                 super::WRAPPED_KEY_MAX
             ),
+            FormatError::BadDirId(m) => write!(f, "bad directory id file: {m}"),
         }
     }
 }

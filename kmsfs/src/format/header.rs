@@ -7,8 +7,11 @@ use super::{FileId, FormatError, HEADER_SIZE, VolumeId};
 
 /// The first four bytes of every header.
 pub const HEADER_MAGIC: [u8; 4] = *b"KMFS";
-/// The header version this code writes and reads.
+/// The header version of format version 1 volumes.
 pub const HEADER_VERSION: u16 = 1;
+/// The header version of format version 2 volumes: the same layout; the
+/// volume's format decides which one every header must have.
+pub const HEADER_VERSION_2: u16 = 2;
 /// Room for the kmsd ciphertext blob of the data key.
 pub const WRAPPED_KEY_MAX: usize = HEADER_SIZE - WRAPPED_OFF - MAC_SIZE;
 
@@ -30,13 +33,23 @@ impl Header {
     /// The header's exact bytes, with its MAC under `key` binding every
     /// field and `volume_id`. Fails only if the wrapped key does not fit.
     pub fn encode(&self, key: &DataKey, volume_id: &VolumeId) -> Result<Vec<u8>, FormatError> {
+        self.encode_version(HEADER_VERSION, key, volume_id)
+    }
+
+    /// [`Header::encode`] with header version `version` (a volume's).
+    pub fn encode_version(
+        &self,
+        version: u16,
+        key: &DataKey,
+        volume_id: &VolumeId,
+    ) -> Result<Vec<u8>, FormatError> {
         let len = self.wrapped_key.len();
         if len == 0 || len > WRAPPED_KEY_MAX {
             return Err(FormatError::WrappedKeyTooLong { len });
         }
         let mut b = vec![0u8; HEADER_SIZE];
         b[..4].copy_from_slice(&HEADER_MAGIC);
-        b[VERSION_OFF..VERSION_OFF + 2].copy_from_slice(&HEADER_VERSION.to_be_bytes());
+        b[VERSION_OFF..VERSION_OFF + 2].copy_from_slice(&version.to_be_bytes());
         // len <= WRAPPED_KEY_MAX < 65536.
         b[WRAPPED_LEN_OFF..WRAPPED_LEN_OFF + 2].copy_from_slice(&(len as u16).to_be_bytes());
         b[FILE_ID_OFF..FILE_ID_OFF + 16].copy_from_slice(&self.file_id.0);
@@ -49,6 +62,11 @@ impl Header {
     /// Checks structure only: length, magic, version, lengths, a non-zero
     /// file id and zero padding.
     pub fn parse(bytes: &[u8]) -> Result<Header, FormatError> {
+        Header::parse_version(bytes, HEADER_VERSION)
+    }
+
+    /// [`Header::parse`] of a header that must have version `expected`.
+    pub fn parse_version(bytes: &[u8], expected: u16) -> Result<Header, FormatError> {
         let bad = |m: String| Err(FormatError::BadHeader(m));
         if bytes.len() != HEADER_SIZE {
             return bad(format!("{} bytes, expected {HEADER_SIZE}", bytes.len()));
@@ -57,9 +75,9 @@ impl Header {
             return bad("wrong magic (not a kmsfs file)".into());
         }
         let version = u16::from_be_bytes([bytes[VERSION_OFF], bytes[VERSION_OFF + 1]]);
-        if version != HEADER_VERSION {
+        if version != expected {
             return bad(format!(
-                "version {version}, this kmsfs reads {HEADER_VERSION}"
+                "version {version}, this volume's headers are version {expected}"
             ));
         }
         let len = usize::from(u16::from_be_bytes([
@@ -92,7 +110,18 @@ impl Header {
         key: &DataKey,
         volume_id: &VolumeId,
     ) -> Result<(), FormatError> {
-        if Header::parse(bytes).as_ref() != Ok(self) {
+        self.verify_version(HEADER_VERSION, bytes, key, volume_id)
+    }
+
+    /// [`Header::verify`] of a header that must have version `expected`.
+    pub fn verify_version(
+        &self,
+        expected: u16,
+        bytes: &[u8],
+        key: &DataKey,
+        volume_id: &VolumeId,
+    ) -> Result<(), FormatError> {
+        if Header::parse_version(bytes, expected).as_ref() != Ok(self) {
             return Err(FormatError::BadHeader(
                 "header bytes do not match the parsed header".into(),
             ));
@@ -237,6 +266,28 @@ mod tests {
         );
         h.wrapped_key.clear();
         assert!(h.encode(&k, &v).is_err());
+    }
+
+    #[test]
+    fn version_2_headers() {
+        let (h, k, v) = sample();
+        let b2 = h.encode_version(HEADER_VERSION_2, &k, &v).unwrap();
+        assert_eq!(&b2[4..6], &[0, 2]);
+        assert_eq!(Header::parse_version(&b2, HEADER_VERSION_2).unwrap(), h);
+        h.verify_version(HEADER_VERSION_2, &b2, &k, &v).unwrap();
+        // Neither version passes for the other.
+        let b1 = h.encode(&k, &v).unwrap();
+        assert!(Header::parse(&b2).is_err());
+        assert!(Header::parse_version(&b1, HEADER_VERSION_2).is_err());
+        assert!(h.verify_version(HEADER_VERSION_2, &b1, &k, &v).is_err());
+        // The MAC covers the version: a v1 header relabelled as v2 fails.
+        let mut relabelled = b1;
+        relabelled[5] = 2;
+        let p = Header::parse_version(&relabelled, HEADER_VERSION_2).unwrap();
+        assert_eq!(
+            p.verify_version(HEADER_VERSION_2, &relabelled, &k, &v),
+            Err(FormatError::HeaderAuth)
+        );
     }
 
     #[test]

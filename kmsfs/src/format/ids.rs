@@ -1,6 +1,7 @@
-//! Random 16-byte ids: one per file, one per volume. Public values (they
-//! appear in headers, the config and kmsd encryption contexts), so they
-//! have `Debug` and hex forms.
+//! Random 16-byte ids: one per file, one per volume, and in format version
+//! 2 one per directory and one per symlink. Public values (they appear in
+//! headers, the config, `kmsfs.dirid` files, stored symlink targets and kmsd
+//! encryption contexts), so they have `Debug` and hex forms.
 
 use std::fmt;
 
@@ -65,6 +66,29 @@ id16!(
     VolumeId,
     "VolumeId"
 );
+
+id16!(
+    /// Version 2: identifies a directory: the associated data of its
+    /// entries' names and the binding of its xattr values. Stored in the
+    /// directory's `kmsfs.dirid`; the root's is the volume id.
+    DirId,
+    "DirId"
+);
+id16!(
+    /// Version 2: identifies a symlink: the associated data of its target
+    /// and the binding of its xattr values. Stored at the start of the
+    /// encrypted target.
+    LinkId,
+    "LinkId"
+);
+
+impl DirId {
+    /// The root directory's id: the volume id (authenticated by the
+    /// config MAC; the root has no `kmsfs.dirid`).
+    pub fn root(volume: &VolumeId) -> DirId {
+        DirId(volume.0)
+    }
+}
 
 /// Lowercase hex.
 pub fn to_hex(bytes: &[u8]) -> String {

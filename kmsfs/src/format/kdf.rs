@@ -11,13 +11,41 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 pub const CONTENT_KEY_LABEL: &[u8] = b"kmsfs v1 content key AES-256-GCM";
 /// HKDF info for the key of a file header's MAC.
 pub const HEADER_MAC_LABEL: &[u8] = b"kmsfs v1 header mac HMAC-SHA256";
-/// HKDF info for the key of the volume config's MAC.
+/// HKDF info for the key of the volume config's MAC (both versions).
 pub const CONFIG_MAC_LABEL: &[u8] = b"kmsfs v1 config mac HMAC-SHA256";
+/// Version 1: HKDF info for the volume's `user.*` xattr value key, from the
+/// config data key (`fs/xattr.rs`).
+pub const XATTR_KEY_LABEL: &[u8] = b"kmsfs v1 xattr value AES-256-GCM";
+/// Version 2: the 64-byte AES-SIV key of names, from the name data key.
+pub const NAME_SIV_LABEL: &[u8] = b"kmsfs v2 name AES-SIV-CMAC-512";
+/// Version 2: the 64-byte AES-SIV key of symlink targets, from the name data key.
+pub const SYMLINK_SIV_LABEL: &[u8] = b"kmsfs v2 symlink target AES-SIV-CMAC-512";
+/// Version 2: the AES-256-GCM key of directories' and symlinks' xattr
+/// values, from the name data key.
+pub const NODE_XATTR_LABEL: &[u8] = b"kmsfs v2 dir and symlink xattr AES-256-GCM";
+/// Version 2: the AES-256-GCM key of a regular file's xattr values, from
+/// the file's data key.
+pub const FILE_XATTR_LABEL: &[u8] = b"kmsfs v2 file xattr AES-256-GCM";
+
+/// Every label of both versions, for the distinctness test.
+#[cfg(test)]
+pub(crate) const ALL_LABELS: &[&[u8]] = &[
+    CONTENT_KEY_LABEL,
+    HEADER_MAC_LABEL,
+    CONFIG_MAC_LABEL,
+    NAME_SIV_LABEL,
+    SYMLINK_SIV_LABEL,
+    NODE_XATTR_LABEL,
+    FILE_XATTR_LABEL,
+    XATTR_KEY_LABEL,
+];
 
 /// Bytes of a data key (kmsd `AES_256`).
 pub const DATA_KEY_SIZE: usize = 32;
 /// Bytes of a MAC (HMAC-SHA256).
 pub const MAC_SIZE: usize = 32;
+/// Bytes of an AES-SIV key with AES-256 (S2V key ‖ CTR key).
+pub const SIV_KEY_SIZE: usize = 64;
 
 /// A 32-byte plaintext data key from kmsd. No `Debug`, no `Clone`; wiped
 /// when dropped; the bytes are reachable only through [`DataKey::expose`].
@@ -58,6 +86,15 @@ impl DataKey {
         out
     }
 
+    /// HKDF-SHA256(salt empty, ikm = this key, info = `label`), 64 bytes
+    /// (an AES-SIV key).
+    pub fn derive64(&self, label: &[u8]) -> Zeroizing<[u8; SIV_KEY_SIZE]> {
+        let mut out = Zeroizing::new([0u8; SIV_KEY_SIZE]);
+        // 64 bytes is far below HKDF-SHA256's 8160-byte limit: cannot fail.
+        let _ = Hkdf::<Sha256>::new(None, &self.0).expand(label, out.as_mut());
+        out
+    }
+
     /// HMAC-SHA256 under the key derived with `label`, over `parts` in order.
     pub fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; MAC_SIZE] {
         let mut m = self.mac_state(label);
@@ -93,7 +130,10 @@ mod tests {
     #[test]
     fn labels_are_distinct_and_derivations_differ() {
         let k = DataKey::from_slice(&[7; 32]).unwrap();
-        let labels = [CONTENT_KEY_LABEL, HEADER_MAC_LABEL, CONFIG_MAC_LABEL];
+        let labels = ALL_LABELS;
+        for l in labels {
+            assert!(l.is_ascii() && !l.is_empty());
+        }
         for (i, a) in labels.iter().enumerate() {
             for b in &labels[i + 1..] {
                 assert_ne!(a, b);
@@ -101,6 +141,16 @@ mod tests {
             }
             assert_ne!(&*k.derive(a), k.expose());
         }
+    }
+
+    #[test]
+    fn derive64_is_hkdf_with_64_bytes() {
+        let k = DataKey::from_slice(&[7; 32]).unwrap();
+        let long = k.derive64(NAME_SIV_LABEL);
+        // HKDF-Expand's first block does not depend on L.
+        assert_eq!(long[..32], *k.derive(NAME_SIV_LABEL));
+        assert_ne!(long[..32], long[32..]);
+        assert_ne!(*long, *k.derive64(SYMLINK_SIV_LABEL));
     }
 
     #[test]

@@ -54,6 +54,35 @@ pub fn plain_size(cipher: u64) -> Result<u64, FormatError> {
     Ok(body / CBS * BS + rest.saturating_sub(OVERHEAD))
 }
 
+/// Version 2: the backing size of an empty file, its header and an empty
+/// final block (docs/FORMAT.md, "Regular files").
+pub const EMPTY_FILE_SIZE_V2: u64 = HS + OVERHEAD;
+
+/// Version 2: the backing-file size of a plaintext of `plain` bytes. Every
+/// file has a header; an empty one also has an empty final block.
+pub fn cipher_size_v2(plain: u64) -> u64 {
+    if plain == 0 {
+        EMPTY_FILE_SIZE_V2
+    } else {
+        cipher_size(plain)
+    }
+}
+
+/// Version 2: the plaintext size of a backing file of `cipher` bytes. A
+/// file shorter than [`EMPTY_FILE_SIZE_V2`] (0 bytes, a header alone) is an
+/// error, and a 28-byte last piece is valid only as an empty file's block.
+pub fn plain_size_v2(cipher: u64) -> Result<u64, FormatError> {
+    if cipher < EMPTY_FILE_SIZE_V2 {
+        return Err(FormatError::BadSize {
+            cipher_size: cipher,
+        });
+    }
+    if cipher == EMPTY_FILE_SIZE_V2 {
+        return Ok(0);
+    }
+    plain_size(cipher)
+}
+
 /// A best-effort size for `stat` of a possibly damaged file: the plaintext
 /// size when `cipher` is valid, else the plaintext bytes of its whole
 /// blocks. Never used for reading; reads of a damaged file fail.
@@ -216,6 +245,29 @@ pub fn punch_plan(off: u64, len: u64, plain_size: u64) -> PunchPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v2_sizes_round_trip_and_reject_a_lone_header() {
+        assert_eq!(cipher_size_v2(0), 540);
+        assert_eq!(plain_size_v2(540), Ok(0));
+        for c in [0, 1, 511, 512, 513, 539] {
+            assert!(plain_size_v2(c).is_err(), "{c}");
+        }
+        // A full block followed by an empty piece is not a file.
+        assert!(plain_size_v2(512 + 4124 + 28).is_err());
+        let mut prev = None;
+        for p in (0..3 * 4096 + 10).chain([1 << 20, (1 << 20) + 1]) {
+            let c = cipher_size_v2(p);
+            assert_eq!(plain_size_v2(c), Ok(p), "{p}");
+            if p > 0 {
+                assert_eq!(c, cipher_size(p));
+            }
+            if let Some(q) = prev {
+                assert!(c > q, "monotonic at {p}");
+            }
+            prev = Some(c);
+        }
+    }
 
     #[test]
     fn punch_plans_cover_the_range_exactly_and_never_hole_the_last_block() {

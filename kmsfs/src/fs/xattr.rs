@@ -10,12 +10,11 @@
 //! [`XATTR_KEY_LABEL`]).
 
 use crate::format::DataKey;
+pub use crate::format::kdf::XATTR_KEY_LABEL;
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit};
 use fuser::Errno;
 
-/// HKDF info for the volume's xattr value key.
-pub const XATTR_KEY_LABEL: &[u8] = b"kmsfs v1 xattr value AES-256-GCM";
 /// Leading byte of every stored value.
 pub const XATTR_VERSION: u8 = 1;
 const AAD_DOMAIN: &[u8] = b"kmsfs xattr v1\0";

@@ -162,7 +162,22 @@ pub fn read_config(cipherdir: &Path) -> Result<VolumeConfig, VolumeError> {
     f.take(MAX_CONFIG_FILE as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io(&path))?;
-    VolumeConfig::from_json(&bytes).map_err(|error| VolumeError::Format { path, error })
+    let config = VolumeConfig::from_json(&bytes).map_err(|error| VolumeError::Format {
+        path: path.clone(),
+        error,
+    })?;
+    // The format layer reads version 2 configs; the filesystem does not
+    // speak version 2 yet, and must not write version 1 files into one.
+    if config.format_version != crate::format::FORMAT_VERSION {
+        return Err(VolumeError::Format {
+            path,
+            error: FormatError::BadConfig(format!(
+                "format_version {} is not supported by this kmsfs yet",
+                config.format_version
+            )),
+        });
+    }
+    Ok(config)
 }
 
 /// Unwraps the config key through `backend` and checks the MAC. A blob

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-# Golden vectors for kmsfs/src/format/vectors.rs, computed from docs/FORMAT.md
+# Golden vectors for kmsfs/src/format/vectors.rs (version 1) and vectors_v2.rs
+# (version 2), computed from docs/FORMAT.md
 # with Python `cryptography`, independently of the Rust code. Run it and
 # compare its output with the constants there.
 import hashlib, hmac, struct
@@ -34,3 +35,42 @@ print("HDR sha", hashlib.sha256(h).hexdigest(), "mac", h[480:].hex())
 arn = b"arn:aws:kms:us-east-1:111122223333:key/vectors"; blob = bytes(range(40))
 mi = b"kmsfs.conf v1\0" + struct.pack(">I", 1) + VOL + struct.pack(">I", 4096) + struct.pack(">I", len(arn)) + arn + struct.pack(">I", len(blob)) + blob
 print("CONF mac", hmac.new(hkdf(KEY, b"kmsfs v1 config mac HMAC-SHA256"), mi, hashlib.sha256).hexdigest())
+
+# ---- Format version 2 (docs/FORMAT.md, "Version 2") ----
+import base64
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+def hkdf64(key, label): return HKDF(hashes.SHA256(), 64, None, label).derive(key)
+def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+NAME_KEY = bytes(range(0x40, 0x60)); DIR_A = bytes(range(0xc0, 0xd0)); DIR_B = bytes(range(0xd0, 0xe0))
+name_siv = AESSIV(hkdf64(NAME_KEY, b"kmsfs v2 name AES-SIV-CMAC-512"))
+def backing(parent, name):
+    enc = b64(name_siv.encrypt(name, [b"kmsfs name v2\0" + parent]))
+    if len(enc) <= 255: return enc, None
+    return "kmsfs.long." + b64(hashlib.sha256(enc.encode()).digest()), enc
+def mkname(n): return ("\u00e9 \nx" * 60).encode()[:n]   # UTF-8, a space, a newline
+NAMES = [("N1", b"x"), ("NUTF8", "R\u00e9sum\u00e9 final\n.pdf".encode()), ("N175", mkname(175)), ("N176", mkname(176)), ("N255", mkname(255))]
+for tag, n in NAMES:
+    for dtag, d in (("A", DIR_A), ("B", DIR_B)):
+        e, side = backing(d, n)
+        print(f"NAME {tag} {dtag} len {len(n)} entry {e}" + (f" sidecar {side}" if side else ""))
+LINK_ID = bytes(range(0xe0, 0xf0)); target = "../shared dir/na\u00efve\ntarget".encode()
+sym_siv = AESSIV(hkdf64(NAME_KEY, b"kmsfs v2 symlink target AES-SIV-CMAC-512"))
+print("SYMLINK", b64(LINK_ID + sym_siv.encrypt(target, [b"kmsfs symlink v2\0" + LINK_ID])))
+def xaad(kind, nid, name): return b"kmsfs xattr v2\0" + kind + nid + name
+aad_f = xaad(b"f", FILE_ID, b"user.comment")
+print("XATTR aad", aad_f.hex())
+XN = bytes(range(12))
+print("XATTR file", (b"\x02" + XN + AESGCM(hkdf(KEY, b"kmsfs v2 file xattr AES-256-GCM")).encrypt(XN, b"hello xattr", aad_f)).hex())
+aad_d = xaad(b"d", DIR_A, b"trusted.overlay.opaque")
+print("XATTR dir", (b"\x02" + XN + AESGCM(hkdf(NAME_KEY, b"kmsfs v2 dir and symlink xattr AES-256-GCM")).encrypt(XN, b"y", aad_d)).hex())
+print("DIRID", (b"KMDI" + struct.pack(">HH", 2, 0) + DIR_A).hex())
+nk_blob = bytes(range(100, 140))
+for p in (0, 1):
+    mi2 = b"kmsfs.conf v2\0" + struct.pack(">I", 2) + VOL + struct.pack(">I", 4096) + struct.pack(">I", len(arn)) + arn + struct.pack(">I", len(blob)) + blob + struct.pack(">I", len(nk_blob)) + nk_blob + bytes([p])
+    print(f"CONF2 plaintext_names={p} mac", hmac.new(hkdf(KEY, b"kmsfs v1 config mac HMAC-SHA256"), mi2, hashlib.sha256).hexdigest())
+h2 = b"KMFS" + struct.pack(">HH", 2, len(wrapped)) + FILE_ID + wrapped
+h2 += bytes(480 - len(h2))
+h2 += hmac.new(mk, h2 + VOL, hashlib.sha256).digest()
+print("HDR2 sha", hashlib.sha256(h2).hexdigest(), "mac", h2[480:].hex())
+EN = bytes(range(12))
+print("EMPTY", (EN + AESGCM(ck).encrypt(EN, b"", aad(0, 1))).hex())
