@@ -109,15 +109,20 @@ impl Shared {
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => return,
             };
-            while self.take(&mut w) {
-                w.commit();
-            }
+            self.commit_queued(&mut w);
             drop(w);
             // A record queued after our last look, whose waiter found the
             // writer taken, is ours to write.
             if relock(self.queue.lock()).bodies.is_empty() {
                 return;
             }
+        }
+    }
+
+    /// Commits batches until the queue is empty.
+    fn commit_queued(&self, w: &mut Writer) {
+        while self.take(w) {
+            w.commit();
         }
     }
 
@@ -143,10 +148,7 @@ impl Shared {
                     return;
                 }
             }
-            let mut w = relock(self.writer.lock());
-            while self.take(&mut w) {
-                w.commit();
-            }
+            self.commit_queued(&mut relock(self.writer.lock()));
         }
     }
 
@@ -166,9 +168,7 @@ impl Shared {
     /// [`Shared::stop`] (and after the writer thread has ended).
     pub fn close(&self) -> Result<Seq, AuditError> {
         let mut w = relock(self.writer.lock());
-        while self.take(&mut w) {
-            w.commit();
-        }
+        self.commit_queued(&mut w);
         let mut seqs = Vec::new();
         w.chain.commit(&[Entry::Checkpoint("close")], &mut seqs)?;
         Ok(w.chain.last_seq())

@@ -28,6 +28,26 @@ pub const NODE_XATTR_LABEL: &[u8] = b"kmsfs v2 dir and symlink xattr AES-256-GCM
 pub const FILE_XATTR_LABEL: &[u8] = b"kmsfs v2 file xattr AES-256-GCM";
 
 /// Every label of both versions, for the distinctness test.
+/// An AES-SIV key (AES-256-SIV-CMAC, 64 bytes) derived from a data key
+/// with one label; wiped on drop, no `Debug`.
+pub struct SivKey(Zeroizing<[u8; SIV_KEY_SIZE]>);
+
+impl SivKey {
+    pub fn derive(key: &DataKey, label: &[u8]) -> SivKey {
+        SivKey(key.derive64(label))
+    }
+
+    /// A fresh SIV state (its `encrypt` takes `&mut self`).
+    pub fn cipher(&self) -> aes_siv::siv::Aes256Siv {
+        use aes_siv::KeyInit as _;
+        // A 64-byte key, as AES-256-SIV wants: cannot fail.
+        match aes_siv::siv::Aes256Siv::new_from_slice(self.0.as_ref()) {
+            Ok(s) => s,
+            Err(_) => unreachable!("AES-256-SIV key is 64 bytes"),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) const ALL_LABELS: &[&[u8]] = &[
     CONTENT_KEY_LABEL,

@@ -8,14 +8,12 @@
 //! `kmsfs.dirid` files and hands their bytes in.
 
 use super::ids::DirId;
-use super::kdf::{DataKey, NAME_SIV_LABEL, SIV_KEY_SIZE};
-use aes_siv::KeyInit;
+use super::kdf::{DataKey, NAME_SIV_LABEL, SivKey};
 use aes_siv::siv::Aes256Siv;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use zeroize::Zeroizing;
 
 /// Longest plaintext name (Linux `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -265,22 +263,18 @@ pub fn is_reserved_plaintext(name: &[u8], in_root: bool) -> bool {
 /// (wiped on drop; no `Debug`). Cheap to share: every call builds its own
 /// short-lived SIV state.
 pub struct NameCipher {
-    key: Zeroizing<[u8; SIV_KEY_SIZE]>,
+    key: SivKey,
 }
 
 impl NameCipher {
     pub fn new(name_key: &DataKey) -> Self {
         NameCipher {
-            key: name_key.derive64(NAME_SIV_LABEL),
+            key: SivKey::derive(name_key, NAME_SIV_LABEL),
         }
     }
 
     fn siv(&self) -> Aes256Siv {
-        // A 64-byte key, as AES-256-SIV wants: cannot fail.
-        match Aes256Siv::new_from_slice(self.key.as_ref()) {
-            Ok(s) => s,
-            Err(_) => unreachable!("AES-256-SIV key is 64 bytes"),
-        }
+        self.key.cipher()
     }
 
     /// The associated data of names in the directory `parent`.

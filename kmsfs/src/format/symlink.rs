@@ -3,14 +3,12 @@
 //! own random id, under a key derived from the volume's name key.
 
 use super::ids::LinkId;
-use super::kdf::{DataKey, SIV_KEY_SIZE, SYMLINK_SIV_LABEL};
+use super::kdf::{DataKey, SYMLINK_SIV_LABEL, SivKey};
 use super::names::{SIV_TAG_SIZE, encoded_len};
-use aes_siv::KeyInit;
 use aes_siv::siv::Aes256Siv;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::fmt;
-use zeroize::Zeroizing;
 
 /// Domain separation in front of the link id in a target's associated data.
 pub const SYMLINK_AAD_DOMAIN: &[u8] = b"kmsfs symlink v2\0";
@@ -67,22 +65,18 @@ pub fn target_len(stored_len: u64) -> Option<u64> {
 
 /// The volume's symlink target cipher (key wiped on drop; no `Debug`).
 pub struct SymlinkCipher {
-    key: Zeroizing<[u8; SIV_KEY_SIZE]>,
+    key: SivKey,
 }
 
 impl SymlinkCipher {
     pub fn new(name_key: &DataKey) -> Self {
         SymlinkCipher {
-            key: name_key.derive64(SYMLINK_SIV_LABEL),
+            key: SivKey::derive(name_key, SYMLINK_SIV_LABEL),
         }
     }
 
     fn siv(&self) -> Aes256Siv {
-        // A 64-byte key, as AES-256-SIV wants: cannot fail.
-        match Aes256Siv::new_from_slice(self.key.as_ref()) {
-            Ok(s) => s,
-            Err(_) => unreachable!("AES-256-SIV key is 64 bytes"),
-        }
+        self.key.cipher()
     }
 
     /// The associated data of the target of link `id`.

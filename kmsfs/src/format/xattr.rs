@@ -16,7 +16,9 @@ pub const XATTR_VERSION_2: u8 = 2;
 /// Domain separation at the start of a value's associated data.
 pub const XATTR_AAD_DOMAIN_V2: &[u8] = b"kmsfs xattr v2\0";
 /// Bytes a stored value adds to the plaintext.
-pub const XATTR_OVERHEAD_V2: usize = 1 + NONCE_SIZE + TAG_SIZE;
+pub const XATTR_OVERHEAD_V2: usize = VALUE_OVERHEAD;
+/// Bytes [`seal_value`] adds, in either version.
+pub const VALUE_OVERHEAD: usize = 1 + NONCE_SIZE + TAG_SIZE;
 
 /// What an attribute name gets in version 2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,40 +150,67 @@ impl XattrCipherV2 {
         value: &[u8],
         nonce: &[u8; NONCE_SIZE],
     ) -> Result<Vec<u8>, XattrError> {
-        let mut out = vec![0u8; XATTR_OVERHEAD_V2 + value.len()];
-        out[0] = XATTR_VERSION_2;
-        out[1..1 + NONCE_SIZE].copy_from_slice(nonce);
-        let (body, tag_out) = out[1 + NONCE_SIZE..].split_at_mut(value.len());
-        body.copy_from_slice(value);
-        let tag = self
-            .aead
-            .encrypt_inout_detached(&(*nonce).into(), &xattr_aad(node, name), body.into())
-            .map_err(|_| XattrError::Authentication)?;
-        tag_out.copy_from_slice(&tag);
-        Ok(out)
+        seal_value(
+            &self.aead,
+            XATTR_VERSION_2,
+            nonce,
+            &xattr_aad(node, name),
+            value,
+        )
     }
 
     /// The plaintext value of a stored one.
     pub fn open(&self, node: &Node, name: &[u8], stored: &[u8]) -> Result<Vec<u8>, XattrError> {
-        if stored.len() < XATTR_OVERHEAD_V2 || stored[0] != XATTR_VERSION_2 {
-            return Err(XattrError::Authentication);
-        }
-        let mut nonce = [0u8; NONCE_SIZE];
-        nonce.copy_from_slice(&stored[1..1 + NONCE_SIZE]);
-        let (body, tag) = stored[1 + NONCE_SIZE..].split_at(stored.len() - XATTR_OVERHEAD_V2);
-        let mut t = [0u8; TAG_SIZE];
-        t.copy_from_slice(tag);
-        let mut out = body.to_vec();
-        self.aead
-            .decrypt_inout_detached(
-                &nonce.into(),
-                &xattr_aad(node, name),
-                out.as_mut_slice().into(),
-                &aes_gcm::Tag::from(t),
-            )
-            .map_err(|_| XattrError::Authentication)?;
-        Ok(out)
+        open_value(&self.aead, XATTR_VERSION_2, &xattr_aad(node, name), stored)
     }
+}
+
+/// A stored value in either format version: `version (1) ‖ nonce (12) ‖
+/// AES-256-GCM(value) ‖ tag (16)`. The versions differ only in the
+/// version byte, the key and the associated data.
+pub fn seal_value(
+    aead: &Aes256Gcm,
+    version: u8,
+    nonce: &[u8; NONCE_SIZE],
+    aad: &[u8],
+    value: &[u8],
+) -> Result<Vec<u8>, XattrError> {
+    let mut out = vec![0u8; VALUE_OVERHEAD + value.len()];
+    out[0] = version;
+    out[1..1 + NONCE_SIZE].copy_from_slice(nonce);
+    let (body, tag_out) = out[1 + NONCE_SIZE..].split_at_mut(value.len());
+    body.copy_from_slice(value);
+    let tag = aead
+        .encrypt_inout_detached(&(*nonce).into(), aad, body.into())
+        .map_err(|_| XattrError::Authentication)?;
+    tag_out.copy_from_slice(&tag);
+    Ok(out)
+}
+
+/// The plaintext of a value [`seal_value`] stored with `version`.
+pub fn open_value(
+    aead: &Aes256Gcm,
+    version: u8,
+    aad: &[u8],
+    stored: &[u8],
+) -> Result<Vec<u8>, XattrError> {
+    if stored.len() < VALUE_OVERHEAD || stored[0] != version {
+        return Err(XattrError::Authentication);
+    }
+    let mut nonce = [0u8; NONCE_SIZE];
+    nonce.copy_from_slice(&stored[1..1 + NONCE_SIZE]);
+    let (body, tag) = stored[1 + NONCE_SIZE..].split_at(stored.len() - VALUE_OVERHEAD);
+    let mut t = [0u8; TAG_SIZE];
+    t.copy_from_slice(tag);
+    let mut out = body.to_vec();
+    aead.decrypt_inout_detached(
+        &nonce.into(),
+        aad,
+        out.as_mut_slice().into(),
+        &aes_gcm::Tag::from(t),
+    )
+    .map_err(|_| XattrError::Authentication)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use crate::format::DataKey;
 pub use crate::format::kdf::XATTR_KEY_LABEL;
-use aes_gcm::aead::AeadInOut;
+use crate::format::xattr::{open_value, seal_value};
 use aes_gcm::{Aes256Gcm, KeyInit};
 use fuser::Errno;
 
@@ -76,47 +76,16 @@ impl XattrCipher {
     }
 
     pub fn seal(&self, name: &[u8], value: &[u8]) -> Result<Vec<u8>, Errno> {
-        let mut out = vec![0u8; XATTR_OVERHEAD + value.len()];
-        out[0] = XATTR_VERSION;
-        getrandom::fill(&mut out[1..1 + NONCE]).map_err(|_| Errno::EIO)?;
-        let (head, rest) = out.split_at_mut(1 + NONCE);
-        let (body, tag_out) = rest.split_at_mut(value.len());
-        body.copy_from_slice(value);
-        let nonce = nonce(&head[1..]);
-        let tag = self
-            .aead
-            .encrypt_inout_detached(&nonce, &Self::aad(name), body.into())
-            .map_err(|_| Errno::EIO)?;
-        tag_out.copy_from_slice(&tag);
-        Ok(out)
+        let mut nonce = [0u8; NONCE];
+        getrandom::fill(&mut nonce).map_err(|_| Errno::EIO)?;
+        seal_value(&self.aead, XATTR_VERSION, &nonce, &Self::aad(name), value)
+            .map_err(|_| Errno::EIO)
     }
 
     /// The plaintext value; `EIO` when it does not authenticate.
     pub fn open(&self, name: &[u8], stored: &[u8]) -> Result<Vec<u8>, Errno> {
-        if stored.len() < XATTR_OVERHEAD || stored[0] != XATTR_VERSION {
-            return Err(Errno::EIO);
-        }
-        let n = nonce(&stored[1..1 + NONCE]);
-        let (body, tag) = stored[1 + NONCE..].split_at(stored.len() - XATTR_OVERHEAD);
-        let mut t = [0u8; TAG];
-        t.copy_from_slice(tag);
-        let mut out = body.to_vec();
-        self.aead
-            .decrypt_inout_detached(
-                &n,
-                &Self::aad(name),
-                out.as_mut_slice().into(),
-                &aes_gcm::Tag::from(t),
-            )
-            .map_err(|_| Errno::EIO)?;
-        Ok(out)
+        open_value(&self.aead, XATTR_VERSION, &Self::aad(name), stored).map_err(|_| Errno::EIO)
     }
-}
-
-fn nonce(b: &[u8]) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
-    let mut a = [0u8; NONCE];
-    a.copy_from_slice(b);
-    a.into()
 }
 
 #[cfg(test)]
