@@ -1,17 +1,36 @@
 //! `kmsfs init CIPHERDIR --key-id KEY`.
 
 use super::InitArgs;
-use crate::keys::init_volume;
+use crate::keys::{InitFormat, init_volume_as};
 use kmsd_client::Client;
 use std::process::ExitCode;
 
 pub fn run(a: &InitArgs) -> Result<ExitCode, String> {
     let socket = a.socket.path()?;
+    let format = match (a.format, a.plaintext_names) {
+        (1, true) => {
+            return Err(
+                "--plaintext-names needs --format 2 (format 1 names are always plaintext)".into(),
+            );
+        }
+        (1, false) => InitFormat::V1,
+        (_, plaintext_names) => InitFormat::V2 { plaintext_names },
+    };
     let client = Client::connect(&socket)
         .map_err(|e| format!("cannot reach kmsd at {}: {e}", socket.display()))?;
-    let config = init_volume(client, &a.cipherdir, &a.key_id).map_err(|e| e.to_string())?;
+    let config =
+        init_volume_as(client, &a.cipherdir, &a.key_id, format).map_err(|e| e.to_string())?;
+    let names = match format {
+        InitFormat::V1 => "format 1, plaintext names",
+        InitFormat::V2 {
+            plaintext_names: true,
+        } => "format 2, plaintext names",
+        InitFormat::V2 {
+            plaintext_names: false,
+        } => "format 2, encrypted names",
+    };
     println!(
-        "kmsfs: initialized {}: volume {}, key {}",
+        "kmsfs: initialized {}: volume {}, key {} ({names})",
         a.cipherdir.display(),
         config.volume_id,
         config.key_arn

@@ -66,6 +66,14 @@ pub struct InitArgs {
     /// The KMS key (id, ARN or alias) that wraps every data key.
     #[arg(long, value_name = "KEY")]
     pub key_id: String,
+    /// On-disk format: 2 encrypts names, gives every file a header and
+    /// binds xattr values to their file; 1 is the earlier format.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub format: u32,
+    /// Format 2: keep names in the clear (contents, symlink targets and
+    /// xattr values stay encrypted).
+    #[arg(long)]
+    pub plaintext_names: bool,
     #[command(flatten)]
     pub socket: SocketArg,
 }

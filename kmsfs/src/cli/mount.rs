@@ -6,11 +6,11 @@ use super::MountArgs;
 use super::daemon::{self, ReadyPipe};
 use crate::ctl::{self, CtlServer, Status};
 use crate::format::VolumeConfig;
+use crate::fs::Layout;
 use crate::fs::mount::{mount, parse_options, session_config};
-use crate::fs::xattr::XattrCipher;
 use crate::fs::{FsOptions, KmsFs};
 use crate::keys::{
-    KeyError, KeyOptions, KeyService, KmsBackend, KmsdBackend, VolumeError, load_volume,
+    KeyError, KeyOptions, KeyService, KmsdBackend, VolumeError, load_volume, unwrap_volume_keys,
 };
 use kmsd_client::{Client, ClientConfig};
 use nix::sys::signal::{SigSet, Signal};
@@ -237,7 +237,20 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
             e => format!("cannot open the volume {}: {e}", cipherdir.display()),
         }
     })?;
-    let xattr = xattr_cipher(&client, &config)?;
+    let layout = layout(&client, &cipherdir, &config)?;
+    if layout.encrypted_names() {
+        // Long names need 255-byte backing names (docs/FORMAT.md "Names").
+        let st = nix::sys::statvfs::statvfs(&cipherdir)
+            .map_err(|e| format!("cannot statfs {}: {e}", cipherdir.display()))?;
+        if st.name_max() < crate::format::names::NAME_MAX_BACKING as u64 {
+            return Err(format!(
+                "{}: the backing file system allows names of {} bytes; encrypted names need {}",
+                cipherdir.display(),
+                st.name_max(),
+                crate::format::names::NAME_MAX_BACKING
+            ));
+        }
+    }
     let keys = Arc::new(KeyService::new(
         client,
         &config,
@@ -251,7 +264,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     let fs = KmsFs::new(
         &cipherdir,
         keys.clone(),
-        xattr,
+        layout,
         FsOptions {
             writeback_cache: !opts.no_writeback_cache,
             ..FsOptions::default()
@@ -345,18 +358,13 @@ fn device_hint(e: &std::io::Error) -> String {
 
 const DEV_FUSE: &str = "/dev/fuse";
 
-/// The volume's xattr value cipher, from its config key (unwrapped once
-/// more; `load_volume` already verified it).
-fn xattr_cipher(client: &Arc<Client>, config: &VolumeConfig) -> Result<XattrCipher, String> {
+/// The volume's format and ciphers, from its config key and name key
+/// (unwrapped once more; `load_volume` already verified them).
+fn layout(client: &Arc<Client>, dir: &Path, config: &VolumeConfig) -> Result<Layout, String> {
     let backend = KmsdBackend::new(client.clone(), config.key_arn.clone());
-    let ctx = VolumeConfig::config_context(&config.volume_id);
-    let key = backend
-        .decrypt(&config.config_key, &ctx)
-        .map_err(|e| format!("cannot unwrap the volume's config key: {e}"))?;
-    config
-        .verify(&key)
-        .map_err(|e| format!("the volume config failed authentication: {e}"))?;
-    Ok(XattrCipher::new(&key))
+    let keys = unwrap_volume_keys(&backend, dir, config)
+        .map_err(|e| format!("cannot unwrap the volume's keys: {e}"))?;
+    Layout::of(config, &keys)
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ impl std::error::Error for BlockError {}
 pub struct FileCipher {
     aead: Aes256Gcm,
     file_id: FileId,
+    /// Format 2: the cipher of the file's xattr values (from the same data
+    /// key, docs/FORMAT.md "Extended attributes").
+    xattr: Option<super::xattr::XattrCipherV2>,
 }
 
 impl FileCipher {
@@ -70,11 +73,28 @@ impl FileCipher {
             Ok(a) => a,
             Err(_) => unreachable!("AES-256 key is 32 bytes"),
         };
-        FileCipher { aead, file_id }
+        FileCipher {
+            aead,
+            file_id,
+            xattr: None,
+        }
+    }
+
+    /// A format 2 file's cipher: content and xattr values.
+    pub fn new_v2(key: &DataKey, file_id: FileId) -> Self {
+        FileCipher {
+            xattr: Some(super::xattr::XattrCipherV2::for_file(key)),
+            ..FileCipher::new(key, file_id)
+        }
     }
 
     pub fn file_id(&self) -> FileId {
         self.file_id
+    }
+
+    /// The file's xattr value cipher (format 2 only).
+    pub fn xattr(&self) -> Option<&super::xattr::XattrCipherV2> {
+        self.xattr.as_ref()
     }
 
     /// Encrypts `plain`, consecutive blocks starting at block `first` (each

@@ -7,6 +7,7 @@ use fuser::{FileAttr, INodeNo, TimeOrNow};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::inode::kind_of_mode;
+use super::layout::Sizes;
 
 /// Plaintext bytes per block, reported as `st_blksize`.
 const BLKSIZE: u32 = offsets::BLOCK_SIZE as u32;
@@ -23,14 +24,15 @@ pub fn system_time(sec: i64, nsec: i64) -> SystemTime {
     }
 }
 
-/// The attributes of node `id`, whose backing status is `st`.
-pub fn file_attr(id: INodeNo, st: &libc::stat) -> FileAttr {
+/// The attributes of node `id`, whose backing status is `st`, in a volume
+/// of format `sizes`.
+pub fn file_attr(id: INodeNo, st: &libc::stat, sizes: Sizes) -> FileAttr {
     let kind = kind_of_mode(st.st_mode);
     let backing = u64::try_from(st.st_size).unwrap_or(0);
-    let size = if kind == fuser::FileType::RegularFile {
-        offsets::apparent_size(backing)
-    } else {
-        backing
+    let size = match kind {
+        fuser::FileType::RegularFile => sizes.apparent_size(backing),
+        fuser::FileType::Symlink => sizes.symlink_size(backing),
+        _ => backing,
     };
     FileAttr {
         ino: id,
@@ -113,16 +115,16 @@ mod tests {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         st.st_mode = libc::S_IFREG | 0o644;
         st.st_size = offsets::cipher_size(4097) as i64;
-        let a = file_attr(INodeNo(7), &st);
+        let a = file_attr(INodeNo(7), &st, Sizes::V1);
         assert_eq!(a.size, 4097);
         assert_eq!(a.perm, 0o644);
         assert_eq!(a.kind, fuser::FileType::RegularFile);
         st.st_mode = libc::S_IFDIR | 0o755;
         st.st_size = 4096;
-        assert_eq!(file_attr(INodeNo(7), &st).size, 4096);
+        assert_eq!(file_attr(INodeNo(7), &st, Sizes::V1).size, 4096);
         // A damaged size shows its whole blocks; reads will fail.
         st.st_mode = libc::S_IFREG;
         st.st_size = 100;
-        assert_eq!(file_attr(INodeNo(7), &st).size, 0);
+        assert_eq!(file_attr(INodeNo(7), &st, Sizes::V1).size, 0);
     }
 }

@@ -13,11 +13,11 @@
 //! threads.
 
 use super::inode::Inode;
+use super::layout::Sizes;
 use super::sys;
 use crate::format::offsets::{
     BLOCK_SIZE, CIPHER_BLOCK_SIZE, HEADER_SIZE, block_count, block_index, block_offset_in_file,
-    block_start, cipher_len, cipher_size, cipher_span, plain_block_len, plain_len, plain_size,
-    punch_plan,
+    block_start, cipher_len, cipher_size, cipher_span, plain_block_len, plain_len, punch_plan,
 };
 use crate::format::{BlockError, FileCipher};
 use fuser::Errno;
@@ -98,6 +98,9 @@ pub struct FileIo<'a> {
     /// Called once for a damaged file or block or a missing key, before
     /// the request fails.
     pub on_fault: &'a dyn Fn(&Fault),
+    /// The volume format's size rules: in format 2 every file has a
+    /// header and a final block, empty ones included.
+    pub sizes: Sizes,
 }
 
 impl FileIo<'_> {
@@ -118,7 +121,9 @@ impl FileIo<'_> {
     pub fn size(&self) -> Result<u64, Errno> {
         let st = sys::fstat(std::os::fd::AsFd::as_fd(self.file))?;
         let backing = u64::try_from(st.st_size).unwrap_or(0);
-        plain_size(backing).map_err(|_| self.fault(Fault::Size(backing)))
+        self.sizes
+            .plain_size(backing)
+            .map_err(|_| self.fault(Fault::Size(backing)))
     }
 
     /// The file's cipher, reading and unwrapping its header on first use.
@@ -140,7 +145,7 @@ impl FileIo<'_> {
     /// reach us after write(2) has returned, so a key that cannot be had
     /// must fail the open (EIO, EACCES) instead.
     pub fn prepare_write(&self) -> Result<(), Errno> {
-        if self.size()? > 0 {
+        if self.size()? > 0 || self.sizes == Sizes::V2 {
             return self.cipher().map(|_| ());
         }
         let mut fresh = super::inode::lock(&self.inode.fresh);
@@ -164,6 +169,11 @@ impl FileIo<'_> {
     /// end of the file, nothing past it).
     pub fn read<R>(&self, off: u64, size: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R, Errno> {
         let psize = self.size()?;
+        if psize == 0 && self.sizes == Sizes::V2 {
+            // An empty file's one block must be the empty final block, so
+            // a file cut back to its first 540 bytes does not read as empty.
+            self.check_empty()?;
+        }
         if off >= psize || size == 0 {
             return Ok(f(&[]));
         }
@@ -199,7 +209,7 @@ impl FileIo<'_> {
             .ok_or(Errno::EFBIG)?;
         let old = self.size()?;
         let new = old.max(end);
-        let (cipher, header) = if old == 0 {
+        let (cipher, header) = if old == 0 && self.sizes == Sizes::V1 {
             let (c, h) = self.fresh_key()?;
             (c, Some(h))
         } else {
@@ -244,6 +254,13 @@ impl FileIo<'_> {
                 sys::pread_exact(self.file, &mut raw, at)?;
                 Some((at, raw))
             }
+            // Format 2: an empty file's empty final block is replaced.
+            None if old == 0 && self.sizes == Sizes::V2 => {
+                let at = HEADER_SIZE as u64;
+                let mut raw = vec![0u8; crate::format::BLOCK_OVERHEAD];
+                sys::pread_exact(self.file, &mut raw, at)?;
+                Some((at, raw))
+            }
             None => None,
         };
         // Space first: a full disk fails the write here, before a stored
@@ -263,6 +280,14 @@ impl FileIo<'_> {
             } = b;
             if let Some(ol) = pad_alone {
                 self.pad_block(&cipher, ol, old, plain, cbuf, scratch)?;
+            }
+            if old == 0 && run_first > 0 && self.sizes == Sizes::V2 {
+                // Format 2: the empty final block becomes part of a hole.
+                sys::pwrite_all(
+                    self.file,
+                    &[0u8; crate::format::BLOCK_OVERHEAD],
+                    HEADER_SIZE as u64,
+                )?;
             }
             let head = if header.is_some() && run_first == 0 {
                 HEADER_SIZE
@@ -396,10 +421,11 @@ impl FileIo<'_> {
     /// Shrinking and rewriting allocated bytes need no new space, so this
     /// works on the full disk that made the write fail.
     fn restore(&self, old: u64, saved: Option<&(u64, Vec<u8>)>) {
-        let back = sys::ftruncate(self.file, cipher_size(old)).and_then(|()| match saved {
-            Some((at, raw)) => sys::pwrite_all(self.file, raw, *at),
-            None => Ok(()),
-        });
+        let back =
+            sys::ftruncate(self.file, self.sizes.cipher_size(old)).and_then(|()| match saved {
+                Some((at, raw)) => sys::pwrite_all(self.file, raw, *at),
+                None => Ok(()),
+            });
         if let Err(e) = back {
             tracing::error!(
                 "a failed write left a file damaged: cannot restore its old size {old}: {e:?}"
@@ -479,6 +505,17 @@ impl FileIo<'_> {
 
     /// Sets the plaintext size to `new`.
     pub fn truncate(&self, new: u64) -> Result<(), Errno> {
+        if new == 0 && self.sizes == Sizes::V2 {
+            // Format 2: the header stays, block 0 becomes the empty final
+            // block (written before the cut, so the bytes at 512..540 are
+            // never a piece of the old block 0).
+            let cipher = self.cipher()?;
+            let empty = cipher
+                .seal_empty_final()
+                .map_err(|e| self.fault(Fault::Block(e)))?;
+            sys::pwrite_all(self.file, &empty, HEADER_SIZE as u64)?;
+            return sys::ftruncate(self.file, self.sizes.cipher_size(0));
+        }
         if new == 0 {
             sys::ftruncate(self.file, 0)?;
             // The next first byte gets a fresh key and file id.
@@ -515,6 +552,33 @@ impl FileIo<'_> {
             sys::pwrite_all(self.file, out, block_offset_in_file(nl))?;
             sys::ftruncate(self.file, cipher_size(new))
         })
+    }
+}
+
+impl FileIo<'_> {
+    /// Format 2: checks that an empty file's block is the empty final
+    /// block under the file's key.
+    fn check_empty(&self) -> Result<(), Errno> {
+        let cipher = self.cipher()?;
+        let mut c = [0u8; crate::format::BLOCK_OVERHEAD];
+        sys::pread_exact(self.file, &mut c, HEADER_SIZE as u64)?;
+        cipher
+            .open_empty_final(&c)
+            .map_err(|e| self.fault(Fault::Block(e)))
+    }
+
+    /// Format 2: makes a newly created (0-byte) backing file an empty
+    /// file: a fresh header and the empty final block, in one write. The
+    /// key comes from the pool (no kmsd round trip when one is ready).
+    pub fn initialize(&self) -> Result<(), Errno> {
+        let (cipher, mut bytes) = self.keys.new_file().map_err(|k| self.key_failed(k))?;
+        let empty = cipher
+            .seal_empty_final()
+            .map_err(|e| self.fault(Fault::Block(e)))?;
+        bytes.extend_from_slice(&empty);
+        sys::pwrite_all(self.file, &bytes, 0)?;
+        self.inode.set_cipher(Some(cipher));
+        Ok(())
     }
 }
 

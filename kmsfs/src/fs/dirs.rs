@@ -1,15 +1,12 @@
-//! Directory listing, statfs, access and extended attributes.
+//! Directory listing, statfs and access.
 
-use super::KmsFs;
 use super::handles::OpenDir;
-use super::inode::Inode;
-use super::sys::{self, RawDirEntry, XattrTarget};
-use super::xattr::{is_encrypted, is_posix_acl, without_acls};
+use super::names::Listed;
+use super::sys;
+use super::{KmsFs, Layout};
 use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo};
 use std::ffi::CStr;
-use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// One entry to hand to the kernel.
 pub struct ListedEntry<'a> {
@@ -52,21 +49,6 @@ fn dot_attr(ino: INodeNo) -> FileAttr {
         rdev: 0,
         blksize: 0,
         flags: 0,
-    }
-}
-
-/// The xattr the kernel asks for before writes.
-const CAPS: &[u8] = b"security.capability";
-
-/// Where an inode's xattr calls go: its shared descriptor when open (no
-/// `/proc` path lookup).
-fn xattr_target(inode: &Inode) -> XattrTarget<'_> {
-    if inode.is_symlink() {
-        return XattrTarget::Symlink;
-    }
-    match inode.io_if_open() {
-        Some(io) => XattrTarget::Open(io.file.as_fd()),
-        None => XattrTarget::Path(inode.fd()),
     }
 }
 
@@ -165,7 +147,7 @@ impl KmsFs {
                 }
                 continue;
             }
-            let attr = match self.lookup_entry(&d.inode, &e.name) {
+            let attr = match self.lookup_backing(&d.inode, e.backing_name()) {
                 Ok(a) => a,
                 // Gone since the listing: skip it.
                 Err(_) => continue,
@@ -178,12 +160,21 @@ impl KmsFs {
         Ok(())
     }
 
-    fn list(&self, d: &Arc<OpenDir>) -> Result<Vec<RawDirEntry>, Errno> {
-        let mut v = sys::list_dir(d.inode.fd())?;
-        if d.inode.id == INodeNo::ROOT {
-            v.retain(|e| !self.is_hidden(&d.inode, &e.name));
+    fn list(&self, d: &Arc<OpenDir>) -> Result<Vec<Listed>, Errno> {
+        let raw = sys::list_dir(d.inode.fd())?;
+        Ok(self.user_listing(&d.inode, raw))
+    }
+
+    /// The longest name `statfs` promises: 255 with encrypted names (long
+    /// names make every plaintext name fit), else the backing one's, at
+    /// most 255 in format 2.
+    fn name_max(&self, backing: u64) -> u32 {
+        let backing = u32::try_from(backing).unwrap_or(u32::MAX);
+        match &self.layout {
+            Layout::V1 { .. } => backing,
+            Layout::V2(v) if v.names.is_some() => crate::format::names::NAME_MAX as u32,
+            Layout::V2(_) => backing.min(crate::format::names::NAME_MAX as u32),
         }
-        Ok(v)
     }
 
     pub(super) fn do_statfs(&self) -> Result<StatFs, Errno> {
@@ -196,7 +187,7 @@ impl KmsFs {
             files: s.f_files,
             ffree: s.f_ffree,
             bsize: s.f_bsize as u32,
-            namelen: s.f_namemax as u32,
+            namelen: self.name_max(s.f_namemax),
             frsize: s.f_frsize as u32,
         })
     }
@@ -207,69 +198,5 @@ impl KmsFs {
     pub(super) fn do_access(&self, ino: INodeNo, mask: i32) -> Result<(), Errno> {
         let inode = self.inode(ino)?;
         sys::access_fd(inode.fd(), mask)
-    }
-
-    pub(super) fn do_getxattr(&self, ino: INodeNo, name: &CStr) -> Result<Vec<u8>, Errno> {
-        if is_posix_acl(name.to_bytes()) {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        let inode = self.inode(ino)?;
-        let caps = name.to_bytes() == CAPS;
-        if caps && inode.no_caps.load(Ordering::Relaxed) {
-            return Err(Errno::ENODATA);
-        }
-        let raw = match sys::getxattr(xattr_target(&inode), name) {
-            Err(e) if caps && e == Errno::ENODATA => {
-                inode.no_caps.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
-            r => r?,
-        };
-        if !is_encrypted(name.to_bytes()) {
-            return Ok(raw);
-        }
-        self.xattr.open(name.to_bytes(), &raw).inspect_err(|_| {
-            self.stats.count_damaged_read();
-            tracing::error!(
-                "{}: extended attribute {} failed authentication; returning EIO",
-                self.display_path(&inode),
-                kmsd_client::logsafe::escape_bytes(name.to_bytes())
-            );
-        })
-    }
-
-    pub(super) fn do_setxattr(
-        &self,
-        ino: INodeNo,
-        name: &CStr,
-        value: &[u8],
-        flags: i32,
-    ) -> Result<(), Errno> {
-        if is_posix_acl(name.to_bytes()) {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        let inode = self.inode(ino)?;
-        if name.to_bytes() == CAPS {
-            inode.no_caps.store(false, Ordering::Relaxed);
-        }
-        if is_encrypted(name.to_bytes()) {
-            let sealed = self.xattr.seal(name.to_bytes(), value)?;
-            sys::setxattr(xattr_target(&inode), name, &sealed, flags)
-        } else {
-            sys::setxattr(xattr_target(&inode), name, value, flags)
-        }
-    }
-
-    pub(super) fn do_listxattr(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
-        let inode = self.inode(ino)?;
-        sys::listxattr(xattr_target(&inode)).map(without_acls)
-    }
-
-    pub(super) fn do_removexattr(&self, ino: INodeNo, name: &CStr) -> Result<(), Errno> {
-        if is_posix_acl(name.to_bytes()) {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        let inode = self.inode(ino)?;
-        sys::removexattr(xattr_target(&inode), name)
     }
 }

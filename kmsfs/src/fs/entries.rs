@@ -2,7 +2,8 @@
 
 use super::handles::OpenFile;
 use super::inode::Inode;
-use super::{KmsFs, attr, sys};
+use super::names::Backing;
+use super::{KmsFs, sys};
 use fuser::{Errno, FileAttr, FileHandle, INodeNo, RenameFlags};
 use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -41,21 +42,25 @@ pub fn backing_open_flags(flags: i32) -> i32 {
 impl KmsFs {
     /// Looks `name` up in `parent` and counts one kernel reference.
     pub(super) fn lookup_entry(&self, parent: &Inode, name: &CStr) -> Result<FileAttr, Errno> {
-        if self.is_hidden(parent, name) {
-            return Err(Errno::ENOENT);
-        }
-        let fd = sys::open_path_at(parent.fd(), name)?;
+        let b = self.backing(parent, name, Errno::ENOENT, false)?;
+        self.lookup_backing(parent, &b.entry)
+    }
+
+    /// Opens the backing entry `entry` of `parent` and counts one kernel
+    /// reference.
+    pub(super) fn lookup_backing(&self, parent: &Inode, entry: &CStr) -> Result<FileAttr, Errno> {
+        let fd = sys::open_path_at(parent.fd(), entry)?;
         Ok(self.remember(fd)?.1)
     }
 
     /// Counts one kernel reference to the file `fd` holds.
-    fn remember(&self, fd: OwnedFd) -> Result<(Arc<Inode>, FileAttr), Errno> {
+    pub(super) fn remember(&self, fd: OwnedFd) -> Result<(Arc<Inode>, FileAttr), Errno> {
         let st = sys::fstat(fd.as_fd())?;
         let inode = self.inodes.remember(fd, &st);
         self.stats
             .inodes
             .store(self.inodes.len() as u64, Ordering::Relaxed);
-        let attr = attr::file_attr(inode.id, &st);
+        let attr = self.file_attr(inode.id, &st);
         Ok((inode, attr))
     }
 
@@ -66,17 +71,23 @@ impl KmsFs {
             .store(self.inodes.len() as u64, Ordering::Relaxed);
     }
 
-    fn check_name(&self, parent: &Inode, name: &CStr) -> Result<(), Errno> {
-        if self.is_hidden(parent, name) {
-            return Err(Errno::EPERM);
-        }
-        Ok(())
+    /// The backing form of a name about to be created (a long name's
+    /// sidecar written first).
+    fn new_name(&self, parent: &Inode, name: &CStr) -> Result<Backing, Errno> {
+        let b = self.backing(parent, name, Errno::EPERM, true)?;
+        self.write_sidecar(parent, &b)?;
+        Ok(b)
     }
 
     /// Gives a file we just created to the caller: the caller's uid, and
     /// the caller's gid unless the directory is set-group-id. Nothing to do
     /// when the caller has our own credentials.
-    fn adopt(&self, fd: BorrowedFd<'_>, parent: &Inode, who: Caller) -> Result<(), Errno> {
+    pub(super) fn adopt(
+        &self,
+        fd: BorrowedFd<'_>,
+        parent: &Inode,
+        who: Caller,
+    ) -> Result<(), Errno> {
         if who.uid == self.euid && who.gid == self.egid {
             return Ok(());
         }
@@ -105,18 +116,17 @@ impl KmsFs {
     fn finish_create(
         &self,
         parent: &Inode,
-        name: &CStr,
+        name: &Backing,
         who: Caller,
-        is_dir: bool,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<(Arc<Inode>, FileAttr), Errno> {
         let undo = |e: Errno| {
-            let flag = if is_dir { libc::AT_REMOVEDIR } else { 0 };
-            let _ = sys::unlink_at(parent.fd(), name, flag);
+            let _ = sys::unlink_at(parent.fd(), &name.entry, 0);
+            self.remove_sidecar(parent, name);
             e
         };
-        let fd = sys::open_path_at(parent.fd(), name).map_err(undo)?;
+        let fd = sys::open_path_at(parent.fd(), &name.entry).map_err(undo)?;
         self.adopt(fd.as_fd(), parent, who).map_err(undo)?;
-        Ok(self.remember(fd)?.1)
+        self.remember(fd)
     }
 
     pub(super) fn do_mkdir(
@@ -127,9 +137,18 @@ impl KmsFs {
         who: Caller,
     ) -> Result<FileAttr, Errno> {
         let parent = self.inode(parent)?;
-        self.check_name(&parent, name)?;
-        sys::mkdir_at(parent.fd(), name, mode & 0o7777)?;
-        self.finish_create(&parent, name, who, true)
+        let b = self.new_name(&parent, name)?;
+        if self.layout.v2().is_some() {
+            return self.mkdir_v2(&parent, &b, mode & 0o7777, who);
+        }
+        sys::mkdir_at(parent.fd(), &b.entry, mode & 0o7777)?;
+        let undo = |e: Errno| {
+            let _ = sys::unlink_at(parent.fd(), &b.entry, libc::AT_REMOVEDIR);
+            e
+        };
+        let fd = sys::open_path_at(parent.fd(), &b.entry).map_err(undo)?;
+        self.adopt(fd.as_fd(), &parent, who).map_err(undo)?;
+        Ok(self.remember(fd)?.1)
     }
 
     pub(super) fn do_mknod(
@@ -141,19 +160,31 @@ impl KmsFs {
         who: Caller,
     ) -> Result<FileAttr, Errno> {
         let parent = self.inode(parent)?;
-        self.check_name(&parent, name)?;
-        if mode & libc::S_IFMT == libc::S_IFREG || mode & libc::S_IFMT == 0 {
-            // An empty regular file: no header, no key.
-            drop(sys::open_at(
-                parent.fd(),
-                name,
-                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
-                mode & 0o7777,
-            )?);
-        } else {
-            sys::mknod_at(parent.fd(), name, mode, libc::dev_t::from(rdev))?;
+        let b = self.new_name(&parent, name)?;
+        let regular = mode & libc::S_IFMT == libc::S_IFREG || mode & libc::S_IFMT == 0;
+        if !regular {
+            sys::mknod_at(parent.fd(), &b.entry, mode, libc::dev_t::from(rdev))?;
+            return Ok(self.finish_create(&parent, &b, who)?.1);
         }
-        self.finish_create(&parent, name, who, false)
+        let file = sys::open_at(
+            parent.fd(),
+            &b.entry,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            mode & 0o7777,
+        )?;
+        let (inode, attr) = self.finish_create(&parent, &b, who)?;
+        // Format 1: an empty regular file has no header, no key. Format 2:
+        // it has both.
+        if self.layout.v2().is_none() {
+            return Ok(attr);
+        }
+        if let Err(e) = self.initialize_file(&inode, &file) {
+            self.forget_inode(inode.id, 1);
+            let _ = sys::unlink_at(parent.fd(), &b.entry, 0);
+            self.remove_sidecar(&parent, &b);
+            return Err(e);
+        }
+        self.attr_of(&inode)
     }
 
     pub(super) fn do_symlink(
@@ -164,9 +195,10 @@ impl KmsFs {
         who: Caller,
     ) -> Result<FileAttr, Errno> {
         let parent = self.inode(parent)?;
-        self.check_name(&parent, name)?;
-        sys::symlink_at(target, parent.fd(), name)?;
-        self.finish_create(&parent, name, who, false)
+        let stored = self.stored_target(target)?;
+        let b = self.new_name(&parent, name)?;
+        sys::symlink_at(&stored, parent.fd(), &b.entry)?;
+        Ok(self.finish_create(&parent, &b, who)?.1)
     }
 
     /// Creates and opens a regular file.
@@ -179,25 +211,35 @@ impl KmsFs {
         who: Caller,
     ) -> Result<(FileAttr, FileHandle), Errno> {
         let parent = self.inode(parent)?;
-        self.check_name(&parent, name)?;
+        let b = self.new_name(&parent, name)?;
         let open = backing_open_flags(flags);
+        let v2 = self.layout.v2().is_some();
+        // Format 2 writes the new file's header through this descriptor:
+        // read-write whatever the caller asked (the kernel gives the
+        // caller a handle with its own access mode).
+        let create = if v2 {
+            (open & !libc::O_ACCMODE) | libc::O_RDWR
+        } else {
+            open
+        };
         let (file, created) = match sys::open_at(
             parent.fd(),
-            name,
-            open | libc::O_CREAT | libc::O_EXCL,
+            &b.entry,
+            create | libc::O_CREAT | libc::O_EXCL,
             mode & 0o7777,
         ) {
             Ok(f) => (f, true),
             // It appeared since the kernel's lookup: open it, unless the
             // caller wanted it new.
             Err(e) if e == Errno::EEXIST && flags & libc::O_EXCL == 0 => {
-                (sys::open_at(parent.fd(), name, open, 0)?, false)
+                (sys::open_at(parent.fd(), &b.entry, open, 0)?, false)
             }
             Err(e) => return Err(e),
         };
         let undo = |e: Errno| {
             if created {
-                let _ = sys::unlink_at(parent.fd(), name, 0);
+                let _ = sys::unlink_at(parent.fd(), &b.entry, 0);
+                self.remove_sidecar(&parent, &b);
             }
             e
         };
@@ -210,10 +252,17 @@ impl KmsFs {
         if created {
             self.adopt(pfd.as_fd(), &parent, who).map_err(undo)?;
         }
-        let (inode, mut attr) = self.remember(pfd)?;
+        let (inode, mut attr) = self.remember(pfd).map_err(undo)?;
+        if created && v2 {
+            if let Err(e) = self.initialize_file(&inode, &file) {
+                self.forget_inode(inode.id, 1);
+                return Err(undo(e));
+            }
+            attr = self.attr_of(&inode)?;
+        }
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         // A plain read-write descriptor becomes the inode's shared one.
-        let plain = open & !(libc::O_LARGEFILE | libc::O_CLOEXEC) == libc::O_RDWR;
+        let plain = create & !(libc::O_LARGEFILE | libc::O_CLOEXEC) == libc::O_RDWR;
         let own = if plain && inode.io_if_open().is_none() {
             inode.adopt_io(file);
             None
@@ -247,21 +296,24 @@ impl KmsFs {
     ) -> Result<FileAttr, Errno> {
         let inode = self.inode(ino)?;
         let parent = self.inode(newparent)?;
-        self.check_name(&parent, newname)?;
         if inode.is_dir() {
             return Err(Errno::EPERM);
         }
-        sys::link_fd(inode.fd(), parent.fd(), newname)?;
-        self.lookup_entry(&parent, newname)
+        let b = self.new_name(&parent, newname)?;
+        sys::link_fd(inode.fd(), parent.fd(), &b.entry)?;
+        self.lookup_backing(&parent, &b.entry)
     }
 
     pub(super) fn do_unlink(&self, parent: INodeNo, name: &CStr, dir: bool) -> Result<(), Errno> {
         let parent = self.inode(parent)?;
-        if self.is_hidden(&parent, name) {
-            return Err(Errno::ENOENT);
+        let b = self.backing(&parent, name, Errno::ENOENT, false)?;
+        if dir && self.layout.v2().is_some() {
+            return self.rmdir_v2(&parent, &b);
         }
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
-        sys::unlink_at(parent.fd(), name, flags)
+        sys::unlink_at(parent.fd(), &b.entry, flags)?;
+        self.remove_sidecar(&parent, &b);
+        Ok(())
     }
 
     pub(super) fn do_rename(
@@ -274,14 +326,16 @@ impl KmsFs {
     ) -> Result<(), Errno> {
         let from = self.inode(parent)?;
         let to = self.inode(newparent)?;
-        if self.is_hidden(&from, name) || self.is_hidden(&to, newname) {
-            return Err(Errno::EPERM);
-        }
         let allowed = RenameFlags::RENAME_NOREPLACE | RenameFlags::RENAME_EXCHANGE;
         if !allowed.contains(flags) {
             return Err(Errno::EINVAL);
         }
-        sys::rename_at2(from.fd(), name, to.fd(), newname, flags.bits())
+        let old = self.backing(&from, name, Errno::EPERM, false)?;
+        let new = self.backing(&to, newname, Errno::EPERM, true)?;
+        if self.layout.v2().is_some() {
+            return self.rename_v2(&from, &old, &to, &new, flags);
+        }
+        sys::rename_at2(from.fd(), &old.entry, to.fd(), &new.entry, flags.bits())
     }
 
     pub(super) fn do_readlink(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
@@ -289,7 +343,8 @@ impl KmsFs {
         if !inode.is_symlink() {
             return Err(Errno::EINVAL);
         }
-        sys::readlink_fd(inode.fd())
+        let stored = sys::readlink_fd(inode.fd())?;
+        self.plain_target(&inode, &stored)
     }
 }
 

@@ -44,6 +44,7 @@ impl KmsFs {
             inode,
             keys: &*self.keys,
             on_fault,
+            sizes: self.layout.sizes(),
         }
     }
 
@@ -60,6 +61,29 @@ impl KmsFs {
         let _w = inode.content.write().unwrap_or_else(|p| p.into_inner());
         let report = |f: &Fault| self.report(inode, f);
         self.io(inode, file, &report).prepare_write()
+    }
+
+    /// The content cipher of regular file `inode`, from its header (or
+    /// the inode's cache).
+    pub(super) fn file_cipher(
+        &self,
+        inode: &Inode,
+    ) -> Result<Arc<crate::format::FileCipher>, Errno> {
+        if let Some(c) = inode.cached_cipher() {
+            return Ok(c);
+        }
+        let io = inode.io()?;
+        let _r = inode.content.read().unwrap_or_else(|p| p.into_inner());
+        let report = |f: &Fault| self.report(inode, f);
+        self.io(inode, &io.file, &report).cipher()
+    }
+
+    /// Format 2: writes a new (0-byte) file's header and empty final
+    /// block (see [`FileIo::initialize`]).
+    pub(super) fn initialize_file(&self, inode: &Inode, file: &File) -> Result<(), Errno> {
+        let _w = inode.content.write().unwrap_or_else(|p| p.into_inner());
+        let report = |f: &Fault| self.report(inode, f);
+        self.io(inode, file, &report).initialize()
     }
 
     pub(super) fn do_open(&self, ino: INodeNo, flags: i32) -> Result<FileHandle, Errno> {
@@ -248,7 +272,7 @@ impl KmsFs {
     pub(super) fn do_lseek(&self, fh: FileHandle, off: i64, whence: i32) -> Result<i64, Errno> {
         let h = self.handles.file(fh)?;
         let st = sys::fstat(h.inode.fd())?;
-        let size = attr::file_attr(h.inode.id, &st).size;
+        let size = self.file_attr(h.inode.id, &st).size;
         let size = i64::try_from(size).map_err(|_| Errno::EOVERFLOW)?;
         if off < 0 {
             return Err(Errno::ENXIO);

@@ -1,7 +1,7 @@
 //! Open files and directories, by the handle number the kernel passes back.
 
 use super::inode::{Inode, lock};
-use super::sys::RawDirEntry;
+use super::names::Listed;
 use fuser::{Errno, FileHandle};
 use std::collections::HashMap;
 use std::fs::File;
@@ -32,7 +32,7 @@ impl OpenFile {
 /// offset 0.
 pub struct OpenDir {
     pub inode: Arc<Inode>,
-    pub entries: Mutex<Vec<RawDirEntry>>,
+    pub entries: Mutex<Vec<Listed>>,
 }
 
 #[derive(Default)]

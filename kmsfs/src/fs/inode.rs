@@ -11,7 +11,7 @@
 //! what the kernel says, and at zero the inode and its descriptor go.
 
 use super::sys;
-use crate::format::FileCipher;
+use crate::format::{DirId, FileCipher};
 use fuser::{Errno, FileType, INodeNo};
 use std::collections::HashMap;
 use std::fs::File;
@@ -67,6 +67,9 @@ pub struct Inode {
     /// first byte will use (cipher and header), set aside at open so that
     /// a write the kernel sends later never waits on, or fails for, kmsd.
     pub fresh: Mutex<Option<FreshKey>>,
+    /// Directories of a format 2 volume: the id their entries' names are
+    /// bound to, once read.
+    pub dir_id: OnceLock<DirId>,
 }
 
 /// A new file key not yet written anywhere: its cipher and its header.
@@ -180,6 +183,7 @@ impl InodeTable {
             content: RwLock::new(()),
             cipher: Mutex::new(None),
             fresh: Mutex::new(None),
+            dir_id: OnceLock::new(),
         });
         let mut t = Tables {
             next_synthetic: SYNTHETIC_BASE,
@@ -243,6 +247,7 @@ impl InodeTable {
             content: RwLock::new(()),
             cipher: Mutex::new(None),
             fresh: Mutex::new(None),
+            dir_id: OnceLock::new(),
         });
         t.by_id.insert(
             id,

@@ -25,25 +25,27 @@ mod filesystem;
 pub mod handles;
 pub mod inode;
 mod keysource;
+pub mod layout;
 pub mod mount;
+mod names;
 pub mod stats;
 pub mod sys;
+mod tree;
 pub mod xattr;
+mod xattrs;
 
-use crate::format::CONFIG_FILE_NAME;
 use content::{Fault, KeySource};
 use fuser::{Errno, FileAttr, INodeNo};
 use handles::HandleTable;
 use inode::{Inode, InodeTable};
 use kmsd_client::logsafe::{EscapedPath, escape};
+pub use layout::Layout;
 use stats::FsStats;
-use std::ffi::CStr;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use xattr::XattrCipher;
 
 /// Tunables of a mount.
 #[derive(Clone, Debug)]
@@ -73,7 +75,7 @@ pub struct KmsFs {
     inodes: InodeTable,
     handles: HandleTable,
     keys: Arc<dyn KeySource>,
-    xattr: XattrCipher,
+    layout: Layout,
     stats: Arc<FsStats>,
     opts: FsOptions,
     /// Our own credentials: files created for a caller with the same ones
@@ -88,7 +90,7 @@ impl KmsFs {
     pub fn new(
         cipherdir: &Path,
         keys: Arc<dyn KeySource>,
-        xattr: XattrCipher,
+        layout: Layout,
         opts: FsOptions,
     ) -> std::io::Result<KmsFs> {
         let cipherdir = std::fs::canonicalize(cipherdir)?;
@@ -104,7 +106,7 @@ impl KmsFs {
             inodes: InodeTable::new(root, &st),
             handles: HandleTable::default(),
             keys,
-            xattr,
+            layout,
             stats: Arc::new(FsStats::default()),
             opts,
             // SAFETY: geteuid/getegid cannot fail.
@@ -128,15 +130,15 @@ impl KmsFs {
         self.inodes.get(id)
     }
 
-    /// `kmsfs.conf` in the root is the volume's, not the user's: hidden.
-    fn is_hidden(&self, parent: &Inode, name: &CStr) -> bool {
-        parent.id == INodeNo::ROOT && name.to_bytes() == CONFIG_FILE_NAME.as_bytes()
-    }
-
     /// Fresh attributes of an inode.
     fn attr_of(&self, inode: &Inode) -> Result<FileAttr, Errno> {
         let st = sys::fstat(inode.fd())?;
-        Ok(attr::file_attr(inode.id, &st))
+        Ok(self.file_attr(inode.id, &st))
+    }
+
+    /// The attributes of node `id` with backing status `st`.
+    fn file_attr(&self, id: INodeNo, st: &libc::stat) -> FileAttr {
+        attr::file_attr(id, st, self.layout.sizes())
     }
 
     /// The user-visible path of an inode, for log lines: escaped (a file

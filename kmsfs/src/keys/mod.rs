@@ -18,4 +18,7 @@ pub use backend::{Generated, KmsBackend, KmsdBackend};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::KeyError;
 pub use service::{KeyOptions, KeyService, KeyStats, NewFile};
-pub use volume::{Volume, VolumeError, init_volume, load_volume};
+pub use volume::{
+    InitFormat, Volume, VolumeError, VolumeKeys, init_volume, init_volume_as, load_volume,
+    unwrap_volume_keys,
+};

@@ -110,6 +110,8 @@ pub struct KeyService {
     clock: Arc<dyn Clock>,
     /// Unwraps in flight, by wrapped key: concurrent misses share one.
     unwraps: SingleFlight<Vec<u8>, Result<Arc<DataKey>, KeyError>>,
+    /// The volume's header version (1, or 2 with xattr ciphers).
+    header_version: u16,
 }
 
 impl KeyService {
@@ -117,6 +119,26 @@ impl KeyService {
     pub fn new(client: impl Into<Arc<Client>>, volume: &VolumeConfig, opts: KeyOptions) -> Self {
         let backend = Arc::new(KmsdBackend::new(client, volume.key_arn.clone()));
         KeyService::with_backend(backend, volume.volume_id, opts, Arc::new(SystemClock))
+            .for_format(volume.format_version)
+    }
+
+    /// Headers of format `version` (1 unless told): what new files get
+    /// and what opening requires.
+    pub fn for_format(mut self, version: u32) -> Self {
+        self.header_version = if version == crate::format::FORMAT_VERSION_2 {
+            crate::format::HEADER_VERSION_2
+        } else {
+            crate::format::HEADER_VERSION
+        };
+        self
+    }
+
+    fn cipher(&self, key: &DataKey, file_id: FileId) -> FileCipher {
+        if self.header_version == crate::format::HEADER_VERSION_2 {
+            FileCipher::new_v2(key, file_id)
+        } else {
+            FileCipher::new(key, file_id)
+        }
     }
 
     /// Keys from any backend, on any clock (tests).
@@ -146,6 +168,7 @@ impl KeyService {
             pool,
             clock,
             unwraps: SingleFlight::new(),
+            header_version: crate::format::HEADER_VERSION,
         }
     }
 
@@ -176,9 +199,9 @@ impl KeyService {
             wrapped_key: wrapped,
         };
         let bytes = header
-            .encode(&key, &self.volume_id)
+            .encode_version(self.header_version, &key, &self.volume_id)
             .map_err(|e| KeyError::Unavailable(format!("kmsd's wrapped key does not fit: {e}")))?;
-        let cipher = Arc::new(FileCipher::new(&key, file_id));
+        let cipher = Arc::new(self.cipher(&key, file_id));
         self.cache()
             .insert(header.wrapped_key, Arc::new(key), self.clock.now());
         Ok(NewFile {
@@ -191,9 +214,10 @@ impl KeyService {
     /// The cipher of an existing file from its header bytes (exactly
     /// `HEADER_SIZE`): parses, unwraps through the cache, verifies the MAC.
     pub fn open(&self, header_bytes: &[u8]) -> Result<Arc<FileCipher>, KeyError> {
-        let header = Header::parse(header_bytes).map_err(|e| KeyError::Corrupt(e.to_string()))?;
+        let header = Header::parse_version(header_bytes, self.header_version)
+            .map_err(|e| KeyError::Corrupt(e.to_string()))?;
         let key = self.unwrap_key(&header, header_bytes)?;
-        Ok(Arc::new(FileCipher::new(&key, header.file_id)))
+        Ok(Arc::new(self.cipher(&key, header.file_id)))
     }
 
     /// The verified data key of a parsed header.
@@ -213,7 +237,7 @@ impl KeyService {
             }
         };
         header
-            .verify(bytes, &key, &self.volume_id)
+            .verify_version(self.header_version, bytes, &key, &self.volume_id)
             .map_err(|e| KeyError::Corrupt(e.to_string()))?;
         if fresh {
             let mut c = self.cache();

@@ -5,7 +5,7 @@
 use super::backend::{KmsBackend, KmsdBackend};
 use super::{KeyError, KeyOptions, KeyService};
 use crate::format::config::MAX_CONFIG_FILE;
-use crate::format::{CONFIG_FILE_NAME, FormatError, VolumeConfig, VolumeId};
+use crate::format::{CONFIG_FILE_NAME, DataKey, FormatError, VolumeConfig, VolumeId};
 use kmsd_client::{Client, DescribeKeyRequest};
 use std::fmt;
 use std::io::{Read, Write};
@@ -29,6 +29,8 @@ pub enum VolumeError {
     Key(KeyError),
     /// `--key-id` resolves to another key than the config names.
     KeyMismatch { expected: String, config: String },
+    /// The volume's format is one this tool does not handle.
+    Unsupported(String),
 }
 
 impl fmt::Display for VolumeError {
@@ -45,6 +47,7 @@ impl fmt::Display for VolumeError {
             VolumeError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             VolumeError::Format { path, error } => write!(f, "{}: {error}", path.display()),
             VolumeError::Key(e) => e.fmt(f),
+            VolumeError::Unsupported(m) => f.write_str(m),
             VolumeError::KeyMismatch { expected, config } => write!(
                 f,
                 "the volume is bound to KMS key {config}, not the expected {expected}; refusing it"
@@ -68,6 +71,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError + '_ {
     }
 }
 
+/// The format a new volume gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InitFormat {
+    /// Version 1: plaintext names.
+    #[default]
+    V1,
+    /// Version 2 (docs/FORMAT.md "Version 2"), names encrypted unless
+    /// `plaintext_names`.
+    V2 { plaintext_names: bool },
+}
+
 /// Makes `cipherdir` a volume bound to KMS key `key_id` (id, ARN or alias):
 /// a fresh volume id and a config sealed with a data key kmsd generates for
 /// it. Refuses a directory that already has a config.
@@ -76,12 +90,31 @@ pub fn init_volume(
     cipherdir: &Path,
     key_id: &str,
 ) -> Result<VolumeConfig, VolumeError> {
-    init_with(&KmsdBackend::new(client, key_id), cipherdir)
+    init_volume_as(client, cipherdir, key_id, InitFormat::V1)
 }
 
+/// [`init_volume`] in a chosen format.
+pub fn init_volume_as(
+    client: impl Into<Arc<Client>>,
+    cipherdir: &Path,
+    key_id: &str,
+    format: InitFormat,
+) -> Result<VolumeConfig, VolumeError> {
+    init_format_with(&KmsdBackend::new(client, key_id), cipherdir, format)
+}
+
+#[cfg(test)]
 pub(crate) fn init_with(
     backend: &dyn KmsBackend,
     cipherdir: &Path,
+) -> Result<VolumeConfig, VolumeError> {
+    init_format_with(backend, cipherdir, InitFormat::V1)
+}
+
+pub(crate) fn init_format_with(
+    backend: &dyn KmsBackend,
+    cipherdir: &Path,
+    format: InitFormat,
 ) -> Result<VolumeConfig, VolumeError> {
     let path = cipherdir.join(CONFIG_FILE_NAME);
     if !cipherdir.is_dir() {
@@ -96,7 +129,15 @@ pub(crate) fn init_with(
     let volume_id = VolumeId::random()
         .map_err(|e| KeyError::Unavailable(format!("no random volume id: {e}")))?;
     let g = backend.generate(&VolumeConfig::config_context(&volume_id))?;
-    let mut config = VolumeConfig::new(volume_id, g.key_arn, g.wrapped);
+    let mut config = match format {
+        InitFormat::V1 => VolumeConfig::new(volume_id, g.key_arn, g.wrapped),
+        InitFormat::V2 { plaintext_names } => {
+            // The name key: a data key of its own (never derived from
+            // another), wrapped under the same KMS key.
+            let n = backend.generate(&VolumeConfig::names_context(&volume_id))?;
+            VolumeConfig::new_v2(volume_id, g.key_arn, g.wrapped, n.wrapped, plaintext_names)
+        }
+    };
     config.seal(&g.key).map_err(|error| VolumeError::Format {
         path: path.clone(),
         error,
@@ -162,22 +203,54 @@ pub fn read_config(cipherdir: &Path) -> Result<VolumeConfig, VolumeError> {
     f.take(MAX_CONFIG_FILE as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io(&path))?;
-    let config = VolumeConfig::from_json(&bytes).map_err(|error| VolumeError::Format {
+    VolumeConfig::from_json(&bytes).map_err(|error| VolumeError::Format { path, error })
+}
+
+/// The unwrapped keys of a volume's config: the config key (verified
+/// against the MAC) and, in version 2, the name key.
+pub struct VolumeKeys {
+    pub config_key: DataKey,
+    pub name_key: Option<DataKey>,
+}
+
+/// Unwraps the config key (checking the MAC) and the name key.
+pub fn unwrap_volume_keys(
+    backend: &dyn KmsBackend,
+    cipherdir: &Path,
+    config: &VolumeConfig,
+) -> Result<VolumeKeys, VolumeError> {
+    let path = cipherdir.join(CONFIG_FILE_NAME);
+    let auth = |what: &str, detail: String| VolumeError::Format {
         path: path.clone(),
-        error,
-    })?;
-    // The format layer reads version 2 configs; the filesystem does not
-    // speak version 2 yet, and must not write version 1 files into one.
-    if config.format_version != crate::format::FORMAT_VERSION {
-        return Err(VolumeError::Format {
-            path,
-            error: FormatError::BadConfig(format!(
-                "format_version {} is not supported by this kmsfs yet",
-                config.format_version
-            )),
-        });
-    }
-    Ok(config)
+        error: FormatError::BadConfig(format!("{what} failed authentication ({detail})")),
+    };
+    let ctx = VolumeConfig::config_context(&config.volume_id);
+    let config_key = match backend.decrypt(&config.config_key, &ctx) {
+        Ok(k) => k,
+        Err(KeyError::Corrupt(m)) => return Err(auth("the config", m)),
+        Err(e) => return Err(e.into()),
+    };
+    config
+        .verify(&config_key)
+        .map_err(|error| VolumeError::Format {
+            path: path.clone(),
+            error,
+        })?;
+    let name_key = match &config.names {
+        None => None,
+        Some(n) => {
+            let ctx = VolumeConfig::names_context(&config.volume_id);
+            match backend.decrypt(&n.name_key, &ctx) {
+                Ok(k) => Some(k),
+                Err(KeyError::Corrupt(m)) => return Err(auth("the name key", m)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    Ok(VolumeKeys {
+        config_key,
+        name_key,
+    })
 }
 
 /// Unwraps the config key through `backend` and checks the MAC. A blob
@@ -188,21 +261,7 @@ pub(crate) fn verify_with(
     cipherdir: &Path,
     config: VolumeConfig,
 ) -> Result<VolumeConfig, VolumeError> {
-    let path = cipherdir.join(CONFIG_FILE_NAME);
-    let auth = |detail: String| VolumeError::Format {
-        path: path.clone(),
-        error: FormatError::BadConfig(format!("failed authentication ({detail})")),
-    };
-    let ctx = VolumeConfig::config_context(&config.volume_id);
-    let key = match backend.decrypt(&config.config_key, &ctx) {
-        Ok(k) => k,
-        Err(KeyError::Corrupt(m)) => return Err(auth(m)),
-        Err(e) => return Err(e.into()),
-    };
-    config.verify(&key).map_err(|error| VolumeError::Format {
-        path: path.clone(),
-        error,
-    })?;
+    unwrap_volume_keys(backend, cipherdir, &config)?;
     Ok(config)
 }
 
@@ -214,6 +273,18 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// Refuses a format 2 volume in a tool that reads only format 1.
+    pub fn require_format1(&self, tool: &str) -> Result<(), VolumeError> {
+        if self.config.format_version == crate::format::FORMAT_VERSION {
+            return Ok(());
+        }
+        Err(VolumeError::Unsupported(format!(
+            "kmsfs {tool} reads format 1 volumes only; {} is format {} (mount it to read it)",
+            self.dir.display(),
+            self.config.format_version
+        )))
+    }
+
     /// Loads and authenticates the config, then starts a key service.
     pub fn open(
         client: impl Into<Arc<Client>>,
@@ -238,12 +309,15 @@ impl Volume {
         opts: KeyOptions,
     ) -> Result<Volume, VolumeError> {
         let config = verify_with(backend.as_ref(), dir, read_config(dir)?)?;
-        let keys = Arc::new(KeyService::with_backend(
-            backend,
-            config.volume_id,
-            opts,
-            Arc::new(super::SystemClock),
-        ));
+        let keys = Arc::new(
+            KeyService::with_backend(
+                backend,
+                config.volume_id,
+                opts,
+                Arc::new(super::SystemClock),
+            )
+            .for_format(config.format_version),
+        );
         Ok(Volume {
             dir: dir.to_path_buf(),
             config,
@@ -320,6 +394,7 @@ mod tests {
             .to_json(),
             good.replace("\"block_size\": 4096", "\"block_size\": 4097"),
             good.replace("\"format_version\": 1", "\"format_version\": 2"),
+            good.replace("\"format_version\": 1", "\"format_version\": 3"),
         ];
         for bad in edits {
             assert_ne!(bad, good);

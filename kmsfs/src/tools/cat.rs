@@ -56,6 +56,12 @@ pub fn cat(volume: &Volume, path: &Path, out: &mut dyn Write) -> Result<u64, Cat
         path: full.clone(),
         error,
     };
+    volume.require_format1("cat").map_err(|e| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            e.to_string(),
+        ))
+    })?;
     let file = kmsd_client::nofollow::open_regular(&full).map_err(io)?;
     let file_error = |e: FileError| match e {
         FileError::Io(error) => CatError::Io {

@@ -161,6 +161,7 @@ const PROGRESS_MIN_FILES: usize = 1000;
 
 /// Checks every regular file of an open volume.
 pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckError> {
+    volume.require_format1("fsck").map_err(FsckError::Volume)?;
     let listing = walk::list(&volume.dir);
     let mut report = Report {
         other: listing.other,

@@ -14,14 +14,28 @@ struct LocalKeys {
     volume: VolumeId,
     opened: AtomicUsize,
     created: AtomicUsize,
+    /// Header version: 1, or 2 (ciphers with xattr keys).
+    version: u16,
 }
 
 impl LocalKeys {
-    fn new() -> Self {
+    fn new(sizes: Sizes) -> Self {
         LocalKeys {
             volume: VolumeId::random().unwrap(),
             opened: AtomicUsize::new(0),
             created: AtomicUsize::new(0),
+            version: match sizes {
+                Sizes::V1 => crate::format::HEADER_VERSION,
+                Sizes::V2 => crate::format::HEADER_VERSION_2,
+            },
+        }
+    }
+
+    fn cipher(&self, key: &DataKey, id: FileId) -> FileCipher {
+        if self.version == crate::format::HEADER_VERSION_2 {
+            FileCipher::new_v2(key, id)
+        } else {
+            FileCipher::new(key, id)
         }
     }
 }
@@ -35,8 +49,8 @@ impl KeySource for LocalKeys {
             file_id,
             wrapped_key: key.expose().to_vec(),
         };
-        let bytes = h.encode(&key, &self.volume).unwrap();
-        Ok((Arc::new(FileCipher::new(&key, file_id)), bytes))
+        let bytes = h.encode_version(self.version, &key, &self.volume).unwrap();
+        Ok((Arc::new(self.cipher(&key, file_id)), bytes))
     }
 
     fn open(&self, header: &[u8]) -> Result<Arc<FileCipher>, KeyFailure> {
@@ -46,10 +60,11 @@ impl KeySource for LocalKeys {
             damaged: true,
             message: e.to_string(),
         };
-        let h = Header::parse(header).map_err(|e| bad(&e))?;
+        let h = Header::parse_version(header, self.version).map_err(|e| bad(&e))?;
         let key = DataKey::from_slice(&h.wrapped_key).ok_or_else(|| bad(&"key length"))?;
-        h.verify(header, &key, &self.volume).map_err(|e| bad(&e))?;
-        Ok(Arc::new(FileCipher::new(&key, h.file_id)))
+        h.verify_version(self.version, header, &key, &self.volume)
+            .map_err(|e| bad(&e))?;
+        Ok(Arc::new(self.cipher(&key, h.file_id)))
     }
 }
 
@@ -61,10 +76,24 @@ struct Fixture {
     inode: Arc<crate::fs::inode::Inode>,
     keys: LocalKeys,
     damage: Mutex<Vec<Fault>>,
+    sizes: Sizes,
 }
 
 impl Fixture {
     fn new() -> Self {
+        Fixture::of(Sizes::V1)
+    }
+
+    /// A format 2 file, created as kmsfs creates one: header and empty
+    /// final block.
+    fn v2() -> Self {
+        let fx = Fixture::of(Sizes::V2);
+        fx.with(|io| io.initialize()).unwrap();
+        fx.keys.created.store(0, Ordering::Relaxed);
+        fx
+    }
+
+    fn of(sizes: Sizes) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let file = std::fs::OpenOptions::new()
@@ -87,8 +116,9 @@ impl Fixture {
             file,
             table,
             inode,
-            keys: LocalKeys::new(),
+            keys: LocalKeys::new(sizes),
             damage: Mutex::new(Vec::new()),
+            sizes,
         }
     }
 
@@ -99,6 +129,7 @@ impl Fixture {
             inode: &self.inode,
             keys: &self.keys,
             on_fault: &on_fault,
+            sizes: self.sizes,
         };
         f(&io)
     }
@@ -121,7 +152,10 @@ impl Fixture {
 
     /// Everything matches the model; also from a cold key cache.
     fn check(&self, model: &[u8]) {
-        assert_eq!(self.backing_len(), cipher_size(model.len() as u64));
+        assert_eq!(
+            self.backing_len(),
+            self.sizes.cipher_size(model.len() as u64)
+        );
         assert_eq!(self.with(|io| io.size()).unwrap(), model.len() as u64);
         let got = self.read(0, model.len() + 10).unwrap();
         assert!(
@@ -282,7 +316,15 @@ fn truncate_to_zero_gets_a_fresh_key() {
 
 #[test]
 fn random_operations_match_a_model() {
-    let fx = Fixture::new();
+    random_operations(Fixture::new());
+}
+
+#[test]
+fn format2_random_operations_match_a_model() {
+    random_operations(Fixture::v2());
+}
+
+fn random_operations(fx: Fixture) {
     let mut model: Vec<u8> = Vec::new();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for op in 0..400 {
@@ -459,4 +501,49 @@ fn aead_in_place_speed() {
         mb / sep.as_secs_f64(),
         mb / inplace.as_secs_f64()
     );
+}
+
+#[test]
+fn format2_empty_files_have_a_header_and_an_empty_final_block() {
+    let fx = Fixture::v2();
+    assert_eq!(fx.backing_len(), 540);
+    fx.check(b"");
+    let h1 = std::fs::read(&fx.path).unwrap()[..HEADER_SIZE].to_vec();
+    // Writes and truncation to zero keep the file's key and header.
+    for len in [1usize, 4096, 4097, 10_000] {
+        let data = pattern(len, 3);
+        fx.write(0, &data);
+        fx.check(&data);
+        fx.truncate(0);
+        fx.check(b"");
+    }
+    // A first write far from the start leaves block 0 a hole.
+    fx.write(3 * 4096 + 7, b"tail");
+    let mut model = vec![0u8; 3 * 4096 + 7];
+    model.extend_from_slice(b"tail");
+    fx.check(&model);
+    let h2 = std::fs::read(&fx.path).unwrap()[..HEADER_SIZE].to_vec();
+    assert_eq!(h1, h2);
+    assert_eq!(fx.keys.created.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn format2_truncation_to_zero_or_to_the_header_is_detected() {
+    let f2 = |len: u64| {
+        let fx = Fixture::v2();
+        fx.write(0, &pattern(5000, 9));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&fx.path)
+            .unwrap();
+        f.set_len(len).unwrap();
+        fx.inode.set_cipher(None);
+        let r = fx.read(0, 10);
+        (r, fx.damage.lock().unwrap().clone())
+    };
+    for len in [0u64, 100, HEADER_SIZE as u64, 540] {
+        let (r, damage) = f2(len);
+        assert_eq!(r, Err(Errno::EIO), "cut to {len}");
+        assert_eq!(damage.len(), 1, "cut to {len}: {damage:?}");
+    }
 }

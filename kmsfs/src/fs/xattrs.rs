@@ -1,0 +1,212 @@
+//! Extended attributes. Format 1: `user.*` values encrypted under a volume
+//! key ([`super::xattr::XattrCipher`]), other namespaces passed through.
+//! Format 2 (docs/FORMAT.md "Extended attributes"): `user.*` and
+//! `trusted.*` values encrypted under the node's own key and bound to its
+//! id and the name; `security.*` absent; everything else refused.
+
+use super::inode::Inode;
+use super::sys::{self, XattrTarget};
+use super::xattr::{is_encrypted, is_posix_acl, without_acls};
+use super::{KmsFs, Layout};
+use crate::format::FileCipher;
+use crate::format::xattr::{Node, XattrCipherV2, XattrPolicy, policy};
+use fuser::{Errno, FileType, INodeNo};
+use std::ffi::CStr;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The xattr the kernel asks for before writes.
+const CAPS: &[u8] = b"security.capability";
+
+/// Where an inode's xattr calls go: its shared descriptor when open (no
+/// `/proc` path lookup).
+fn xattr_target(inode: &Inode) -> XattrTarget<'_> {
+    if inode.is_symlink() {
+        return XattrTarget::Symlink;
+    }
+    match inode.io_if_open() {
+        Some(io) => XattrTarget::Open(io.file.as_fd()),
+        None => XattrTarget::Path(inode.fd()),
+    }
+}
+
+/// The cipher of one node's values (format 2).
+enum Sealer<'a> {
+    Shared(&'a XattrCipherV2),
+    File(Arc<FileCipher>),
+}
+
+impl Sealer<'_> {
+    fn cipher(&self) -> Result<&XattrCipherV2, Errno> {
+        match self {
+            Sealer::Shared(c) => Ok(c),
+            Sealer::File(f) => f.xattr().ok_or(Errno::EIO),
+        }
+    }
+}
+
+/// A `listxattr` result with only the names `keep` accepts.
+fn filter_list(list: Vec<u8>, keep: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(list.len());
+    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if keep(name) {
+            out.extend_from_slice(name);
+            out.push(0);
+        }
+    }
+    out
+}
+
+impl KmsFs {
+    /// The node id and cipher of `inode`'s values (format 2): a regular
+    /// file's own key, else the volume's node key; FIFOs, sockets and
+    /// devices have no id (`EOPNOTSUPP`).
+    fn sealer(&self, inode: &Inode) -> Result<(Node, Sealer<'_>), Errno> {
+        let Layout::V2(v2) = &self.layout else {
+            return Err(Errno::EOPNOTSUPP);
+        };
+        match inode.kind {
+            FileType::Directory => Ok((
+                Node::dir(self.dir_id(inode, true)?),
+                Sealer::Shared(&v2.node_xattr),
+            )),
+            FileType::Symlink => Ok((
+                Node::symlink(self.link_id(inode)?),
+                Sealer::Shared(&v2.node_xattr),
+            )),
+            FileType::RegularFile => {
+                let c = self.file_cipher(inode)?;
+                Ok((Node::file(c.file_id()), Sealer::File(c)))
+            }
+            _ => Err(Errno::EOPNOTSUPP),
+        }
+    }
+
+    fn damaged_xattr(&self, inode: &Inode, name: &CStr) -> Errno {
+        self.stats.count_damaged_read();
+        tracing::error!(
+            "{}: extended attribute {} failed authentication; returning EIO",
+            self.display_path(inode),
+            kmsd_client::logsafe::escape_bytes(name.to_bytes())
+        );
+        Errno::EIO
+    }
+
+    pub(super) fn do_getxattr(&self, ino: INodeNo, name: &CStr) -> Result<Vec<u8>, Errno> {
+        let n = name.to_bytes();
+        if is_posix_acl(n) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let inode = self.inode(ino)?;
+        let caps = n == CAPS;
+        if caps && inode.no_caps.load(Ordering::Relaxed) {
+            return Err(Errno::ENODATA);
+        }
+        if let Layout::V2(_) = &self.layout {
+            match policy(n) {
+                XattrPolicy::Encrypt => {}
+                XattrPolicy::Absent => return Err(Errno::ENODATA),
+                XattrPolicy::Refuse => return Err(Errno::EOPNOTSUPP),
+            }
+            let (node, sealer) = self.sealer(&inode)?;
+            let raw = sys::getxattr(xattr_target(&inode), name)?;
+            return sealer
+                .cipher()?
+                .open(&node, n, &raw)
+                .map_err(|_| self.damaged_xattr(&inode, name));
+        }
+        let raw = match sys::getxattr(xattr_target(&inode), name) {
+            Err(e) if caps && e == Errno::ENODATA => {
+                inode.no_caps.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            r => r?,
+        };
+        let Layout::V1 { xattr } = &self.layout else {
+            return Err(Errno::EIO);
+        };
+        if !is_encrypted(n) {
+            return Ok(raw);
+        }
+        xattr
+            .open(n, &raw)
+            .map_err(|_| self.damaged_xattr(&inode, name))
+    }
+
+    pub(super) fn do_setxattr(
+        &self,
+        ino: INodeNo,
+        name: &CStr,
+        value: &[u8],
+        flags: i32,
+    ) -> Result<(), Errno> {
+        let n = name.to_bytes();
+        if is_posix_acl(n) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let inode = self.inode(ino)?;
+        let sealed = match &self.layout {
+            Layout::V2(_) => {
+                if policy(n) != XattrPolicy::Encrypt {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                let (node, sealer) = self.sealer(&inode)?;
+                sealer
+                    .cipher()?
+                    .seal(&node, n, value)
+                    .map_err(|_| Errno::EIO)?
+            }
+            Layout::V1 { xattr } => {
+                if n == CAPS {
+                    inode.no_caps.store(false, Ordering::Relaxed);
+                }
+                if !is_encrypted(n) {
+                    return sys::setxattr(xattr_target(&inode), name, value, flags);
+                }
+                xattr.seal(n, value)?
+            }
+        };
+        sys::setxattr(xattr_target(&inode), name, &sealed, flags)
+    }
+
+    pub(super) fn do_listxattr(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
+        let inode = self.inode(ino)?;
+        let list = sys::listxattr(xattr_target(&inode))?;
+        Ok(match &self.layout {
+            Layout::V1 { .. } => without_acls(list),
+            Layout::V2(_) => filter_list(list, |n| policy(n) == XattrPolicy::Encrypt),
+        })
+    }
+
+    pub(super) fn do_removexattr(&self, ino: INodeNo, name: &CStr) -> Result<(), Errno> {
+        let n = name.to_bytes();
+        if is_posix_acl(n) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if let Layout::V2(_) = &self.layout {
+            match policy(n) {
+                XattrPolicy::Encrypt => {}
+                XattrPolicy::Absent => return Err(Errno::ENODATA),
+                XattrPolicy::Refuse => return Err(Errno::EOPNOTSUPP),
+            }
+        }
+        let inode = self.inode(ino)?;
+        sys::removexattr(xattr_target(&inode), name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_keep_only_accepted_names() {
+        let l = b"user.a\0security.selinux\0trusted.b\0system.x\0".to_vec();
+        assert_eq!(
+            filter_list(l, |n| policy(n) == XattrPolicy::Encrypt),
+            b"user.a\0trusted.b\0"
+        );
+        assert_eq!(filter_list(Vec::new(), |_| true), b"");
+    }
+}
