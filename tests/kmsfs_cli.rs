@@ -278,6 +278,7 @@ fn cat_and_fsck_work_without_a_mount() {
     std::fs::create_dir(vol.path("d")).unwrap();
     std::fs::write(vol.path("d/f"), &data).unwrap();
     std::fs::write(vol.path("g"), b"small").unwrap();
+    let p = vol.backing("d/f");
     m.unmount();
     let run = |args: &[&str]| {
         vol.kmsfs()
@@ -294,7 +295,6 @@ fn cat_and_fsck_work_without_a_mount() {
     let out = run(&["fsck", c]);
     assert!(out.status.success(), "{}", text(&out));
     // Damage block 2 of d/f.
-    let p = vol.backing("d/f");
     let mut raw = std::fs::read(&p).unwrap();
     raw[512 + 2 * 4124 + 100] ^= 1;
     std::fs::write(&p, raw).unwrap();

@@ -452,7 +452,7 @@ fn mount_fails_clearly_for_a_disabled_key_a_denied_caller_a_wrong_pin_and_a_bad_
     drop(_ok);
 
     // An edited config does not authenticate; a missing one is not a volume.
-    let conf = vol2.backing("kmsfs.conf");
+    let conf = vol2.cipherdir.join("kmsfs.conf");
     let text_conf = std::fs::read_to_string(&conf).unwrap();
     let edited = text_conf.replacen("\"block_size\": 4096", "\"block_size\": 4096 ", 1);
     let v: serde_json::Value = serde_json::from_str(&edited).unwrap();
@@ -503,6 +503,7 @@ fn kmsd_stopped_while_mounted_gives_eio_then_recovers() {
     // No pool and no cache, so every new file and every open asks kmsd.
     let _m = vol.mount(&["--pool-size", "0", "--cache-capacity", "0"]);
     std::fs::write(vol.path("before"), b"written while kmsd ran").unwrap();
+    let during = vol.backing("during");
     kmsd.terminate();
     drop_caches();
     // A file opened for writing needs its key at open (the kernel may
@@ -512,7 +513,7 @@ fn kmsd_stopped_while_mounted_gives_eio_then_recovers() {
         errno_of(std::fs::File::create(vol.path("during"))),
         libc::EIO
     );
-    assert!(!vol.backing("during").exists());
+    assert!(!during.exists());
     assert_eq!(errno_of(std::fs::read(vol.path("before"))), libc::EIO);
     let append = std::fs::OpenOptions::new()
         .append(true)

@@ -314,8 +314,20 @@ fn an_unprivileged_user_mounts_through_fusermount3() {
     let e = std::fs::metadata(home.join("m/f1")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EACCES), "root saw the mount");
     // Backing files belong to the user and hold no plaintext.
-    let backing = home.join("c/f4096");
-    assert_eq!(std::fs::metadata(&backing).unwrap().uid(), uid);
+    // (Names are encrypted: every backing entry, the config included.)
+    let mut stack = vec![home.join("c")];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.path().symlink_metadata().unwrap();
+            assert_eq!(m.uid(), uid, "{}", e.path().display());
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen > sources.len(), "{seen} backing entries");
     let big = &sources[5].1;
     assert_eq!(tree_contains(&home.join("c"), &big[1000..1064]), None);
     let out = user.kmsfs(&["status", "m"]);

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use crate::common::{KmsdProcess, bin};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -51,7 +52,14 @@ impl Volume {
     }
 
     pub fn create_with_key(socket: &Path, key: &str) -> Volume {
-        Volume::create_with(socket, key, |_| {})
+        Volume::create_with(socket, key, &[], |_| {})
+    }
+
+    /// A volume made with extra `kmsfs init` arguments (`--format 1`,
+    /// `--plaintext-names`).
+    pub fn create_init(kmsd: &KmsdProcess, init_args: &[&str]) -> Volume {
+        let key = kmsd.create_key("kmsfs test volume");
+        Volume::create_with(&kmsd.socket, &key.arn, init_args, |_| {})
     }
 
     /// A volume whose cipher directory is a tmpfs of `kib` KiB (a disk
@@ -59,7 +67,7 @@ impl Volume {
     pub fn create_on_tmpfs(kmsd: &KmsdProcess, kib: u64) -> (Volume, TmpfsGuard) {
         let key = kmsd.create_key("kmsfs test volume on a small disk");
         let mut guard = None;
-        let vol = Volume::create_with(&kmsd.socket, &key.arn, |cipher| {
+        let vol = Volume::create_with(&kmsd.socket, &key.arn, &[], |cipher| {
             guard = Some(TmpfsGuard::mount(cipher, kib));
         });
         (vol, guard.expect("tmpfs mounted"))
@@ -67,7 +75,12 @@ impl Volume {
 
     /// Creates the volume; `prepare` runs on the empty cipher directory
     /// before `kmsfs init`.
-    fn create_with(socket: &Path, key: &str, prepare: impl FnOnce(&Path)) -> Volume {
+    fn create_with(
+        socket: &Path,
+        key: &str,
+        init_args: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Volume {
         let tmp = tempfile::Builder::new()
             .prefix("kmsfs-test-")
             .tempdir()
@@ -91,6 +104,7 @@ impl Volume {
             .arg(key)
             .arg("--socket")
             .arg(socket)
+            .args(init_args)
             .output()
             .expect("run kmsfs init");
         assert!(out.status.success(), "kmsfs init failed: {}", text(&out));
@@ -174,15 +188,66 @@ impl Volume {
         s
     }
 
-    /// The backing (cipher) path of a path inside the mount.
+    /// The backing (cipher) path of a path inside the volume: `kmsfs
+    /// backing-path` (names encrypted as the mount stores them; needs
+    /// kmsd), else, when kmsd is down, the file the mount shows with the
+    /// same inode number (kmsfs passes backing inode numbers through).
     pub fn backing(&self, rel: &str) -> PathBuf {
-        self.cipherdir.join(rel)
+        let out = self
+            .kmsfs()
+            .arg("backing-path")
+            .arg(&self.cipherdir)
+            .arg(rel)
+            .arg("--socket")
+            .arg(&self.socket)
+            .output()
+            .expect("run kmsfs backing-path");
+        if out.status.success() {
+            let p = std::ffi::OsStr::from_bytes(out.stdout.trim_ascii_end());
+            return self.cipherdir.join(p);
+        }
+        assert!(
+            is_mounted(&self.mountpoint),
+            "kmsfs backing-path failed and nothing is mounted: {}",
+            text(&out)
+        );
+        let ino = std::os::unix::fs::MetadataExt::ino(
+            &std::fs::symlink_metadata(self.path(rel)).expect("stat on the mount"),
+        );
+        find_ino(&self.cipherdir, ino)
+            .unwrap_or_else(|| panic!("no backing file with inode {ino} for {rel}"))
     }
 
     /// The path inside the mount.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mountpoint.join(rel)
     }
+}
+
+/// The path under `dir` whose inode number is `ino` (kmsfs's own files
+/// left out).
+fn find_ino(dir: &Path, ino: u64) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = e.file_name();
+        if name.as_encoded_bytes().starts_with(b"kmsfs.")
+            && !name.as_encoded_bytes().starts_with(b"kmsfs.long.")
+        {
+            continue;
+        }
+        if name.as_encoded_bytes().ends_with(b".name") {
+            continue;
+        }
+        let m = e.path().symlink_metadata().ok()?;
+        if std::os::unix::fs::MetadataExt::ino(&m) == ino {
+            return Some(e.path());
+        }
+        if m.is_dir()
+            && let Some(p) = find_ino(&e.path(), ino)
+        {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// A tmpfs mounted by a test; unmounted (lazily if busy) on drop.

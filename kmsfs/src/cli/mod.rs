@@ -38,6 +38,9 @@ pub enum Command {
     Cat(CatArgs),
     /// Check every file of CIPHERDIR without mounting.
     Fsck(FsckArgs),
+    /// Print the backing path (relative to CIPHERDIR) of a path inside the
+    /// volume: its names encrypted, as a mount stores them.
+    BackingPath(CatArgs),
 }
 
 /// Where kmsd listens.
@@ -164,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(&a),
         Command::Cat(a) => tools::cat(&a),
         Command::Fsck(a) => tools::fsck(&a),
+        Command::BackingPath(a) => tools::backing_path(&a),
     };
     match r {
         Ok(code) => code,

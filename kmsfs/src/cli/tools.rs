@@ -12,16 +12,31 @@ fn connect(s: &SocketArg) -> Result<Client, String> {
     Client::connect(&socket).map_err(|e| format!("cannot reach kmsd at {}: {e}", socket.display()))
 }
 
-/// Writes a file's plaintext to stdout; a damaged block stops it with an
-/// error naming the block.
-pub fn cat(a: &CatArgs) -> Result<ExitCode, String> {
-    let volume = Volume::open(
+fn open(a: &CatArgs) -> Result<Volume, String> {
+    Volume::open(
         connect(&a.socket)?,
         &a.cipherdir,
         a.key_id.as_deref(),
         KeyOptions::offline(),
     )
-    .map_err(|e| format!("cannot open the volume {}: {e}", a.cipherdir.display()))?;
+    .map_err(|e| format!("cannot open the volume {}: {e}", a.cipherdir.display()))
+}
+
+/// Prints the backing path of a plaintext path.
+pub fn backing_path(a: &CatArgs) -> Result<ExitCode, String> {
+    let volume = open(a)?;
+    let p = crate::tools::backing_path(&volume, &a.path)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| format!("writing output: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file's plaintext to stdout; a damaged block stops it with an
+/// error naming the block.
+pub fn cat(a: &CatArgs) -> Result<ExitCode, String> {
+    let volume = open(a)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     crate::tools::cat(&volume, &a.path, &mut out).map_err(|e| e.to_string())?;

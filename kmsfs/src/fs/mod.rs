@@ -151,7 +151,7 @@ impl KmsFs {
         ));
         match link {
             Ok(p) => match p.strip_prefix(&self.cipherdir) {
-                Ok(rel) => format!("/{}", EscapedPath(rel)),
+                Ok(rel) => format!("/{}", EscapedPath(&self.plain_path(rel))),
                 Err(_) => EscapedPath(&p).to_string(),
             },
             Err(_) => format!("inode {}", inode.id.0),

@@ -384,6 +384,53 @@ impl KmsFs {
         out
     }
 
+    /// The user's path of a backing path relative to the root (for log
+    /// lines): each encrypted name decrypted, one that does not decrypt
+    /// left as it is stored.
+    pub(super) fn plain_path(&self, rel: &std::path::Path) -> std::path::PathBuf {
+        let Some((names, root_id)) = self
+            .layout
+            .v2()
+            .and_then(|v| v.names.as_ref().map(|n| (n, v.root_id())))
+        else {
+            return rel.to_path_buf();
+        };
+        let mut out = std::path::PathBuf::new();
+        let mut dir = self.cipherdir.clone();
+        let mut id = Some(root_id);
+        for c in rel.iter() {
+            let b = std::os::unix::ffi::OsStrExt::as_bytes(c);
+            let sidecar = match classify(b, false) {
+                BackingKind::Long => {
+                    let mut side = b.to_vec();
+                    side.extend_from_slice(b".name");
+                    let p = dir
+                        .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&side));
+                    kmsd_client::nofollow::open_regular(&p).ok().and_then(|f| {
+                        let mut v = Vec::new();
+                        std::io::Read::read_to_end(
+                            &mut std::io::Read::take(f, SIDECAR_MAX as u64),
+                            &mut v,
+                        )
+                        .ok()
+                        .map(|_| v)
+                    })
+                }
+                _ => None,
+            };
+            let plain = id.and_then(|id| names.decrypt_name(&id, b, sidecar.as_deref()).ok());
+            match plain {
+                Some(n) => {
+                    out.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&n))
+                }
+                None => out.push(c),
+            }
+            dir.push(c);
+            id = crate::tools::walk::read_dir_id(&dir).ok();
+        }
+        out
+    }
+
     /// One log line for a backing name readdir leaves out.
     fn report_name(&self, dir: &Inode, backing: &[u8], e: &NameError) {
         self.stats.count_damaged_read();

@@ -265,26 +265,16 @@ pub(crate) fn verify_with(
     Ok(config)
 }
 
-/// An open volume: the backing directory, its verified config and keys.
+/// An open volume: the backing directory, its verified config and keys,
+/// and its format's name and xattr ciphers.
 pub struct Volume {
     pub dir: PathBuf,
     pub config: VolumeConfig,
     pub keys: Arc<KeyService>,
+    pub layout: Arc<crate::fs::Layout>,
 }
 
 impl Volume {
-    /// Refuses a format 2 volume in a tool that reads only format 1.
-    pub fn require_format1(&self, tool: &str) -> Result<(), VolumeError> {
-        if self.config.format_version == crate::format::FORMAT_VERSION {
-            return Ok(());
-        }
-        Err(VolumeError::Unsupported(format!(
-            "kmsfs {tool} reads format 1 volumes only; {} is format {} (mount it to read it)",
-            self.dir.display(),
-            self.config.format_version
-        )))
-    }
-
     /// Loads and authenticates the config, then starts a key service.
     pub fn open(
         client: impl Into<Arc<Client>>,
@@ -294,11 +284,14 @@ impl Volume {
     ) -> Result<Volume, VolumeError> {
         let client: Arc<Client> = client.into();
         let config = load_volume(client.clone(), dir, expected_key)?;
+        let backend = KmsdBackend::new(client.clone(), config.key_arn.clone());
+        let layout = layout_of(&backend, dir, &config)?;
         let keys = Arc::new(KeyService::new(client, &config, opts));
         Ok(Volume {
             dir: dir.to_path_buf(),
             config,
             keys,
+            layout,
         })
     }
 
@@ -308,7 +301,8 @@ impl Volume {
         dir: &Path,
         opts: KeyOptions,
     ) -> Result<Volume, VolumeError> {
-        let config = verify_with(backend.as_ref(), dir, read_config(dir)?)?;
+        let config = read_config(dir)?;
+        let layout = layout_of(backend.as_ref(), dir, &config)?;
         let keys = Arc::new(
             KeyService::with_backend(
                 backend,
@@ -322,8 +316,21 @@ impl Volume {
             dir: dir.to_path_buf(),
             config,
             keys,
+            layout,
         })
     }
+}
+
+/// Unwraps the volume's keys (verifying the config) into its layout.
+fn layout_of(
+    backend: &dyn KmsBackend,
+    dir: &Path,
+    config: &VolumeConfig,
+) -> Result<Arc<crate::fs::Layout>, VolumeError> {
+    let keys = unwrap_volume_keys(backend, dir, config)?;
+    crate::fs::Layout::of(config, &keys)
+        .map(Arc::new)
+        .map_err(VolumeError::Unsupported)
 }
 
 #[cfg(test)]

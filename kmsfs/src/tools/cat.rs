@@ -47,21 +47,18 @@ impl std::error::Error for CatError {}
 /// Decrypts `path` (relative to the volume's backing directory, or
 /// absolute) into `out`; returns the plaintext bytes written.
 pub fn cat(volume: &Volume, path: &Path, out: &mut dyn Write) -> Result<u64, CatError> {
-    let full = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        volume.dir.join(path)
-    };
+    let shown = volume
+        .dir
+        .join(path.strip_prefix(&volume.dir).unwrap_or(path));
+    let backing = super::backing_path(volume, path).map_err(|e| CatError::Io {
+        path: shown.clone(),
+        error: std::io::Error::new(std::io::ErrorKind::NotFound, e),
+    })?;
+    let full = volume.dir.join(backing);
     let io = |error| CatError::Io {
-        path: full.clone(),
+        path: shown.clone(),
         error,
     };
-    volume.require_format1("cat").map_err(|e| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            e.to_string(),
-        ))
-    })?;
     let file = kmsd_client::nofollow::open_regular(&full).map_err(io)?;
     let file_error = |e: FileError| match e {
         FileError::Io(error) => CatError::Io {
@@ -76,12 +73,21 @@ pub fn cat(volume: &Volume, path: &Path, out: &mut dyn Write) -> Result<u64, Cat
             path: full.clone(),
             error,
         },
+        FileError::Block(error) => CatError::Block {
+            path: full.clone(),
+            error,
+        },
     };
-    let (_, plain_size) = read::plain_size(&file).map_err(file_error)?;
-    if plain_size == 0 {
+    let sizes = volume.layout.sizes();
+    let (_, plain_size) = read::plain_size(&file, sizes).map_err(file_error)?;
+    if plain_size == 0 && sizes == crate::fs::layout::Sizes::V1 {
         return Ok(0);
     }
     let cipher = read::open(&volume.keys, &file).map_err(file_error)?;
+    if plain_size == 0 {
+        read::check_empty(&cipher, &file).map_err(file_error)?;
+        return Ok(0);
+    }
     let mut written = 0u64;
     let mut failure = None;
     read::blocks(&cipher, &file, plain_size, |ev| match ev {

@@ -8,6 +8,7 @@ use super::read::{self, Event, FileError};
 use super::walk;
 use crate::format::offsets::{CIPHER_BLOCK_SIZE, HEADER_SIZE};
 use crate::format::{CONFIG_FILE_NAME, FormatError};
+use crate::fs::layout::Sizes;
 use crate::keys::{KeyError, KeyOptions, Volume, VolumeError};
 use indicatif::{ProgressBar, ProgressStyle};
 use kmsd_client::Client;
@@ -51,6 +52,9 @@ pub struct Report {
     /// Their paths and kinds (listed by Display, not problems: a mount
     /// may hold FIFOs and sockets).
     pub other_entries: Vec<(PathBuf, &'static str)>,
+    /// Leftovers of interrupted operations (format 2: temporary names,
+    /// orphan sidecars): safe to delete, not problems.
+    pub leftovers: u64,
     pub problems: Vec<Problem>,
 }
 
@@ -98,7 +102,15 @@ impl fmt::Display for Report {
                 1 => "1 problem".to_string(),
                 n => format!("{n} problems"),
             }
-        )
+        )?;
+        if self.leftovers > 0 {
+            write!(
+                f,
+                " ({} leftovers of interrupted operations, safe to delete)",
+                self.leftovers
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -161,17 +173,34 @@ const PROGRESS_MIN_FILES: usize = 1000;
 
 /// Checks every regular file of an open volume.
 pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckError> {
-    volume.require_format1("fsck").map_err(FsckError::Volume)?;
-    let listing = walk::list(&volume.dir);
+    let listing = walk::list(&volume.dir, &volume.layout);
     let mut report = Report {
         other: listing.other,
         other_entries: listing.other_entries.clone(),
+        leftovers: listing.leftovers,
         ..Report::default()
     };
     for (path, e) in &listing.errors {
         report.problem(path, None, format!("cannot read: {e}"));
     }
-    let total: u64 = listing.files.iter().map(|(_, s)| s).sum();
+    for (path, what) in &listing.problems {
+        report.problem(path, None, what.clone());
+    }
+    if let Some(v2) = volume.layout.v2() {
+        for (plain, backing) in &listing.symlinks {
+            let ok = std::fs::read_link(volume.dir.join(backing))
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    v2.symlinks
+                        .decrypt_target(t.as_os_str().as_encoded_bytes())
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = ok {
+                report.problem(plain, None, format!("symlink target: {e}"));
+            }
+        }
+    }
+    let total: u64 = listing.files.iter().map(|f| f.size).sum();
     let bar = if show_progress
         && (total >= PROGRESS_MIN_BYTES || listing.files.len() >= PROGRESS_MIN_FILES)
     {
@@ -185,37 +214,41 @@ pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckE
     } else {
         ProgressBar::hidden()
     };
-    for (path, size) in &listing.files {
-        bar.set_message(path.display().to_string());
-        check_file(volume, path, &mut report)?;
-        bar.inc(*size);
+    for f in &listing.files {
+        bar.set_message(f.plain.display().to_string());
+        check_file(volume, &f.plain, &f.backing, &mut report)?;
+        bar.inc(f.size);
     }
     bar.finish_and_clear();
     Ok(report)
 }
 
+/// Checks one regular file, known to the user as `rel` and stored at
+/// `backing`.
 pub(super) fn check_file(
     volume: &Volume,
     rel: &Path,
+    backing: &Path,
     report: &mut Report,
 ) -> Result<(), FsckError> {
     report.files += 1;
-    let file = match kmsd_client::nofollow::open_regular(&volume.dir.join(rel)) {
+    let sizes = volume.layout.sizes();
+    let file = match kmsd_client::nofollow::open_regular(&volume.dir.join(backing)) {
         Ok(f) => f,
         Err(e) => {
             report.problem(rel, None, format!("cannot open: {e}"));
             return Ok(());
         }
     };
-    let plain_size = match read::plain_size(&file) {
+    let plain_size = match read::plain_size(&file, sizes) {
         Ok((_, p)) => p,
         Err(FileError::Size(FormatError::BadSize { cipher_size })) => {
-            size_problem(rel, cipher_size, report);
+            size_problem(rel, cipher_size, sizes, report);
             return Ok(());
         }
         Err(e) => return file_problem(rel, e, report),
     };
-    if plain_size == 0 {
+    if plain_size == 0 && sizes == Sizes::V1 {
         report.empty_files += 1;
         return Ok(());
     }
@@ -223,6 +256,13 @@ pub(super) fn check_file(
         Ok(c) => c,
         Err(e) => return file_problem(rel, e, report),
     };
+    if plain_size == 0 {
+        report.empty_files += 1;
+        return match read::check_empty(&cipher, &file) {
+            Ok(()) => Ok(()),
+            Err(e) => file_problem(rel, e, report),
+        };
+    }
     let result = read::blocks(&cipher, &file, plain_size, |ev| {
         match ev {
             Event::Plain(data) => {
@@ -252,9 +292,11 @@ fn bad_block_text(kind: crate::format::BlockErrorKind) -> &'static str {
     }
 }
 
-fn size_problem(rel: &Path, cipher_size: u64, report: &mut Report) {
+fn size_problem(rel: &Path, cipher_size: u64, sizes: Sizes, report: &mut Report) {
     let hs = HEADER_SIZE as u64;
-    if cipher_size < hs {
+    if cipher_size == 0 && sizes == Sizes::V2 {
+        report.problem(rel, None, "0 bytes: no header (truncated to zero)");
+    } else if cipher_size < hs {
         report.problem(
             rel,
             None,
@@ -280,6 +322,11 @@ fn file_problem(rel: &Path, e: FileError, report: &mut Report) -> Result<(), Fsc
             return Err(FsckError::Unavailable(KeyError::Unavailable(m)));
         }
         FileError::Key(e) => report.problem(rel, None, format!("header: {e}")),
+        FileError::Block(e) => report.problem(
+            rel,
+            Some(e.block),
+            "not an empty file's final block (truncated to its first block)",
+        ),
     }
     Ok(())
 }

@@ -6,11 +6,21 @@ pub mod cat;
 pub mod fsck;
 mod put;
 mod read;
-mod walk;
+pub(crate) mod walk;
 
 pub use cat::{CatError, cat};
 pub use fsck::{FsckError, Problem, Report, check_opened, fsck, fsck_volume};
 pub use put::put;
+
+/// The backing path, relative to the volume's directory, of `path`
+/// (relative to the volume's root, or absolute inside its directory).
+pub fn backing_path(
+    volume: &crate::keys::Volume,
+    path: &std::path::Path,
+) -> Result<std::path::PathBuf, String> {
+    let rel = path.strip_prefix(&volume.dir).unwrap_or(path);
+    walk::resolve(&volume.dir, &volume.layout, rel)
+}
 
 #[cfg(test)]
 mod tests;

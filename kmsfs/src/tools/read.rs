@@ -2,6 +2,7 @@
 
 use crate::format::offsets::{self, BLOCK_SIZE, CIPHER_BLOCK_SIZE};
 use crate::format::{BlockError, FileCipher, FormatError, HEADER_SIZE};
+use crate::fs::layout::Sizes;
 use crate::keys::{KeyError, KeyService};
 use std::fs::File;
 use std::ops::ControlFlow;
@@ -26,13 +27,24 @@ pub enum FileError {
     Io(std::io::Error),
     Size(FormatError),
     Key(KeyError),
+    /// Format 2: an empty file whose block is not the empty final block.
+    Block(BlockError),
 }
 
 /// The plaintext size of the backing file, or why it has none.
-pub fn plain_size(file: &File) -> Result<(u64, u64), FileError> {
+pub fn plain_size(file: &File, sizes: Sizes) -> Result<(u64, u64), FileError> {
     let cipher = file.metadata().map_err(FileError::Io)?.len();
-    let plain = offsets::plain_size(cipher).map_err(FileError::Size)?;
+    let plain = sizes.plain_size(cipher).map_err(FileError::Size)?;
     Ok((cipher, plain))
+}
+
+/// Format 2: checks that an empty file's only block is the empty final
+/// block under its key.
+pub fn check_empty(cipher: &FileCipher, file: &File) -> Result<(), FileError> {
+    let mut c = [0u8; crate::format::BLOCK_OVERHEAD];
+    file.read_exact_at(&mut c, HEADER_SIZE as u64)
+        .map_err(FileError::Io)?;
+    cipher.open_empty_final(&c).map_err(FileError::Block)
 }
 
 /// Unwraps and verifies the header of a non-empty file.

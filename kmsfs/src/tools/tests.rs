@@ -222,7 +222,7 @@ fn fsck_finishes_and_reports_a_fifo_listed_or_swapped_in() {
     std::fs::remove_file(d.path().join("b")).unwrap();
     mkfifo(&d.path().join("b"));
     let r = within_10s(move || {
-        fsck::check_file(&v3, Path::new("b"), &mut r).map_err(|e| e.to_string())?;
+        fsck::check_file(&v3, Path::new("b"), Path::new("b"), &mut r).map_err(|e| e.to_string())?;
         Ok::<_, String>(r)
     })
     .expect("fsck of a swapped-in FIFO hung")
