@@ -91,7 +91,8 @@ kmsfs_new_volume() {
     mkdir -p "$dir"
     arn=$(kmsfs_create_key)
     [ -n "$arn" ] || kmsfs_die "could not create a kmsd key"
-    "$KMSFS_BIN" init "$dir" --key-id "$arn" --socket "$KMSD_SOCKET" >/dev/null
+    # shellcheck disable=SC2086 # KMSFS_INIT_ARGS: extra words, e.g. "--format 1"
+    "$KMSFS_BIN" init "$dir" --key-id "$arn" --socket "$KMSD_SOCKET" ${KMSFS_INIT_ARGS:-} >/dev/null
 }
 
 # kmsfs_mount CIPHERDIR MOUNTPOINT [ARGS...]: mounts (background mode).
