@@ -161,14 +161,15 @@ impl VolumeConfig {
         key.mac(CONFIG_MAC_LABEL, &[&self.mac_input()])
     }
 
-    /// The MAC input: every field, variable ones with their length; the
-    /// domain names the version.
+    /// The MAC input. Version 1: every field, variable ones with their
+    /// length. Version 2: the fields that say how to read the volume
+    /// (version, volume id, block size, plaintext names), not the key ARN
+    /// and the blobs: kmsd authenticates those (each blob's context names
+    /// the volume and its purpose) and `kmsfs rewrap` replaces them
+    /// through ReEncrypt, without the plaintext config key a MAC over them
+    /// would need. The domain names the version.
     fn mac_input(&self) -> Vec<u8> {
-        let mut m = Vec::with_capacity(
-            64 + self.key_arn.len()
-                + self.config_key.len()
-                + self.names.as_ref().map_or(0, |n| n.name_key.len()),
-        );
+        let mut m = Vec::with_capacity(64 + self.key_arn.len() + self.config_key.len());
         m.extend_from_slice(match self.names {
             None => CONFIG_MAC_DOMAIN,
             Some(_) => CONFIG_MAC_DOMAIN_V2,
@@ -176,15 +177,15 @@ impl VolumeConfig {
         m.extend_from_slice(&self.format_version.to_be_bytes());
         m.extend_from_slice(&self.volume_id.0);
         m.extend_from_slice(&self.block_size.to_be_bytes());
-        // Lengths were checked to fit (check()).
-        m.extend_from_slice(&(self.key_arn.len() as u32).to_be_bytes());
-        m.extend_from_slice(self.key_arn.as_bytes());
-        m.extend_from_slice(&(self.config_key.len() as u32).to_be_bytes());
-        m.extend_from_slice(&self.config_key);
-        if let Some(n) = &self.names {
-            m.extend_from_slice(&(n.name_key.len() as u32).to_be_bytes());
-            m.extend_from_slice(&n.name_key);
-            m.push(u8::from(n.plaintext_names));
+        match &self.names {
+            None => {
+                // Lengths were checked to fit (check()).
+                m.extend_from_slice(&(self.key_arn.len() as u32).to_be_bytes());
+                m.extend_from_slice(self.key_arn.as_bytes());
+                m.extend_from_slice(&(self.config_key.len() as u32).to_be_bytes());
+                m.extend_from_slice(&self.config_key);
+            }
+            Some(n) => m.push(u8::from(n.plaintext_names)),
         }
         m
     }
@@ -464,29 +465,26 @@ mod tests {
                 ..c.clone()
             },
             VolumeConfig {
-                names: Some(NameSettings {
-                    name_key: vec![6, 7, 9],
-                    ..n.clone()
-                }),
-                ..c.clone()
-            },
-            // A byte moved from the config key to the name key.
-            VolumeConfig {
-                config_key: vec![1, 2, 3, 4],
-                names: Some(NameSettings {
-                    name_key: vec![5, 6, 7, 8],
-                    ..n.clone()
-                }),
-                ..c.clone()
-            },
-            VolumeConfig {
-                key_arn: format!("{}x", c.key_arn),
+                volume_id: VolumeId([0x45; 16]),
                 ..c.clone()
             },
         ];
         for e in edits {
             assert_eq!(e.verify(&key), Err(FormatError::ConfigAuth), "{e:?}");
         }
+        // The key ARN and the blobs are outside the MAC (rewrap replaces
+        // them through kmsd; kmsd authenticates each blob against its
+        // context and the key the mount names).
+        let rewrapped = VolumeConfig {
+            key_arn: format!("{}x", c.key_arn),
+            config_key: vec![9; 7],
+            names: Some(NameSettings {
+                name_key: vec![8; 9],
+                ..n.clone()
+            }),
+            ..c.clone()
+        };
+        assert_eq!(rewrapped.verify(&key), Ok(()));
         // A v1 MAC does not verify as v2 and the reverse: the domains differ.
         let mut v1 = VolumeConfig {
             format_version: FORMAT_VERSION,

@@ -54,7 +54,7 @@ impl Header {
         b[WRAPPED_LEN_OFF..WRAPPED_LEN_OFF + 2].copy_from_slice(&(len as u16).to_be_bytes());
         b[FILE_ID_OFF..FILE_ID_OFF + 16].copy_from_slice(&self.file_id.0);
         b[WRAPPED_OFF..WRAPPED_OFF + len].copy_from_slice(&self.wrapped_key);
-        let mac = key.mac(HEADER_MAC_LABEL, &[&b[..MAC_OFF], &volume_id.0]);
+        let mac = key.mac(HEADER_MAC_LABEL, &mac_parts(version, &b, volume_id));
         b[MAC_OFF..].copy_from_slice(&mac);
         Ok(b)
     }
@@ -128,13 +128,31 @@ impl Header {
         }
         if key.verify_mac(
             HEADER_MAC_LABEL,
-            &[&bytes[..MAC_OFF], &volume_id.0],
+            &mac_parts(expected, bytes, volume_id),
             &bytes[MAC_OFF..],
         ) {
             Ok(())
         } else {
             Err(FormatError::HeaderAuth)
         }
+    }
+}
+
+/// What the header MAC covers. Version 1: the whole header before the MAC
+/// and the volume id. Version 2: magic and version, the file id and the
+/// volume id, not the wrapped key: kmsd authenticates that blob itself
+/// (its encryption context names the volume and the file), and `kmsfs
+/// rewrap` replaces it through kmsd's ReEncrypt, which never hands out the
+/// data key a MAC over the blob would need.
+fn mac_parts<'a>(version: u16, b: &'a [u8], volume_id: &'a VolumeId) -> [&'a [u8]; 3] {
+    if version == HEADER_VERSION {
+        [&b[..MAC_OFF], &volume_id.0, &[]]
+    } else {
+        [
+            &b[..VERSION_OFF + 2],
+            &b[FILE_ID_OFF..FILE_ID_OFF + 16],
+            &volume_id.0,
+        ]
     }
 }
 
@@ -212,6 +230,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn v2_mac_binds_magic_version_file_and_volume_not_the_blob() {
+        let (h, k, v) = sample();
+        let good = h.encode_version(HEADER_VERSION_2, &k, &v).unwrap();
+        let check = |b: &[u8]| {
+            Header::parse_version(b, HEADER_VERSION_2)
+                .and_then(|p| p.verify_version(HEADER_VERSION_2, b, &k, &v))
+        };
+        check(&good).unwrap();
+        for (name, range) in FIELDS {
+            if matches!(*name, "wrapped_len" | "wrapped_key") {
+                continue;
+            }
+            for i in range.clone() {
+                let mut b = good.clone();
+                b[i] ^= 1;
+                assert!(check(&b).is_err(), "flip in {name} byte {i} not detected");
+            }
+        }
+        assert!(
+            Header::parse_version(&good, HEADER_VERSION_2)
+                .unwrap()
+                .verify_version(HEADER_VERSION_2, &good, &k, &VolumeId([0x23; 16]))
+                .is_err()
+        );
+        // Another blob (of another length) under the same MAC: what rewrap
+        // writes. kmsd, not the MAC, decides whether the blob is this
+        // file's key.
+        let rewrapped = Header {
+            wrapped_key: (1..=120).collect(),
+            ..h.clone()
+        };
+        let mut b = rewrapped.encode_version(HEADER_VERSION_2, &k, &v).unwrap();
+        assert_eq!(b[MAC_OFF..], good[MAC_OFF..]);
+        check(&b).unwrap();
+        // A version 1 MAC never verifies as version 2.
+        let v1 = h.encode(&k, &v).unwrap();
+        b.copy_from_slice(&v1);
+        b[VERSION_OFF..VERSION_OFF + 2].copy_from_slice(&HEADER_VERSION_2.to_be_bytes());
+        assert!(check(&b).is_err());
     }
 
     #[test]

@@ -66,11 +66,15 @@ print("XATTR dir", (b"\x02" + XN + AESGCM(hkdf(NAME_KEY, b"kmsfs v2 dir and syml
 print("DIRID", (b"KMDI" + struct.pack(">HH", 2, 0) + DIR_A).hex())
 nk_blob = bytes(range(100, 140))
 for p in (0, 1):
-    mi2 = b"kmsfs.conf v2\0" + struct.pack(">I", 2) + VOL + struct.pack(">I", 4096) + struct.pack(">I", len(arn)) + arn + struct.pack(">I", len(blob)) + blob + struct.pack(">I", len(nk_blob)) + nk_blob + bytes([p])
+    # Version 2: the key ARN and the blobs are outside the MAC (rewrap
+    # re-encrypts them through kmsd without the plaintext config key).
+    mi2 = b"kmsfs.conf v2\0" + struct.pack(">I", 2) + VOL + struct.pack(">I", 4096) + bytes([p])
     print(f"CONF2 plaintext_names={p} mac", hmac.new(hkdf(KEY, b"kmsfs v1 config mac HMAC-SHA256"), mi2, hashlib.sha256).hexdigest())
 h2 = b"KMFS" + struct.pack(">HH", 2, len(wrapped)) + FILE_ID + wrapped
 h2 += bytes(480 - len(h2))
-h2 += hmac.new(mk, h2 + VOL, hashlib.sha256).digest()
+# Version 2: the MAC covers magic, version, file id and volume id, not the
+# wrapped key (which kmsd authenticates; rewrap replaces it).
+h2 += hmac.new(mk, h2[:6] + FILE_ID + VOL, hashlib.sha256).digest()
 print("HDR2 sha", hashlib.sha256(h2).hexdigest(), "mac", h2[480:].hex())
 EN = bytes(range(12))
 print("EMPTY", (EN + AESGCM(ck).encrypt(EN, b"", aad(0, 1))).hex())
