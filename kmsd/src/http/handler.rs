@@ -167,10 +167,10 @@ pub async fn handle(
                 return audited_refusal(svc, target, who, r).await;
             }
         };
-    let (caller, principal) = match limits.callers.of(&access_key, peer).await {
+    let (caller, principal) = match limits.callers.of(&access_key, regions.home(), peer).await {
         Ok(c) => c,
         Err(e) => {
-            let who = identity::unauthenticated(Some(&access_key.access_key_id), peer);
+            let who = identity::unauthenticated(Some(&access_key), peer);
             let r = refusal("AccessDeniedException", 400, e.message);
             return audited_refusal(&svc, target, who, r).await;
         }
@@ -200,7 +200,7 @@ pub async fn handle(
 /// Runs a decoded request through the pipeline and encodes the answer.
 async fn run(
     svc: &Arc<KeyService>,
-    caller: crate::service::Caller,
+    caller: Arc<crate::service::Caller>,
     principal: Principal,
     decoded: kmsd_awsjson::Decoded,
 ) -> HttpResponse<Full<Bytes>> {
@@ -256,7 +256,7 @@ fn authenticate(
     parts: &hyper::http::request::Parts,
     body: &[u8],
     service: &str,
-) -> Result<(crate::store::AccessKeyRecord, Arc<KeyService>), (Option<String>, AwsError)> {
+) -> Result<(String, Arc<KeyService>), (Option<String>, AwsError)> {
     let headers: Vec<(&str, &[u8])> = parts
         .headers
         .iter()
@@ -295,22 +295,23 @@ fn authenticate(
         // kmsd issues no session credentials.
         return Err((claimed(), unrecognized()));
     }
-    let Some((record, secret)) = regions.home().access_key(akid) else {
+    let key = regions.home().with_access_key(akid, |record, secret| {
+        (record.status == kmsd_client::AccessKeyStatus::Active).then(|| {
+            signing_keys.get(
+                akid,
+                parsed.date(),
+                parsed.region(),
+                parsed.service(),
+                secret,
+            )
+        })
+    });
+    let Some(Some(key)) = key else {
         return Err((claimed(), unrecognized()));
     };
-    if record.status != kmsd_client::AccessKeyStatus::Active {
-        return Err((claimed(), unrecognized()));
-    }
-    let key = signing_keys.get(
-        akid,
-        parsed.date(),
-        parsed.region(),
-        parsed.service(),
-        &secret,
-    );
     kmsd_sigv4::verify_with_key(&parsed, &req, &key, svc.now().0)
         .map_err(|e| (claimed(), sigv4_refusal(&e)))?;
-    Ok((record, svc.clone()))
+    Ok((akid.to_owned(), svc.clone()))
 }
 
 /// `'a'`, `'a' and 'b'`, `'a', 'b' and 'c'`.
@@ -345,7 +346,7 @@ fn xml_escape(s: &str) -> String {
 /// policies may name), the access key id as `UserId`, and the account.
 async fn get_caller_identity(
     svc: &KeyService,
-    key: &crate::store::AccessKeyRecord,
+    access_key_id: &str,
     caller: &crate::service::Caller,
     principal: Principal,
 ) -> HttpResponse<Full<Bytes>> {
@@ -372,7 +373,7 @@ async fn get_caller_identity(
          </GetCallerIdentityResult>\n<ResponseMetadata>\n<RequestId>{}</RequestId>\n\
          </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
         xml_escape(&arn),
-        xml_escape(&key.access_key_id),
+        xml_escape(access_key_id),
         xml_escape(account),
         xml_escape(&request_id),
     );
