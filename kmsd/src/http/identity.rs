@@ -18,11 +18,15 @@ use std::time::{Duration, Instant};
 
 pub const CALLER_TTL: Duration = Duration::from_secs(10);
 
+/// A resolved caller, its audit principal (without the source address) and
+/// when it was resolved.
+type Resolved = (Arc<Caller>, Principal, Instant);
+
 /// Access key id → (caller, its audit principal, when resolved). The
 /// caller is shared, not copied, by the requests it makes.
 #[derive(Default)]
 pub struct Callers {
-    cache: Mutex<HashMap<String, (Arc<Caller>, Principal, Instant)>>,
+    cache: Mutex<HashMap<String, Resolved>>,
 }
 
 impl Callers {
