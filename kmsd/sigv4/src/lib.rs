@@ -65,9 +65,10 @@ pub use error::{
     INCOMPLETE_SIGNATURE, INVALID_SIGNATURE, MISSING_AUTHENTICATION_TOKEN, MSG_SIGNATURE_MISMATCH,
     Param, SigV4Error, SignError, SignedHeadersError,
 };
+pub use key::SigningKey;
 pub use sign::{SigningParams, sign};
 pub use time::MAX_SKEW_SECS;
-pub use verify::{Parsed, parse, verify};
+pub use verify::{Parsed, parse, verify, verify_with_key};
 
 /// The parts of an HTTP request that SigV4 covers, as received.
 #[derive(Clone, Copy)]

@@ -252,6 +252,26 @@ pub fn verify(
     secret: &[u8],
     now: u64,
 ) -> Result<(), SigV4Error> {
+    check_clock(parsed, now)?;
+    signature_matches(parsed, req, &signing_key(parsed, secret))
+}
+
+/// As [`verify`], with the signing key of `parsed`'s scope already derived
+/// (a server's cache of [`SigningKey::derive`] for the caller's secret).
+/// `key` must be the key of [`Parsed::access_key_id`]'s current secret for
+/// [`Parsed::date`], [`Parsed::region`] and [`Parsed::service`].
+pub fn verify_with_key(
+    parsed: &Parsed,
+    req: &RequestParts<'_>,
+    key: &SigningKey,
+    now: u64,
+) -> Result<(), SigV4Error> {
+    check_clock(parsed, now)?;
+    signature_matches(parsed, req, key)
+}
+
+/// X-Amz-Date within [`MAX_SKEW_SECS`] of `now`.
+fn check_clock(parsed: &Parsed, now: u64) -> Result<(), SigV4Error> {
     let now = i64::try_from(now).unwrap_or(i64::MAX);
     let earliest = now.saturating_sub(MAX_SKEW_SECS);
     let latest = now.saturating_add(MAX_SKEW_SECS);
@@ -269,8 +289,17 @@ pub fn verify(
             now: format_amz_date(now),
         });
     }
+    Ok(())
+}
+
+/// The payload hash, then the signature, under `key`.
+fn signature_matches(
+    parsed: &Parsed,
+    req: &RequestParts<'_>,
+    key: &SigningKey,
+) -> Result<(), SigV4Error> {
     let string_to_sign = request_string_to_sign(parsed, req)?;
-    if signing_key(parsed, secret).verify(string_to_sign.as_bytes(), &parsed.signature) {
+    if key.verify(string_to_sign.as_bytes(), &parsed.signature) {
         Ok(())
     } else {
         Err(SigV4Error::SignatureMismatch)

@@ -7,6 +7,7 @@
 //! (unauthenticated, malformed) gets its own audit record here.
 
 use super::identity::{self, Callers};
+use super::signing_keys::SigningKeys;
 use crate::regions::Regions;
 use crate::service::KeyService;
 use crate::service::dispatch::is_mutation;
@@ -27,6 +28,8 @@ pub struct Limits {
     pub max_body: usize,
     pub body_timeout: Duration,
     pub callers: Callers,
+    /// SigV4 signing keys already derived.
+    pub signing_keys: SigningKeys,
     /// The per-uid request and audit-byte rates, shared with the socket.
     pub rates: Arc<crate::server::limits::Limits>,
 }
@@ -97,8 +100,8 @@ async fn audited_refusal(
     refuse(&request_id, &r)
 }
 
-fn header<'a>(req: &'a HttpRequest<Incoming>, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+fn header<'a>(headers: &'a hyper::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 pub async fn handle(
@@ -110,26 +113,26 @@ pub async fn handle(
     // Refusals before the request's region is known go to the home
     // region's trail.
     let svc = regions.home();
-    let target = header(&req, "x-amz-target").map(str::to_owned);
+    let (parts, body) = req.into_parts();
+    let target = header(&parts.headers, "x-amz-target");
     let anonymous = || identity::unauthenticated(None, peer);
-    if req.method() != hyper::Method::POST || req.uri().path() != "/" {
+    if parts.method != hyper::Method::POST || parts.uri.path() != "/" {
         let r = refusal(
             "UnknownOperationException",
             404,
             "kmsd serves AWS KMS's JSON protocol: POST / with X-Amz-Target",
         );
-        return audited_refusal(svc, target.as_deref(), anonymous(), r).await;
+        return audited_refusal(svc, target, anonymous(), r).await;
     }
-    let declared = header(&req, "content-length").and_then(|v| v.parse::<usize>().ok());
+    let declared = header(&parts.headers, "content-length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limits.max_body) {
         let r = refusal(
             "SerializationException",
             413,
             format!("the request body is larger than {} bytes", limits.max_body),
         );
-        return audited_refusal(svc, target.as_deref(), anonymous(), r).await;
+        return audited_refusal(svc, target, anonymous(), r).await;
     }
-    let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(
         limits.body_timeout,
         Limited::new(body, limits.max_body).collect(),
@@ -143,7 +146,7 @@ pub async fn handle(
                 413,
                 format!("the request body could not be read: {e}"),
             );
-            return audited_refusal(svc, target.as_deref(), anonymous(), r).await;
+            return audited_refusal(svc, target, anonymous(), r).await;
         }
         Err(_) => {
             let r = refusal(
@@ -151,32 +154,32 @@ pub async fn handle(
                 408,
                 "the request body was not sent in time",
             );
-            return audited_refusal(svc, target.as_deref(), anonymous(), r).await;
+            return audited_refusal(svc, target, anonymous(), r).await;
         }
     };
     let sts = target.is_none() && is_get_caller_identity(&body);
     let service = if sts { "sts" } else { "kms" };
-    let (access_key, svc) = match authenticate(regions, &parts, &body, service) {
-        Ok(k) => k,
-        Err((akid, r)) => {
-            let who = identity::unauthenticated(akid.as_deref(), peer);
-            return audited_refusal(svc, target.as_deref(), who, r).await;
-        }
-    };
-    let (caller, principal) = match limits.callers.of(&access_key, peer).await {
+    let (access_key, svc) =
+        match authenticate(regions, &limits.signing_keys, &parts, &body, service) {
+            Ok(k) => k,
+            Err((akid, r)) => {
+                let who = identity::unauthenticated(akid.as_deref(), peer);
+                return audited_refusal(svc, target, who, r).await;
+            }
+        };
+    let (caller, principal) = match limits.callers.of(&access_key, regions.home(), peer).await {
         Ok(c) => c,
         Err(e) => {
-            let who = identity::unauthenticated(Some(&access_key.access_key_id), peer);
+            let who = identity::unauthenticated(Some(&access_key), peer);
             let r = refusal("AccessDeniedException", 400, e.message);
-            return audited_refusal(&svc, target.as_deref(), who, r).await;
+            return audited_refusal(&svc, target, who, r).await;
         }
     };
-    if let Err(e) = limits.rates.check_request(
-        caller.uid,
-        event_name(target.as_deref()),
-        body.len(),
-        &principal,
-    ) {
+    if let Err(e) =
+        limits
+            .rates
+            .check_request(caller.uid, event_name(target), body.len(), &principal)
+    {
         // Counted for the uid's next RequestsThrottled record, not
         // audited one by one (docs/LIMITS.md).
         let (status, body) = kmsd_awsjson::encode_error(e.kind, &e.message);
@@ -185,10 +188,10 @@ pub async fn handle(
     if sts {
         return get_caller_identity(&svc, &access_key, &caller, principal).await;
     }
-    let decoded = match kmsd_awsjson::decode_request(target.as_deref().unwrap_or(""), &body) {
+    let decoded = match kmsd_awsjson::decode_request(target.unwrap_or(""), &body) {
         Ok(d) => d,
         Err(e) => {
-            return audited_refusal(&svc, target.as_deref(), principal, e).await;
+            return audited_refusal(&svc, target, principal, e).await;
         }
     };
     run(&svc, caller, principal, decoded).await
@@ -197,7 +200,7 @@ pub async fn handle(
 /// Runs a decoded request through the pipeline and encodes the answer.
 async fn run(
     svc: &Arc<KeyService>,
-    caller: crate::service::Caller,
+    caller: Arc<crate::service::Caller>,
     principal: Principal,
     decoded: kmsd_awsjson::Decoded,
 ) -> HttpResponse<Full<Bytes>> {
@@ -249,10 +252,11 @@ async fn run(
 /// answer.
 fn authenticate(
     regions: &Regions,
+    signing_keys: &SigningKeys,
     parts: &hyper::http::request::Parts,
     body: &[u8],
     service: &str,
-) -> Result<(crate::store::AccessKeyRecord, Arc<KeyService>), (Option<String>, AwsError)> {
+) -> Result<(String, Arc<KeyService>), (Option<String>, AwsError)> {
     let headers: Vec<(&str, &[u8])> = parts
         .headers
         .iter()
@@ -270,8 +274,8 @@ fn authenticate(
         ..kmsd_sigv4::KMS_RULES
     };
     let parsed = kmsd_sigv4::parse(&req, &rules).map_err(|e| (None, sigv4_refusal(&e)))?;
-    let akid = parsed.access_key_id().to_owned();
-    let claimed = || Some(akid.clone());
+    let akid = parsed.access_key_id();
+    let claimed = || Some(akid.to_owned());
     let Some(svc) = regions.get(parsed.region()) else {
         let msg = format!(
             "Credential should be scoped to a valid region: this kmsd serves {}, not '{}'.",
@@ -291,15 +295,23 @@ fn authenticate(
         // kmsd issues no session credentials.
         return Err((claimed(), unrecognized()));
     }
-    let Some((record, secret)) = regions.home().access_key(&akid) else {
+    let key = regions.home().with_access_key(akid, |record, secret| {
+        (record.status == kmsd_client::AccessKeyStatus::Active).then(|| {
+            signing_keys.get(
+                akid,
+                parsed.date(),
+                parsed.region(),
+                parsed.service(),
+                secret,
+            )
+        })
+    });
+    let Some(Some(key)) = key else {
         return Err((claimed(), unrecognized()));
     };
-    if record.status != kmsd_client::AccessKeyStatus::Active {
-        return Err((claimed(), unrecognized()));
-    }
-    kmsd_sigv4::verify(&parsed, &req, &secret, svc.now().0)
+    kmsd_sigv4::verify_with_key(&parsed, &req, &key, svc.now().0)
         .map_err(|e| (claimed(), sigv4_refusal(&e)))?;
-    Ok((record, svc.clone()))
+    Ok((akid.to_owned(), svc.clone()))
 }
 
 /// `'a'`, `'a' and 'b'`, `'a', 'b' and 'c'`.
@@ -334,7 +346,7 @@ fn xml_escape(s: &str) -> String {
 /// policies may name), the access key id as `UserId`, and the account.
 async fn get_caller_identity(
     svc: &KeyService,
-    key: &crate::store::AccessKeyRecord,
+    access_key_id: &str,
     caller: &crate::service::Caller,
     principal: Principal,
 ) -> HttpResponse<Full<Bytes>> {
@@ -361,7 +373,7 @@ async fn get_caller_identity(
          </GetCallerIdentityResult>\n<ResponseMetadata>\n<RequestId>{}</RequestId>\n\
          </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
         xml_escape(&arn),
-        xml_escape(&key.access_key_id),
+        xml_escape(access_key_id),
         xml_escape(account),
         xml_escape(&request_id),
     );

@@ -9,45 +9,53 @@
 //! change reaches access-key callers within that time.
 
 use crate::service::{Caller, KeyService};
-use crate::store::AccessKeyRecord;
 use kmsd_audit::Principal;
 use kmsd_client::KmsError;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const CALLER_TTL: Duration = Duration::from_secs(10);
 
-/// Access key id → (caller, its audit principal, when resolved).
+/// A resolved caller, its audit principal (without the source address) and
+/// when it was resolved.
+type Resolved = (Arc<Caller>, Principal, Instant);
+
+/// Access key id → (caller, its audit principal, when resolved). The
+/// caller is shared, not copied, by the requests it makes.
 #[derive(Default)]
 pub struct Callers {
-    cache: Mutex<HashMap<String, (Caller, Principal, Instant)>>,
+    cache: Mutex<HashMap<String, Resolved>>,
 }
 
 impl Callers {
-    /// The caller and audit principal of `key` (off the async runtime: it
+    /// The caller and audit principal of the access key `access_key_id`
+    /// (of `home`, the home region's service; off the async runtime: it
     /// may read the user database).
     pub async fn of(
         &self,
-        key: &AccessKeyRecord,
+        access_key_id: &str,
+        home: &KeyService,
         peer: SocketAddr,
-    ) -> Result<(Caller, Principal), KmsError> {
+    ) -> Result<(Arc<Caller>, Principal), KmsError> {
         if let Some((c, p, at)) = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key.access_key_id)
+            .get(access_key_id)
             && at.elapsed() < CALLER_TTL
         {
             return Ok((c.clone(), with_source(p.clone(), peer)));
         }
-        let k = key.clone();
+        let (k, _) = home
+            .access_key(access_key_id)
+            .ok_or_else(|| KmsError::access_denied("the access key no longer exists"))?;
         let (caller, principal) = tokio::task::spawn_blocking(move || {
             let caller = KeyService::access_key_caller(&k)?;
             let mut p = crate::server::audit::principal(&caller);
             p.access_key_id = Some(k.access_key_id.clone());
-            Ok::<_, KmsError>((caller, p))
+            Ok::<_, KmsError>((Arc::new(caller), p))
         })
         .await
         .map_err(|e| KmsError::internal(format!("resolving the caller: {e}")))??;
@@ -56,7 +64,7 @@ impl Callers {
             cache.retain(|_, (_, _, at)| at.elapsed() < CALLER_TTL);
         }
         cache.insert(
-            key.access_key_id.clone(),
+            access_key_id.to_owned(),
             (caller.clone(), principal.clone(), Instant::now()),
         );
         Ok((caller, with_source(principal, peer)))

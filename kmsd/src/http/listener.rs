@@ -98,6 +98,7 @@ pub async fn serve_http(
         max_body: cfg.max_body,
         body_timeout: cfg.body_timeout,
         callers: Default::default(),
+        signing_keys: Default::default(),
         rates,
     });
     let acceptor = tls.map(TlsAcceptor::from);

@@ -9,11 +9,14 @@
 //! - `tls`: the certificate and key files, reloaded on SIGHUP;
 //! - `handler`: one request: read the bounded body, authenticate, decode,
 //!   run, encode;
-//! - `identity`: access key → caller, and the audit principal.
+//! - `identity`: access key → caller, and the audit principal;
+//! - `signing_keys`: the SigV4 signing keys, derived once per access key,
+//!   secret, day and scope.
 
 mod handler;
 mod identity;
 mod listener;
+mod signing_keys;
 pub mod tls;
 
 pub use listener::{HttpConfig, serve_http};

@@ -74,6 +74,19 @@ impl KeyService {
         Ok(Caller::resolve(uid, gid, None, &dir))
     }
 
+    /// `f` of the access key `id` and its secret, if the key exists (active
+    /// or not), under the state's read lock: nothing is copied.
+    pub fn with_access_key<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&AccessKeyRecord, &[u8]) -> R,
+    ) -> Option<R> {
+        let st = self.read();
+        st.access_keys
+            .get(id)
+            .map(|k: &AccessKey| f(&k.record, &k.secret))
+    }
+
     /// The access key `id`, if it exists (active or not).
     pub fn access_key(&self, id: &str) -> Option<(AccessKeyRecord, zeroize::Zeroizing<Vec<u8>>)> {
         let st = self.read();
