@@ -143,6 +143,7 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
         keys,
         mountpoint,
         cipherdir,
+        sweeper,
     } = m;
     let mut unmounter = session.unmount_callable();
     let mp = mountpoint.clone();
@@ -172,7 +173,9 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
     if let Some(r) = ready {
         r.ok();
     }
+    let sweeping = start_sweeper(sweeper, session.notifier());
     let result = session.run();
+    sweeping.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(ctl);
     keys.clear();
     tracing::info!("unmounted {}", mountpoint.display());
@@ -186,6 +189,7 @@ struct Mounted {
     keys: Arc<KeyService>,
     mountpoint: PathBuf,
     cipherdir: PathBuf,
+    sweeper: Option<crate::fs::revoke::Sweeper>,
 }
 
 /// Both directories exist; the mountpoint is not inside the backing
@@ -273,6 +277,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     .map_err(|e| format!("cannot open {}: {e}", cipherdir.display()))?;
     let k = keys.clone();
     fs.on_destroy(move || k.clear());
+    let sweeper = fs.sweeper();
     let fs_stats = fs.stats();
     let cfg = session_config(&cipherdir, &opts, a.threads);
     let session = mount(fs, &mountpoint, &cfg).map_err(|e| {
@@ -337,7 +342,37 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         keys,
         mountpoint,
         cipherdir,
+        sweeper,
     })
+}
+
+/// Runs the revocation sweep (docs: README "Revocation") until the flag
+/// it returns is set; a revoked file's cached pages are dropped.
+fn start_sweeper(
+    sweeper: Option<crate::fs::revoke::Sweeper>,
+    notifier: fuser::Notifier,
+) -> Arc<std::sync::atomic::AtomicBool> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let Some(s) = sweeper else { return stop };
+    let flag = stop.clone();
+    let started = std::thread::Builder::new()
+        .name("kmsfs-revoke".into())
+        .spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(s.interval());
+                s.sweep(&|ino| {
+                    if let Err(e) = notifier.inval_inode(ino, 0, 0) {
+                        tracing::debug!("cannot drop the cached pages of inode {}: {e}", ino.0);
+                    }
+                });
+            }
+        });
+    if let Err(e) = started {
+        tracing::error!(
+            "cannot start the revocation sweep: {e}; keys are checked per request only"
+        );
+    }
+    stop
 }
 
 /// Why an unprivileged mount was refused, when the reason is that the user

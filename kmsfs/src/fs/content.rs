@@ -33,6 +33,50 @@ pub trait KeySource: Send + Sync {
     fn new_file(&self) -> Result<(Arc<FileCipher>, Vec<u8>), KeyFailure>;
     /// The cipher of an existing file, from its header bytes.
     fn open(&self, header: &[u8]) -> Result<Arc<FileCipher>, KeyFailure>;
+    /// How long a cipher may be used before kmsd is asked again whether
+    /// its key may still be used (revocation); `None`: forever.
+    fn revalidate_after(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// Asks kmsd again for the key of `header` (no cached answer).
+    fn revalidate(&self, header: &[u8]) -> Result<Arc<FileCipher>, KeyFailure> {
+        self.open(header)
+    }
+}
+
+/// How long a refused key is refused without asking kmsd again.
+pub const REFUSAL_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Checks `inode`'s cipher with kmsd again (its header is `header`): on
+/// a refusal (key disabled, pending deletion, grant revoked, policy
+/// denies) the cipher is wiped and `Err` returned; when kmsd is
+/// unreachable the cipher stays (kmsd down revokes nothing) and is
+/// checked again a second later. Callers hold the content lock.
+pub fn revalidate(
+    inode: &Inode,
+    keys: &dyn KeySource,
+    header: &[u8],
+    slot: &mut Option<super::inode::Checked>,
+) -> Result<(), KeyFailure> {
+    let now = std::time::Instant::now();
+    match keys.revalidate(header) {
+        Ok(c) => {
+            *slot = Some(super::inode::Checked { cipher: c, at: now });
+            *super::inode::lock(&inode.refused) = None;
+            Ok(())
+        }
+        Err(k) if k.errno == Errno::EACCES || k.damaged => {
+            *slot = None;
+            *super::inode::lock(&inode.refused) = Some(now);
+            Err(k)
+        }
+        Err(k) => {
+            if let (Some(s), Some(ttl)) = (slot.as_mut(), keys.revalidate_after()) {
+                s.at = now.checked_sub(ttl).unwrap_or(now) + REFUSAL_HOLD;
+            }
+            Err(k)
+        }
+    }
 }
 
 /// A key that could not be had: the errno for the caller (`EACCES` when
@@ -127,15 +171,38 @@ impl FileIo<'_> {
     }
 
     /// The file's cipher, reading and unwrapping its header on first use.
+    /// After the key source's revalidation interval kmsd is asked again
+    /// (see [`revalidate`]); a refused key gives `EACCES`.
     pub fn cipher(&self) -> Result<Arc<FileCipher>, Errno> {
         let mut slot = super::inode::lock(&self.inode.cipher);
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        let ttl = self.keys.revalidate_after();
+        if let Some(c) = slot.as_ref()
+            && ttl.is_none_or(|t| c.at.elapsed() < t)
+        {
+            return Ok(c.cipher.clone());
+        }
+        if let Some(at) = *super::inode::lock(&self.inode.refused)
+            && at.elapsed() < REFUSAL_HOLD
+        {
+            return Err(Errno::EACCES);
         }
         let mut header = [0u8; HEADER_SIZE];
         sys::pread_exact(self.file, &mut header, 0)?;
+        if slot.is_some() {
+            match revalidate(self.inode, self.keys, &header, &mut slot) {
+                Ok(()) => {}
+                // kmsd unreachable: the key it gave stays usable.
+                Err(k) if slot.is_some() => (self.on_fault)(&Fault::Key(k)),
+                Err(k) => return Err(self.key_failed(k)),
+            }
+            return slot.as_ref().map(|c| c.cipher.clone()).ok_or(Errno::EIO);
+        }
         let c = self.keys.open(&header).map_err(|k| self.key_failed(k))?;
-        *slot = Some(c.clone());
+        *slot = Some(super::inode::Checked {
+            cipher: c.clone(),
+            at: std::time::Instant::now(),
+        });
+        *super::inode::lock(&self.inode.refused) = None;
         Ok(c)
     }
 

@@ -60,9 +60,12 @@ pub struct Inode {
     /// Readers share it, so concurrent reads run in parallel.
     pub content: RwLock<()>,
     /// Regular files: the content cipher once the header was read (or
-    /// written). `None` for an empty file, which has no key. Changed only
-    /// with `content` held for writing.
-    pub cipher: Mutex<Option<Arc<FileCipher>>>,
+    /// written), and when kmsd last agreed to its key. `None` for an empty
+    /// format 1 file, which has no key, and for a revoked key.
+    pub cipher: Mutex<Option<Checked>>,
+    /// When kmsd last refused this file's key (revocation): further
+    /// requests fail without asking kmsd again for a second.
+    pub refused: Mutex<Option<std::time::Instant>>,
     /// Regular files that are empty and open for writing: the key their
     /// first byte will use (cipher and header), set aside at open so that
     /// a write the kernel sends later never waits on, or fails for, kmsd.
@@ -70,6 +73,13 @@ pub struct Inode {
     /// Directories of a format 2 volume: the id their entries' names are
     /// bound to, once read.
     pub dir_id: OnceLock<DirId>,
+}
+
+/// A cipher and when kmsd last agreed to its key.
+#[derive(Clone)]
+pub struct Checked {
+    pub cipher: Arc<FileCipher>,
+    pub at: std::time::Instant,
 }
 
 /// A new file key not yet written anywhere: its cipher and its header.
@@ -124,11 +134,15 @@ impl Inode {
 
     /// The cached cipher, if any.
     pub fn cached_cipher(&self) -> Option<Arc<FileCipher>> {
-        lock(&self.cipher).clone()
+        lock(&self.cipher).as_ref().map(|c| c.cipher.clone())
     }
 
+    /// Sets the cipher (a key kmsd just gave: checked now).
     pub fn set_cipher(&self, cipher: Option<Arc<FileCipher>>) {
-        *lock(&self.cipher) = cipher;
+        *lock(&self.cipher) = cipher.map(|cipher| Checked {
+            cipher,
+            at: std::time::Instant::now(),
+        });
     }
 }
 
@@ -182,6 +196,7 @@ impl InodeTable {
             no_caps: AtomicBool::new(false),
             content: RwLock::new(()),
             cipher: Mutex::new(None),
+            refused: Mutex::new(None),
             fresh: Mutex::new(None),
             dir_id: OnceLock::new(),
         });
@@ -246,6 +261,7 @@ impl InodeTable {
             no_caps: AtomicBool::new(false),
             content: RwLock::new(()),
             cipher: Mutex::new(None),
+            refused: Mutex::new(None),
             fresh: Mutex::new(None),
             dir_id: OnceLock::new(),
         });
@@ -293,6 +309,20 @@ impl InodeTable {
                 t.by_key.remove(&key);
             }
         }
+    }
+
+    /// The regular files holding a cipher checked before `before`.
+    pub fn checked_before(&self, before: std::time::Instant) -> Vec<Arc<Inode>> {
+        lock(&self.tables)
+            .by_id
+            .values()
+            .filter(|e| {
+                lock(&e.inode.cipher)
+                    .as_ref()
+                    .is_some_and(|c| c.at < before)
+            })
+            .map(|e| e.inode.clone())
+            .collect()
     }
 
     /// How many inodes are known (the root included).

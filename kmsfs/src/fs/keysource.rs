@@ -23,4 +23,12 @@ impl KeySource for KeyService {
     fn open(&self, header: &[u8]) -> Result<Arc<FileCipher>, KeyFailure> {
         KeyService::open(self, header).map_err(failure)
     }
+
+    fn revalidate_after(&self) -> Option<std::time::Duration> {
+        Some(self.ttl())
+    }
+
+    fn revalidate(&self, header: &[u8]) -> Result<Arc<FileCipher>, KeyFailure> {
+        KeyService::revalidate(self, header).map_err(failure)
+    }
 }

@@ -28,6 +28,7 @@ mod keysource;
 pub mod layout;
 pub mod mount;
 mod names;
+pub mod revoke;
 pub mod stats;
 pub mod sys;
 mod tree;
@@ -72,7 +73,7 @@ impl Default for FsOptions {
 /// The filesystem.
 pub struct KmsFs {
     cipherdir: PathBuf,
-    inodes: InodeTable,
+    inodes: Arc<InodeTable>,
     handles: HandleTable,
     keys: Arc<dyn KeySource>,
     layout: Layout,
@@ -103,7 +104,7 @@ impl KmsFs {
         sys::clear_umask();
         Ok(KmsFs {
             cipherdir,
-            inodes: InodeTable::new(root, &st),
+            inodes: Arc::new(InodeTable::new(root, &st)),
             handles: HandleTable::default(),
             keys,
             layout,

@@ -88,6 +88,11 @@ impl KeyCache {
         }
     }
 
+    /// Takes the key of `wrapped` out of the cache.
+    pub fn remove(&mut self, wrapped: &[u8]) -> Option<Arc<DataKey>> {
+        self.lru.as_mut()?.pop(wrapped).map(|e| e.key)
+    }
+
     /// Drops every expired entry; returns how many.
     pub fn purge_expired(&mut self, now: Instant) -> usize {
         let Some(lru) = self.lru.as_mut() else {

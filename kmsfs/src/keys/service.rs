@@ -112,6 +112,8 @@ pub struct KeyService {
     unwraps: SingleFlight<Vec<u8>, Result<Arc<DataKey>, KeyError>>,
     /// The volume's header version (1, or 2 with xattr ciphers).
     header_version: u16,
+    /// How long an unwrapped key is used before kmsd is asked again.
+    ttl: Duration,
 }
 
 impl KeyService {
@@ -169,6 +171,7 @@ impl KeyService {
             clock,
             unwraps: SingleFlight::new(),
             header_version: crate::format::HEADER_VERSION,
+            ttl: opts.cache_ttl,
         }
     }
 
@@ -218,6 +221,30 @@ impl KeyService {
             .map_err(|e| KeyError::Corrupt(e.to_string()))?;
         let key = self.unwrap_key(&header, header_bytes)?;
         Ok(Arc::new(self.cipher(&key, header.file_id)))
+    }
+
+    /// How long a key is used before kmsd is asked again (the cache TTL).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// [`KeyService::open`] asking kmsd, not the cache: whether the key may
+    /// still be used (revocation). A refusal drops the cached key.
+    pub fn revalidate(&self, header_bytes: &[u8]) -> Result<Arc<FileCipher>, KeyError> {
+        let header = Header::parse_version(header_bytes, self.header_version)
+            .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+        let dropped = self.cache().remove(&header.wrapped_key);
+        let r = self.open(header_bytes);
+        if r.is_err()
+            && dropped.is_some()
+            && !matches!(r, Err(KeyError::Denied(_)) | Err(KeyError::Corrupt(_)))
+        {
+            // kmsd unreachable: keep the key it gave.
+            if let Some(k) = dropped {
+                self.cache().insert(header.wrapped_key, k, self.clock.now());
+            }
+        }
+        r
     }
 
     /// The verified data key of a parsed header.
