@@ -58,6 +58,16 @@ fn filter_list(list: Vec<u8>, keep: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     out
 }
 
+/// Format 2: whether `name` can be read or removed (`user.*`,
+/// `trusted.*`); `security.*` is absent, anything else refused.
+fn readable(name: &[u8]) -> Result<(), Errno> {
+    match policy(name) {
+        XattrPolicy::Encrypt => Ok(()),
+        XattrPolicy::Absent => Err(Errno::ENODATA),
+        XattrPolicy::Refuse => Err(Errno::EOPNOTSUPP),
+    }
+}
+
 impl KmsFs {
     /// The node id and cipher of `inode`'s values (format 2): a regular
     /// file's own key, else the volume's node key; FIFOs, sockets and
@@ -104,11 +114,7 @@ impl KmsFs {
             return Err(Errno::ENODATA);
         }
         if let Layout::V2(_) = &self.layout {
-            match policy(n) {
-                XattrPolicy::Encrypt => {}
-                XattrPolicy::Absent => return Err(Errno::ENODATA),
-                XattrPolicy::Refuse => return Err(Errno::EOPNOTSUPP),
-            }
+            readable(n)?;
             let (node, sealer) = self.sealer(&inode)?;
             let raw = sys::getxattr(xattr_target(&inode), name)?;
             return sealer
@@ -185,11 +191,7 @@ impl KmsFs {
             return Err(Errno::EOPNOTSUPP);
         }
         if let Layout::V2(_) = &self.layout {
-            match policy(n) {
-                XattrPolicy::Encrypt => {}
-                XattrPolicy::Absent => return Err(Errno::ENODATA),
-                XattrPolicy::Refuse => return Err(Errno::EOPNOTSUPP),
-            }
+            readable(n)?;
         }
         let inode = self.inode(ino)?;
         sys::removexattr(xattr_target(&inode), name)
