@@ -375,6 +375,10 @@ fn empty_files_headers_and_xattrs_are_bound_to_their_file() {
     xset(vol.path("x1"), "user.note", b"one").unwrap();
     xset(vol.path("x2"), "user.note", b"two").unwrap();
     xset(vol.path("x1"), "trusted.t", b"root only").unwrap();
+    std::fs::create_dir(vol.path("dir1")).unwrap();
+    std::fs::create_dir(vol.path("dir2")).unwrap();
+    xset(vol.path("dir1"), "user.k", b"dir one").unwrap();
+    xset(vol.path("dir2"), "user.k", b"dir two").unwrap();
     assert_eq!(
         xget(vol.path("x1"), "trusted.t").unwrap().unwrap(),
         b"root only"
@@ -385,7 +389,7 @@ fn empty_files_headers_and_xattrs_are_bound_to_their_file() {
         libc::EOPNOTSUPP
     );
     assert_eq!(xget(vol.path("x1"), "security.capability").unwrap(), None);
-    let b: Vec<PathBuf> = ["empty", "cut", "headerless", "x1", "x2"]
+    let b: Vec<PathBuf> = ["empty", "cut", "headerless", "x1", "x2", "dir1", "dir2"]
         .iter()
         .map(|n| backing_of(&vol, n))
         .collect();
@@ -406,16 +410,26 @@ fn empty_files_headers_and_xattrs_are_bound_to_their_file() {
     std::fs::write(&b[2], &whole[512..]).unwrap();
     let v2 = xget(&b[4], "user.note").unwrap().unwrap();
     xset(&b[3], "user.note", &v2).unwrap();
+    let d2 = xget(&b[6], "user.k").unwrap().unwrap();
+    xset(&b[5], "user.k", &d2).unwrap();
     let m = vol.mount(&[]);
     assert_eq!(std::fs::read(vol.path("empty")).unwrap(), b"");
     assert_eq!(errno_of(std::fs::read(vol.path("cut"))), libc::EIO);
     assert_eq!(errno_of(std::fs::read(vol.path("headerless"))), libc::EIO);
     assert_eq!(errno_of(xget(vol.path("x1"), "user.note")), libc::EIO);
     assert_eq!(xget(vol.path("x2"), "user.note").unwrap().unwrap(), b"two");
+    assert_eq!(errno_of(xget(vol.path("dir1"), "user.k")), libc::EIO);
+    assert_eq!(
+        xget(vol.path("dir2"), "user.k").unwrap().unwrap(),
+        b"dir two"
+    );
     drop(m);
     let t = mount::text(&vol.fsck());
     assert!(t.contains("cut"), "{t}");
     assert!(t.contains("headerless"), "{t}");
+    assert!(t.contains("x1: xattr user.note failed"), "{t}");
+    assert!(t.contains("dir1: xattr user.k failed"), "{t}");
+    assert!(!t.contains("x2:"), "{t}");
 }
 
 #[test]

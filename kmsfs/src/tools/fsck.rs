@@ -200,6 +200,16 @@ pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckE
             }
         }
     }
+    if let Some(v2) = volume.layout.v2() {
+        for (plain, backing, id) in &listing.dirs {
+            let node = crate::format::xattr::Node::dir(*id);
+            let dir = volume.dir.join(backing);
+            match std::fs::File::open(&dir) {
+                Ok(f) => check_xattrs(&f, &v2.node_xattr, &node, plain, &mut report),
+                Err(e) => report.problem(plain, None, format!("cannot open: {e}")),
+            }
+        }
+    }
     let total: u64 = listing.files.iter().map(|f| f.size).sum();
     let bar = if show_progress
         && (total >= PROGRESS_MIN_BYTES || listing.files.len() >= PROGRESS_MIN_FILES)
@@ -256,6 +266,10 @@ pub(super) fn check_file(
         Ok(c) => c,
         Err(e) => return file_problem(rel, e, report),
     };
+    if let Some(x) = cipher.xattr() {
+        let node = crate::format::xattr::Node::file(cipher.file_id());
+        check_xattrs(&file, x, &node, rel, report);
+    }
     if plain_size == 0 {
         report.empty_files += 1;
         return match read::check_empty(&cipher, &file) {
@@ -278,6 +292,50 @@ pub(super) fn check_file(
         report.problem(rel, None, format!("read error: {e}"));
     }
     Ok(())
+}
+
+/// Format 2: every `user.*` and `trusted.*` value of an open backing file
+/// or directory must authenticate for its node.
+fn check_xattrs(
+    f: &std::fs::File,
+    cipher: &crate::format::xattr::XattrCipherV2,
+    node: &crate::format::xattr::Node,
+    rel: &Path,
+    report: &mut Report,
+) {
+    use crate::format::xattr::{XattrPolicy, policy};
+    use crate::fs::sys::{XattrTarget, getxattr, listxattr};
+    use std::os::fd::AsFd;
+    let list = match listxattr(XattrTarget::Open(f.as_fd())) {
+        Ok(l) => l,
+        Err(e) => {
+            report.problem(rel, None, format!("cannot list xattrs: {e:?}"));
+            return;
+        }
+    };
+    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if policy(name) != XattrPolicy::Encrypt {
+            continue;
+        }
+        let Ok(cname) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        let shown = kmsd_client::logsafe::escape_bytes(name);
+        match getxattr(XattrTarget::Open(f.as_fd()), &cname) {
+            Ok(raw) => {
+                if cipher.open(node, name, &raw).is_err() {
+                    report.problem(
+                        rel,
+                        None,
+                        format!(
+                            "xattr {shown} failed authentication (edited or from another file)"
+                        ),
+                    );
+                }
+            }
+            Err(e) => report.problem(rel, None, format!("cannot read xattr {shown}: {e:?}")),
+        }
+    }
 }
 
 fn bad_block_text(kind: crate::format::BlockErrorKind) -> &'static str {

@@ -30,6 +30,9 @@ pub struct Listing {
     pub other_entries: Vec<(PathBuf, &'static str)>,
     /// Their backing paths (symlinks: format 2 checks their targets).
     pub symlinks: Vec<(PathBuf, PathBuf)>,
+    /// Format 2 directories with a readable id, the root included:
+    /// (plaintext path, backing path, id), for their xattrs.
+    pub dirs: Vec<(PathBuf, PathBuf, DirId)>,
     /// Directories that could not be read: (relative path, error).
     pub errors: Vec<(PathBuf, std::io::Error)>,
     /// Names that fail: (path, what). The backing path where the name is
@@ -44,6 +47,9 @@ pub struct Listing {
 pub fn list(root: &Path, layout: &Layout) -> Listing {
     let mut l = Listing::default();
     let root_id = layout.v2().map(|v| v.root_id());
+    if let Some(id) = root_id {
+        l.dirs.push((PathBuf::new(), PathBuf::new(), id));
+    }
     visit(root, layout, Path::new(""), Path::new(""), root_id, &mut l);
     l
 }
@@ -215,6 +221,9 @@ fn visit(
             Ok(m) if m.is_dir() => {
                 // Without a readable id, every entry inside is reported.
                 let sub = layout.v2().and_then(|_| read_dir_id(&root.join(&r)).ok());
+                if let Some(id) = sub {
+                    l.dirs.push((plain.clone(), r.clone(), id));
+                }
                 visit(root, layout, &r, &plain, sub, l);
             }
             Ok(m) if m.is_file() => l.files.push(Found {
