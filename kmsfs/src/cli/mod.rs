@@ -38,6 +38,9 @@ pub enum Command {
     Cat(CatArgs),
     /// Check every file of CIPHERDIR without mounting.
     Fsck(FsckArgs),
+    /// Re-encrypt every wrapped key of CIPHERDIR through kmsd (ReEncrypt):
+    /// under --to-key, or under the current version of the volume's key.
+    Rewrap(RewrapArgs),
     /// Print the backing path (relative to CIPHERDIR) of a path inside the
     /// volume: its names encrypted, as a mount stores them.
     BackingPath(CatArgs),
@@ -149,6 +152,20 @@ pub struct CatArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct RewrapArgs {
+    pub cipherdir: PathBuf,
+    /// The KMS key (id, ARN or alias) to move the volume to [default: the
+    /// volume's own key, at its current version].
+    #[arg(long, value_name = "KEY")]
+    pub to_key: Option<String>,
+    #[command(flatten)]
+    pub socket: SocketArg,
+    /// kmsd requests in flight.
+    #[arg(long, default_value_t = 8)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct FsckArgs {
     pub cipherdir: PathBuf,
     #[command(flatten)]
@@ -168,6 +185,7 @@ pub fn main() -> ExitCode {
         Command::Cat(a) => tools::cat(&a),
         Command::Fsck(a) => tools::fsck(&a),
         Command::BackingPath(a) => tools::backing_path(&a),
+        Command::Rewrap(a) => tools::rewrap(&a),
     };
     match r {
         Ok(code) => code,

@@ -396,7 +396,7 @@ const DEV_FUSE: &str = "/dev/fuse";
 /// The volume's format and ciphers, from its config key and name key
 /// (unwrapped once more; `load_volume` already verified them).
 fn layout(client: &Arc<Client>, dir: &Path, config: &VolumeConfig) -> Result<Layout, String> {
-    let backend = KmsdBackend::new(client.clone(), config.key_arn.clone());
+    let backend = KmsdBackend::for_volume(client.clone(), config);
     let keys = unwrap_volume_keys(&backend, dir, config)
         .map_err(|e| format!("cannot unwrap the volume's keys: {e}"))?;
     Layout::of(config, &keys)

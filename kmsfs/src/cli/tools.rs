@@ -1,7 +1,7 @@
 //! `kmsfs cat` and `kmsfs fsck`: the offline tools (`crate::tools`) on a
 //! volume opened through kmsd, without mounting.
 
-use super::{CatArgs, FsckArgs, SocketArg};
+use super::{CatArgs, FsckArgs, RewrapArgs, SocketArg};
 use crate::keys::{KeyOptions, Volume};
 use kmsd_client::Client;
 use std::io::Write;
@@ -31,6 +31,36 @@ pub fn backing_path(a: &CatArgs) -> Result<ExitCode, String> {
         .and_then(|()| out.write_all(b"\n"))
         .map_err(|e| format!("writing output: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rewraps the volume; prints the summary. Exit 1 when a file failed
+/// (the run can be repeated: it finishes what is left).
+pub fn rewrap(a: &RewrapArgs) -> Result<ExitCode, String> {
+    // SAFETY: isatty has no preconditions.
+    let tty = unsafe { libc::isatty(2) } == 1;
+    let bar = if tty {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let connect = || connect(&a.socket);
+    let report = crate::tools::rewrap::rewrap(
+        &connect,
+        &a.cipherdir,
+        a.to_key.as_deref(),
+        a.threads,
+        &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    println!("{report}");
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Writes a file's plaintext to stdout; a damaged block stops it with an

@@ -49,7 +49,25 @@ pub struct VolumeConfig {
     pub config_key: Vec<u8>,
     /// Version 2's fields; `None` in version 1.
     pub names: Option<NameSettings>,
+    /// Version 2, while `kmsfs rewrap --to-key` moves the volume to
+    /// `key_arn`: the key it moves from, and the config key wrapped under
+    /// that key (docs/FORMAT.md "Rewrap in progress").
+    pub rewrap_from: Option<RewrapFrom>,
     pub mac: [u8; MAC_SIZE],
+}
+
+/// The key a volume is being moved from, with the config key under it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewrapFrom {
+    pub key_arn: String,
+    pub config_key: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RewrapJson {
+    key_arn: String,
+    config_key: Blob,
 }
 
 /// What version 2 adds to the config.
@@ -75,6 +93,8 @@ struct Json {
     name_key: Option<Blob>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     plaintext_names: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rewrap_from: Option<RewrapJson>,
     mac: String,
 }
 
@@ -88,6 +108,7 @@ impl VolumeConfig {
             block_size: BLOCK_SIZE as u32,
             config_key,
             names: None,
+            rewrap_from: None,
             mac: [0; MAC_SIZE],
         }
     }
@@ -227,6 +248,20 @@ impl VolumeConfig {
         if self.volume_id.0 == [0; 16] {
             return bad("all-zero volume_id".into());
         }
+        if let Some(r) = &self.rewrap_from {
+            if self.names.is_none() {
+                return bad("rewrap_from in a version 1 config".into());
+            }
+            if r.key_arn.is_empty() || r.key_arn.len() > MAX_ARN || r.key_arn == self.key_arn {
+                return bad("rewrap_from names no other key".into());
+            }
+            if r.config_key.is_empty() || r.config_key.len() > MAX_CONFIG_KEY {
+                return bad(format!(
+                    "rewrap_from config_key of {} bytes",
+                    r.config_key.len()
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -240,6 +275,10 @@ impl VolumeConfig {
             config_key: Blob(self.config_key.clone()),
             name_key: self.names.as_ref().map(|n| Blob(n.name_key.clone())),
             plaintext_names: self.names.as_ref().map(|n| n.plaintext_names),
+            rewrap_from: self.rewrap_from.as_ref().map(|r| RewrapJson {
+                key_arn: r.key_arn.clone(),
+                config_key: Blob(r.config_key.clone()),
+            }),
             mac: to_hex(&self.mac),
         };
         // Serializing plain strings and numbers cannot fail.
@@ -283,6 +322,10 @@ impl VolumeConfig {
             block_size: j.block_size,
             config_key: j.config_key.0,
             names,
+            rewrap_from: j.rewrap_from.map(|r| RewrapFrom {
+                key_arn: r.key_arn,
+                config_key: r.config_key.0,
+            }),
             mac,
         };
         c.check()?;

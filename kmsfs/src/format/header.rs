@@ -138,6 +138,22 @@ impl Header {
     }
 }
 
+/// A version 2 header with its wrapped key replaced by `wrapped` (what
+/// `kmsfs rewrap` writes): everything else, the MAC included, stays; the
+/// MAC does not cover the blob, so no data key is needed.
+pub fn rewrapped(bytes: &[u8], wrapped: &[u8]) -> Result<Vec<u8>, FormatError> {
+    Header::parse_version(bytes, HEADER_VERSION_2)?;
+    let len = wrapped.len();
+    if len == 0 || len > WRAPPED_KEY_MAX {
+        return Err(FormatError::WrappedKeyTooLong { len });
+    }
+    let mut b = bytes.to_vec();
+    b[WRAPPED_LEN_OFF..WRAPPED_LEN_OFF + 2].copy_from_slice(&(len as u16).to_be_bytes());
+    b[WRAPPED_OFF..MAC_OFF].fill(0);
+    b[WRAPPED_OFF..WRAPPED_OFF + len].copy_from_slice(wrapped);
+    Ok(b)
+}
+
 /// What the header MAC covers. Version 1: the whole header before the MAC
 /// and the volume id. Version 2: magic and version, the file id and the
 /// volume id, not the wrapped key: kmsd authenticates that blob itself
@@ -267,6 +283,9 @@ mod tests {
         let mut b = rewrapped.encode_version(HEADER_VERSION_2, &k, &v).unwrap();
         assert_eq!(b[MAC_OFF..], good[MAC_OFF..]);
         check(&b).unwrap();
+        let again = super::rewrapped(&good, &(1..=120).collect::<Vec<u8>>()).unwrap();
+        assert_eq!(again, b);
+        assert!(super::rewrapped(&h.encode(&k, &v).unwrap(), &[1]).is_err());
         // A version 1 MAC never verifies as version 2.
         let v1 = h.encode(&k, &v).unwrap();
         b.copy_from_slice(&v1);

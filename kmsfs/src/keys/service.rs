@@ -119,7 +119,7 @@ pub struct KeyService {
 impl KeyService {
     /// Keys from kmsd under the volume's KMS key.
     pub fn new(client: impl Into<Arc<Client>>, volume: &VolumeConfig, opts: KeyOptions) -> Self {
-        let backend = Arc::new(KmsdBackend::new(client, volume.key_arn.clone()));
+        let backend = Arc::new(KmsdBackend::for_volume(client, volume));
         KeyService::with_backend(backend, volume.volume_id, opts, Arc::new(SystemClock))
             .for_format(volume.format_version)
     }

@@ -184,7 +184,7 @@ pub fn load_volume(
             });
         }
     }
-    let backend = KmsdBackend::new(client, config.key_arn.clone());
+    let backend = KmsdBackend::for_volume(client, &config);
     verify_with(&backend, cipherdir, config)
 }
 
@@ -236,6 +236,28 @@ pub fn unwrap_volume_keys(
             path: path.clone(),
             error,
         })?;
+    if let Some(r) = &config.rewrap_from {
+        // An unfinished rewrap: the config key under the old key must be
+        // the same key, or the config was not written by someone who
+        // could use the old key (docs/FORMAT.md "Rewrap in progress").
+        let same = match backend.decrypt_with_key(&r.key_arn, &r.config_key, &ctx) {
+            Ok(k) => {
+                k.expose()
+                    .iter()
+                    .zip(config_key.expose())
+                    .fold(0u8, |a, (x, y)| a | (x ^ y))
+                    == 0
+            }
+            Err(KeyError::Corrupt(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !same {
+            return Err(auth(
+                "the unfinished rewrap",
+                "rewrap_from's config key is not the volume's".into(),
+            ));
+        }
+    }
     let name_key = match &config.names {
         None => None,
         Some(n) => {
@@ -284,7 +306,7 @@ impl Volume {
     ) -> Result<Volume, VolumeError> {
         let client: Arc<Client> = client.into();
         let config = load_volume(client.clone(), dir, expected_key)?;
-        let backend = KmsdBackend::new(client.clone(), config.key_arn.clone());
+        let backend = KmsdBackend::for_volume(client.clone(), &config);
         let layout = layout_of(&backend, dir, &config)?;
         let keys = Arc::new(KeyService::new(client, &config, opts));
         Ok(Volume {

@@ -6,6 +6,7 @@ pub mod cat;
 pub mod fsck;
 mod put;
 mod read;
+pub mod rewrap;
 pub(crate) mod walk;
 
 pub use cat::{CatError, cat};

@@ -1,0 +1,187 @@
+//! `kmsfs rewrap`: a volume moved to another KMS key, or to the current
+//! version of its key, without reading or writing a content block; killed
+//! with SIGKILL at random moments it leaves every file readable and a
+//! second run finishes the job.
+
+mod common;
+#[path = "common/mount.rs"]
+mod mount;
+
+use common::KmsdProcess;
+use kmsd_client::*;
+use mount::Volume;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// `n` files in 20 directories, some empty, one with a long name; their
+/// contents by path.
+fn populate(vol: &Volume, n: usize) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for d in 0..20 {
+        std::fs::create_dir(vol.path(&format!("d{d}"))).unwrap();
+    }
+    for i in 0..n {
+        let rel = PathBuf::from(format!("d{}/file-{i}", i % 20));
+        let data = if i % 50 == 0 {
+            Vec::new()
+        } else {
+            format!("content of file {i} ")
+                .repeat(1 + i % 300)
+                .into_bytes()
+        };
+        std::fs::write(vol.mountpoint.join(&rel), &data).unwrap();
+        files.insert(rel, data);
+    }
+    let long = PathBuf::from("d0").join("L".repeat(250));
+    std::fs::write(vol.mountpoint.join(&long), b"long").unwrap();
+    files.insert(long, b"long".to_vec());
+    files
+}
+
+fn check_contents(vol: &Volume, files: &BTreeMap<PathBuf, Vec<u8>>) {
+    for (rel, data) in files {
+        let got = std::fs::read(vol.mountpoint.join(rel))
+            .unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+        assert!(got == *data, "{} differs", rel.display());
+    }
+}
+
+fn rewrap_cmd(vol: &Volume, to: Option<&str>) -> std::process::Command {
+    let mut c = vol.kmsfs();
+    c.arg("rewrap")
+        .arg(&vol.cipherdir)
+        .arg("--socket")
+        .arg(&vol.socket);
+    if let Some(k) = to {
+        c.arg("--to-key").arg(k);
+    }
+    c
+}
+
+fn config(vol: &Volume) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(vol.cipherdir.join("kmsfs.conf")).unwrap()).unwrap()
+}
+
+/// Every backing file's bytes after its header, by backing path.
+fn bodies(vol: &Volume) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![vol.cipherdir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.path().symlink_metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() && m.len() >= 540 {
+                out.insert(e.path(), std::fs::read(e.path()).unwrap()[512..].to_vec());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rewrap_moves_a_volume_to_another_key_without_touching_content() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    let m = vol.mount(&[]);
+    let files = populate(&vol, 2000);
+    drop(m);
+    let before = bodies(&vol);
+    let b = kmsd.create_key("rewrap destination");
+    let out = rewrap_cmd(&vol, Some(&b.key_id)).output().unwrap();
+    let text = mount::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2001 files rewrapped"), "{text}");
+    eprintln!("rewrap --to-key: {text}");
+    let c = config(&vol);
+    assert_eq!(c["key_arn"], b.arn.as_str());
+    assert!(c.get("rewrap_from").is_none(), "{c}");
+    // Content blocks untouched.
+    assert_eq!(bodies(&vol), before);
+    // The old key is no longer needed.
+    kmsd.client()
+        .call(DisableKeyRequest {
+            key_id: vol.key_arn.clone(),
+        })
+        .unwrap();
+    let out = vol.fsck();
+    assert!(out.status.success(), "{}", mount::text(&out));
+    let m = vol.mount(&["--key-id", &b.arn]);
+    check_contents(&vol, &files);
+    std::fs::write(vol.path("d1/new"), b"after the move").unwrap();
+    drop(m);
+}
+
+#[test]
+fn rewrap_after_rotation_works_while_mounted() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    let _m = vol.mount(&[]);
+    let files = populate(&vol, 300);
+    let open = std::fs::File::open(vol.path("d1/file-1")).unwrap();
+    kmsd.client()
+        .call(RotateKeyOnDemandRequest {
+            key_id: vol.key_arn.clone(),
+        })
+        .unwrap();
+    let out = rewrap_cmd(&vol, None).output().unwrap();
+    assert!(out.status.success(), "{}", mount::text(&out));
+    assert!(mount::text(&out).contains("301 files rewrapped"));
+    check_contents(&vol, &files);
+    let mut b = Vec::new();
+    std::io::Read::read_to_end(&mut &open, &mut b).unwrap();
+    assert_eq!(b, files[&PathBuf::from("d1/file-1")]);
+}
+
+#[test]
+fn rewrap_killed_at_random_moments_finishes_on_a_second_run() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    let m = vol.mount(&[]);
+    let files = populate(&vol, 3000);
+    drop(m);
+    let b = kmsd.create_key("rewrap destination");
+    let mut seed = Instant::now().elapsed().as_nanos() as u64 | 1;
+    let mut kills = 0;
+    for _ in 0..5 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let wait = Duration::from_millis(20 + seed % 400);
+        let mut child = rewrap_cmd(&vol, Some(&b.key_id))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        // Whatever the moment, every file is readable: fsck decrypts all.
+        let out = vol.fsck();
+        assert!(
+            out.status.success(),
+            "after a kill at {wait:?}: {}",
+            mount::text(&out)
+        );
+    }
+    eprintln!("{kills} rewraps killed");
+    assert!(kills > 0, "no run was interrupted");
+    let out = rewrap_cmd(&vol, Some(&b.key_id)).output().unwrap();
+    assert!(out.status.success(), "{}", mount::text(&out));
+    assert!(config(&vol).get("rewrap_from").is_none());
+    kmsd.client()
+        .call(DisableKeyRequest {
+            key_id: vol.key_arn.clone(),
+        })
+        .unwrap();
+    let out = vol.fsck();
+    assert!(out.status.success(), "{}", mount::text(&out));
+    let _m = vol.mount(&[]);
+    check_contents(&vol, &files);
+}
