@@ -185,3 +185,49 @@ fn rewrap_killed_at_random_moments_finishes_on_a_second_run() {
     let _m = vol.mount(&[]);
     check_contents(&vol, &files);
 }
+
+#[test]
+fn a_forged_rewrap_from_is_refused() {
+    require_fuse!();
+    use base64::Engine;
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    // Someone with a key of their own names it as the key the volume
+    // "moves from", with a config key of their making under it.
+    let c = kmsd.create_key("attacker");
+    let mut conf = config(&vol);
+    let ctx = EncryptionContext::from([
+        (
+            "kmsfs:volume".to_string(),
+            conf["volume_id"].as_str().unwrap().to_string(),
+        ),
+        ("kmsfs:purpose".to_string(), "config".to_string()),
+    ]);
+    let g = kmsd
+        .client()
+        .call(GenerateDataKeyRequest {
+            key_id: c.arn.clone(),
+            encryption_context: ctx,
+            key_spec: Some(DataKeySpec::Aes256),
+            number_of_bytes: None,
+            grant_tokens: Vec::new(),
+        })
+        .unwrap();
+    conf["rewrap_from"] = serde_json::json!({
+        "key_arn": c.arn,
+        "config_key": base64::engine::general_purpose::STANDARD.encode(g.ciphertext_blob.0),
+    });
+    std::fs::write(
+        vol.cipherdir.join("kmsfs.conf"),
+        serde_json::to_string_pretty(&conf).unwrap(),
+    )
+    .unwrap();
+    let out = vol.try_mount(&[]);
+    assert!(!out.status.success());
+    assert!(
+        mount::text(&out).contains("rewrap"),
+        "{}",
+        mount::text(&out)
+    );
+    assert!(!vol.fsck().status.success());
+}
