@@ -638,15 +638,20 @@ impl FileIo<'_> {
     /// file: a fresh header and the empty final block, in one write. The
     /// key comes from the pool (no kmsd round trip when one is ready).
     pub fn initialize(&self) -> Result<(), Errno> {
-        let (cipher, mut bytes) = self.keys.new_file().map_err(|k| self.key_failed(k))?;
-        let empty = cipher
-            .seal_empty_final()
-            .map_err(|e| self.fault(Fault::Block(e)))?;
-        bytes.extend_from_slice(&empty);
+        let (cipher, bytes) = empty_file(self.keys).map_err(|f| self.fault(f))?;
         sys::pwrite_all(self.file, &bytes, 0)?;
         self.inode.set_cipher(Some(cipher));
         Ok(())
     }
+}
+
+/// Format 2: a new empty file's key and its 540 bytes (header and empty
+/// final block).
+pub fn empty_file(keys: &dyn KeySource) -> Result<(Arc<FileCipher>, Vec<u8>), Fault> {
+    let (cipher, mut bytes) = keys.new_file().map_err(Fault::Key)?;
+    let empty = cipher.seal_empty_final().map_err(Fault::Block)?;
+    bytes.extend_from_slice(&empty);
+    Ok((cipher, bytes))
 }
 
 /// Whether a write of `off..end` covers all old content of block `blk` in a

@@ -166,25 +166,68 @@ impl KmsFs {
             sys::mknod_at(parent.fd(), &b.entry, mode, libc::dev_t::from(rdev))?;
             return Ok(self.finish_create(&parent, &b, who)?.1);
         }
-        let file = sys::open_at(
-            parent.fd(),
-            &b.entry,
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
-            mode & 0o7777,
-        )?;
-        let (inode, attr) = self.finish_create(&parent, &b, who)?;
         // Format 1: an empty regular file has no header, no key. Format 2:
-        // it has both.
+        // it has both, and appears with them.
         if self.layout.v2().is_none() {
-            return Ok(attr);
+            drop(sys::open_at(
+                parent.fd(),
+                &b.entry,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                mode & 0o7777,
+            )?);
+            return Ok(self.finish_create(&parent, &b, who)?.1);
         }
-        if let Err(e) = self.initialize_file(&inode, &file) {
-            self.forget_inode(inode.id, 1);
-            let _ = sys::unlink_at(parent.fd(), &b.entry, 0);
-            self.remove_sidecar(&parent, &b);
-            return Err(e);
+        let (_file, cipher) = self.create_v2(&parent, &b, libc::O_RDWR, mode & 0o7777, who)?;
+        let (inode, attr) = self.finish_create(&parent, &b, who)?;
+        inode.set_cipher(Some(cipher));
+        Ok(attr)
+    }
+
+    /// Format 2: creates a regular file that appears under its name only
+    /// with its header and empty final block written: made as an
+    /// `O_TMPFILE`, written, given to the caller, then linked in (`EEXIST`
+    /// when the name is taken). A kill at any instant leaves no 0-byte file
+    /// (which fsck would rightly call truncated). Backing file systems
+    /// without `O_TMPFILE` get the file created in place, then written.
+    fn create_v2(
+        &self,
+        parent: &Inode,
+        name: &Backing,
+        flags: i32,
+        mode: u32,
+        who: Caller,
+    ) -> Result<(std::fs::File, Arc<crate::format::FileCipher>), Errno> {
+        let report = |f: &super::content::Fault| self.report(parent, f);
+        let (cipher, bytes) = super::content::empty_file(&*self.keys).map_err(|f| {
+            report(&f);
+            match f {
+                super::content::Fault::Key(k) => k.errno,
+                _ => Errno::EIO,
+            }
+        })?;
+        let base = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
+        match sys::open_at(parent.fd(), c".", base | libc::O_TMPFILE, mode) {
+            Ok(file) => {
+                sys::pwrite_all(&file, &bytes, 0)?;
+                self.adopt(file.as_fd(), parent, who)?;
+                sys::link_fd(file.as_fd(), parent.fd(), &name.entry)?;
+                Ok((file, cipher))
+            }
+            Err(e) if e == Errno::EOPNOTSUPP || e == Errno::EISDIR || e == Errno::EINVAL => {
+                let file = sys::open_at(
+                    parent.fd(),
+                    &name.entry,
+                    base | libc::O_CREAT | libc::O_EXCL,
+                    mode,
+                )?;
+                if let Err(e) = sys::pwrite_all(&file, &bytes, 0) {
+                    let _ = sys::unlink_at(parent.fd(), &name.entry, 0);
+                    return Err(e);
+                }
+                Ok((file, cipher))
+            }
+            Err(e) => Err(e),
         }
-        self.attr_of(&inode)
     }
 
     pub(super) fn do_symlink(
@@ -222,17 +265,24 @@ impl KmsFs {
         } else {
             open
         };
-        let (file, created) = match sys::open_at(
-            parent.fd(),
-            &b.entry,
-            create | libc::O_CREAT | libc::O_EXCL,
-            mode & 0o7777,
-        ) {
-            Ok(f) => (f, true),
+        let made = if v2 {
+            self.create_v2(&parent, &b, create, mode & 0o7777, who)
+                .map(|(f, c)| (f, Some(c)))
+        } else {
+            sys::open_at(
+                parent.fd(),
+                &b.entry,
+                create | libc::O_CREAT | libc::O_EXCL,
+                mode & 0o7777,
+            )
+            .map(|f| (f, None))
+        };
+        let (file, created, fresh) = match made {
+            Ok((f, c)) => (f, true, c),
             // It appeared since the kernel's lookup: open it, unless the
             // caller wanted it new.
             Err(e) if e == Errno::EEXIST && flags & libc::O_EXCL == 0 => {
-                (sys::open_at(parent.fd(), &b.entry, open, 0)?, false)
+                (sys::open_at(parent.fd(), &b.entry, open, 0)?, false, None)
             }
             Err(e) => return Err(e),
         };
@@ -253,12 +303,8 @@ impl KmsFs {
             self.adopt(pfd.as_fd(), &parent, who).map_err(undo)?;
         }
         let (inode, mut attr) = self.remember(pfd).map_err(undo)?;
-        if created && v2 {
-            if let Err(e) = self.initialize_file(&inode, &file) {
-                self.forget_inode(inode.id, 1);
-                return Err(undo(e));
-            }
-            attr = self.attr_of(&inode)?;
+        if let Some(c) = fresh {
+            inode.set_cipher(Some(c));
         }
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         // A plain read-write descriptor becomes the inode's shared one.

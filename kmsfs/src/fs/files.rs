@@ -78,14 +78,6 @@ impl KmsFs {
         self.io(inode, &io.file, &report).cipher()
     }
 
-    /// Format 2: writes a new (0-byte) file's header and empty final
-    /// block (see [`FileIo::initialize`]).
-    pub(super) fn initialize_file(&self, inode: &Inode, file: &File) -> Result<(), Errno> {
-        let _w = inode.content.write().unwrap_or_else(|p| p.into_inner());
-        let report = |f: &Fault| self.report(inode, f);
-        self.io(inode, file, &report).initialize()
-    }
-
     pub(super) fn do_open(&self, ino: INodeNo, flags: i32) -> Result<FileHandle, Errno> {
         let inode = self.inode(ino)?;
         if inode.is_dir() {
