@@ -63,6 +63,19 @@ fn config(vol: &Volume) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(vol.cipherdir.join("kmsfs.conf")).unwrap()).unwrap()
 }
 
+fn disable(kmsd: &KmsdProcess, key: &str) {
+    kmsd.client()
+        .call(DisableKeyRequest {
+            key_id: key.to_string(),
+        })
+        .unwrap();
+}
+
+fn assert_fsck_clean(vol: &Volume, when: &str) {
+    let out = vol.fsck();
+    assert!(out.status.success(), "{when}: {}", mount::text(&out));
+}
+
 /// Every backing file's bytes after its header, by backing path.
 fn bodies(vol: &Volume) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -101,13 +114,8 @@ fn rewrap_moves_a_volume_to_another_key_without_touching_content() {
     // Content blocks untouched.
     assert_eq!(bodies(&vol), before);
     // The old key is no longer needed.
-    kmsd.client()
-        .call(DisableKeyRequest {
-            key_id: vol.key_arn.clone(),
-        })
-        .unwrap();
-    let out = vol.fsck();
-    assert!(out.status.success(), "{}", mount::text(&out));
+    disable(&kmsd, &vol.key_arn);
+    assert_fsck_clean(&vol, "with the old key disabled");
     let m = vol.mount(&["--key-id", &b.arn]);
     check_contents(&vol, &files);
     std::fs::write(vol.path("d1/new"), b"after the move").unwrap();
@@ -163,25 +171,15 @@ fn rewrap_killed_at_random_moments_finishes_on_a_second_run() {
         }
         child.wait().unwrap();
         // Whatever the moment, every file is readable: fsck decrypts all.
-        let out = vol.fsck();
-        assert!(
-            out.status.success(),
-            "after a kill at {wait:?}: {}",
-            mount::text(&out)
-        );
+        assert_fsck_clean(&vol, &format!("after a kill at {wait:?}"));
     }
     eprintln!("{kills} rewraps killed");
     assert!(kills > 0, "no run was interrupted");
     let out = rewrap_cmd(&vol, Some(&b.key_id)).output().unwrap();
     assert!(out.status.success(), "{}", mount::text(&out));
     assert!(config(&vol).get("rewrap_from").is_none());
-    kmsd.client()
-        .call(DisableKeyRequest {
-            key_id: vol.key_arn.clone(),
-        })
-        .unwrap();
-    let out = vol.fsck();
-    assert!(out.status.success(), "{}", mount::text(&out));
+    disable(&kmsd, &vol.key_arn);
+    assert_fsck_clean(&vol, "with the old key disabled");
     let _m = vol.mount(&[]);
     check_contents(&vol, &files);
 }

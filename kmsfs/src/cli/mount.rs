@@ -5,13 +5,10 @@
 use super::MountArgs;
 use super::daemon::{self, ReadyPipe};
 use crate::ctl::{self, CtlServer, Status};
-use crate::format::VolumeConfig;
 use crate::fs::Layout;
 use crate::fs::mount::{mount, parse_options, session_config};
 use crate::fs::{FsOptions, KmsFs};
-use crate::keys::{
-    KeyError, KeyOptions, KeyService, KmsdBackend, VolumeError, load_volume, unwrap_volume_keys,
-};
+use crate::keys::{KeyError, KeyOptions, KeyService, VolumeError, load_volume_keys};
 use kmsd_client::{Client, ClientConfig};
 use nix::sys::signal::{SigSet, Signal};
 use std::path::{Path, PathBuf};
@@ -232,7 +229,8 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     let client = Arc::new(Client::new(cc));
     // Reads and authenticates the config: unwraps the config key, so a
     // denied, disabled or wrong key fails here, before mounting.
-    let config = load_volume(client.clone(), &cipherdir, a.key_id.as_deref()).map_err(|e| {
+    let (config, volume_keys) = load_volume_keys(client.clone(), &cipherdir, a.key_id.as_deref())
+        .map_err(|e| {
         match e {
             // kmsd could not be reached at all: say where we looked.
             VolumeError::Key(KeyError::Unavailable(m)) => {
@@ -241,7 +239,8 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
             e => format!("cannot open the volume {}: {e}", cipherdir.display()),
         }
     })?;
-    let layout = layout(&client, &cipherdir, &config)?;
+    let layout = Layout::of(&config, &volume_keys)?;
+    drop(volume_keys);
     if layout.encrypted_names() {
         // Long names need 255-byte backing names (docs/FORMAT.md "Names").
         let st = nix::sys::statvfs::statvfs(&cipherdir)
@@ -392,15 +391,6 @@ fn device_hint(e: &std::io::Error) -> String {
 }
 
 const DEV_FUSE: &str = "/dev/fuse";
-
-/// The volume's format and ciphers, from its config key and name key
-/// (unwrapped once more; `load_volume` already verified them).
-fn layout(client: &Arc<Client>, dir: &Path, config: &VolumeConfig) -> Result<Layout, String> {
-    let backend = KmsdBackend::for_volume(client.clone(), config);
-    let keys = unwrap_volume_keys(&backend, dir, config)
-        .map_err(|e| format!("cannot unwrap the volume's keys: {e}"))?;
-    Layout::of(config, &keys)
-}
 
 #[cfg(test)]
 mod tests {

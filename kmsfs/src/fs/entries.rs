@@ -177,15 +177,15 @@ impl KmsFs {
             )?);
             return Ok(self.finish_create(&parent, &b, who)?.1);
         }
-        let (_file, cipher) = self.create_v2(&parent, &b, libc::O_RDWR, mode & 0o7777, who)?;
-        let (inode, attr) = self.finish_create(&parent, &b, who)?;
+        let (file, cipher) = self.create_v2(&parent, &b, libc::O_RDWR, mode & 0o7777, who)?;
+        let (inode, attr) = self.remember(OwnedFd::from(file))?;
         inode.set_cipher(Some(cipher));
         Ok(attr)
     }
 
-    /// Format 2: creates a regular file that appears under its name only
-    /// with its header and empty final block written: made as an
-    /// `O_TMPFILE`, written, given to the caller, then linked in (`EEXIST`
+    /// Format 2: creates a regular file, the caller's, that appears under
+    /// its name only with its header and empty final block written: made
+    /// as an `O_TMPFILE`, written, given to the caller, then linked in (`EEXIST`
     /// when the name is taken). A kill at any instant leaves no 0-byte file
     /// (which fsck would rightly call truncated). Backing file systems
     /// without `O_TMPFILE` get the file created in place, then written.
@@ -220,7 +220,9 @@ impl KmsFs {
                     base | libc::O_CREAT | libc::O_EXCL,
                     mode,
                 )?;
-                if let Err(e) = sys::pwrite_all(&file, &bytes, 0) {
+                let written = sys::pwrite_all(&file, &bytes, 0)
+                    .and_then(|()| self.adopt(file.as_fd(), parent, who));
+                if let Err(e) = written {
                     let _ = sys::unlink_at(parent.fd(), &name.entry, 0);
                     return Err(e);
                 }
@@ -299,7 +301,8 @@ impl KmsFs {
             .try_clone()
             .map(OwnedFd::from)
             .map_err(|e| undo(Errno::from(e)))?;
-        if created {
+        // (Format 2 made it the caller's before it appeared.)
+        if created && !v2 {
             self.adopt(pfd.as_fd(), &parent, who).map_err(undo)?;
         }
         let (inode, mut attr) = self.remember(pfd).map_err(undo)?;

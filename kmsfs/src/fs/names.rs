@@ -400,25 +400,8 @@ impl KmsFs {
         let mut id = Some(root_id);
         for c in rel.iter() {
             let b = std::os::unix::ffi::OsStrExt::as_bytes(c);
-            let sidecar = match classify(b, false) {
-                BackingKind::Long => {
-                    let mut side = b.to_vec();
-                    side.extend_from_slice(b".name");
-                    let p = dir
-                        .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&side));
-                    kmsd_client::nofollow::open_regular(&p).ok().and_then(|f| {
-                        let mut v = Vec::new();
-                        std::io::Read::read_to_end(
-                            &mut std::io::Read::take(f, SIDECAR_MAX as u64),
-                            &mut v,
-                        )
-                        .ok()
-                        .map(|_| v)
-                    })
-                }
-                _ => None,
-            };
-            let plain = id.and_then(|id| names.decrypt_name(&id, b, sidecar.as_deref()).ok());
+            let plain =
+                id.and_then(|id| crate::tools::walk::decrypt_entry(names, &id, &dir, b).ok());
             match plain {
                 Some(n) => {
                     out.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&n))

@@ -20,5 +20,5 @@ pub use error::KeyError;
 pub use service::{KeyOptions, KeyService, KeyStats, NewFile};
 pub use volume::{
     InitFormat, Volume, VolumeError, VolumeKeys, init_volume, init_volume_as, load_volume,
-    unwrap_volume_keys,
+    load_volume_keys, unwrap_volume_keys,
 };

@@ -234,17 +234,13 @@ impl KeyService {
         let header = Header::parse_version(header_bytes, self.header_version)
             .map_err(|e| KeyError::Corrupt(e.to_string()))?;
         let dropped = self.cache().remove(&header.wrapped_key);
-        let r = self.open(header_bytes);
-        if r.is_err()
-            && dropped.is_some()
-            && !matches!(r, Err(KeyError::Denied(_)) | Err(KeyError::Corrupt(_)))
-        {
+        let key = self.unwrap_key(&header, header_bytes);
+        if let (Err(KeyError::Unavailable(_)), Some(k)) = (&key, dropped) {
             // kmsd unreachable: keep the key it gave.
-            if let Some(k) = dropped {
-                self.cache().insert(header.wrapped_key, k, self.clock.now());
-            }
+            self.cache()
+                .insert(header.wrapped_key.clone(), k, self.clock.now());
         }
-        r
+        Ok(Arc::new(self.cipher(&*key?, header.file_id)))
     }
 
     /// The verified data key of a parsed header.

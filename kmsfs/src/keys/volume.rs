@@ -167,6 +167,17 @@ pub fn load_volume(
     cipherdir: &Path,
     expected_key: Option<&str>,
 ) -> Result<VolumeConfig, VolumeError> {
+    load_volume_keys(client, cipherdir, expected_key).map(|(c, _)| c)
+}
+
+/// [`load_volume`], and the keys it unwrapped to authenticate the config
+/// (the config key, and the name key of version 2), so a caller that needs
+/// them asks kmsd once.
+pub fn load_volume_keys(
+    client: impl Into<Arc<Client>>,
+    cipherdir: &Path,
+    expected_key: Option<&str>,
+) -> Result<(VolumeConfig, VolumeKeys), VolumeError> {
     let client: Arc<Client> = client.into();
     let config = read_config(cipherdir)?;
     if let Some(expected) = expected_key {
@@ -185,7 +196,8 @@ pub fn load_volume(
         }
     }
     let backend = KmsdBackend::for_volume(client, &config);
-    verify_with(&backend, cipherdir, config)
+    let keys = unwrap_volume_keys(&backend, cipherdir, &config)?;
+    Ok((config, keys))
 }
 
 /// Parses the config (structure only).
@@ -275,18 +287,6 @@ pub fn unwrap_volume_keys(
     })
 }
 
-/// Unwraps the config key through `backend` and checks the MAC. A blob
-/// kmsd calls invalid for this volume id is an authentication failure of
-/// the config, not a key problem.
-pub(crate) fn verify_with(
-    backend: &dyn KmsBackend,
-    cipherdir: &Path,
-    config: VolumeConfig,
-) -> Result<VolumeConfig, VolumeError> {
-    unwrap_volume_keys(backend, cipherdir, &config)?;
-    Ok(config)
-}
-
 /// An open volume: the backing directory, its verified config and keys,
 /// and its format's name and xattr ciphers.
 pub struct Volume {
@@ -305,9 +305,8 @@ impl Volume {
         opts: KeyOptions,
     ) -> Result<Volume, VolumeError> {
         let client: Arc<Client> = client.into();
-        let config = load_volume(client.clone(), dir, expected_key)?;
-        let backend = KmsdBackend::for_volume(client.clone(), &config);
-        let layout = layout_of(&backend, dir, &config)?;
+        let (config, volume_keys) = load_volume_keys(client.clone(), dir, expected_key)?;
+        let layout = layout_of(&config, &volume_keys)?;
         let keys = Arc::new(KeyService::new(client, &config, opts));
         Ok(Volume {
             dir: dir.to_path_buf(),
@@ -324,7 +323,10 @@ impl Volume {
         opts: KeyOptions,
     ) -> Result<Volume, VolumeError> {
         let config = read_config(dir)?;
-        let layout = layout_of(backend.as_ref(), dir, &config)?;
+        let layout = layout_of(
+            &config,
+            &unwrap_volume_keys(backend.as_ref(), dir, &config)?,
+        )?;
         let keys = Arc::new(
             KeyService::with_backend(
                 backend,
@@ -343,14 +345,12 @@ impl Volume {
     }
 }
 
-/// Unwraps the volume's keys (verifying the config) into its layout.
+/// The volume's layout from its unwrapped keys.
 fn layout_of(
-    backend: &dyn KmsBackend,
-    dir: &Path,
     config: &VolumeConfig,
+    keys: &VolumeKeys,
 ) -> Result<Arc<crate::fs::Layout>, VolumeError> {
-    let keys = unwrap_volume_keys(backend, dir, config)?;
-    crate::fs::Layout::of(config, &keys)
+    crate::fs::Layout::of(config, keys)
         .map(Arc::new)
         .map_err(VolumeError::Unsupported)
 }

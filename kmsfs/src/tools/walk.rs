@@ -135,35 +135,47 @@ fn classify_entry(
         }
         return Entry::Named(OsString::from_vec(name.to_vec()));
     };
-    let sidecar = match classify(name, in_root) {
+    match classify(name, in_root) {
         BackingKind::Dot | BackingKind::DirId | BackingKind::Config => return own(false),
         BackingKind::Temp => return own(true),
         BackingKind::Sidecar { entry } => return own(!present(entry)),
         BackingKind::Unknown => {
             return Entry::Problem("unexpected entry (not written by kmsfs)".into());
         }
-        BackingKind::Short => None,
-        BackingKind::Long => {
-            let side = [name, b".name"].concat();
-            match read_small(&dir.join(OsString::from_vec(side)), SIDECAR_MAX) {
-                Ok(s) => Some(s),
-                Err(e) => return Entry::Problem(format!("long name without its sidecar ({e})")),
-            }
-        }
+        BackingKind::Short | BackingKind::Long => {}
     };
     let id = match id {
         Some(Ok(id)) => id,
         Some(Err(e)) => return Entry::Problem(format!("name cannot be decrypted: {e}")),
         None => return Entry::Problem("name cannot be decrypted".into()),
     };
-    decrypt(names, id, name, sidecar.as_deref())
+    match decrypt_entry(names, id, dir, name) {
+        Ok(n) => Entry::Named(OsString::from_vec(n)),
+        Err(e) => Entry::Problem(e),
+    }
 }
 
-fn decrypt(names: &NameCipher, id: &DirId, name: &[u8], sidecar: Option<&[u8]>) -> Entry {
-    match names.decrypt_name(id, name, sidecar) {
-        Ok(n) => Entry::Named(OsString::from_vec(n)),
-        Err(e) => Entry::Problem(format!("name: {e}")),
-    }
+/// The plaintext name of the encrypted backing entry `name` of the
+/// backing directory `dir` (whose id is `id`): a short name decrypted, a
+/// long one through its sidecar.
+pub fn decrypt_entry(
+    names: &NameCipher,
+    id: &DirId,
+    dir: &Path,
+    name: &[u8],
+) -> Result<Vec<u8>, String> {
+    let sidecar = match classify(name, false) {
+        BackingKind::Long => {
+            let side = [name, b".name"].concat();
+            let s = read_small(&dir.join(OsString::from_vec(side)), SIDECAR_MAX)
+                .map_err(|e| format!("long name without its sidecar ({e})"))?;
+            Some(s)
+        }
+        _ => None,
+    };
+    names
+        .decrypt_name(id, name, sidecar.as_deref())
+        .map_err(|e| format!("name: {e}"))
 }
 
 fn visit(
