@@ -176,16 +176,20 @@ impl Shared {
 }
 
 impl Writer {
-    /// Commits the batch and completes its tickets.
+    /// Appends the batch, completes its tickets once it is durable, then
+    /// brings `HEAD` up to date: the submitters wait for one flush, and the
+    /// next batch gathers while `HEAD`'s runs. A failed `HEAD` update fails
+    /// the next batch instead (see [`ChainWriter::append`]).
     fn commit(&mut self) {
         let entries: Vec<Entry<'_>> = self.bodies.iter().map(|b| Entry::Event(b)).collect();
-        let result = self.chain.commit(&entries, &mut self.seqs);
+        let result = self.chain.append(&entries, &mut self.seqs);
         drop(entries);
         match result {
             Ok(()) => {
                 for (c, seq) in self.waiters.drain(..).zip(self.seqs.iter()) {
                     c.complete(Ok(*seq));
                 }
+                let _ = self.chain.update_head();
             }
             Err(e) => {
                 for c in self.waiters.drain(..) {

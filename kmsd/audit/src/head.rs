@@ -193,6 +193,13 @@ impl HeadFile {
         Ok(HeadFile { file, next_slot: 1 })
     }
 
+    /// Points the writer at another descriptor (a test's way to make the
+    /// next slot write fail, and to repair it).
+    #[cfg(test)]
+    pub(crate) fn replace_file(&mut self, file: File) {
+        self.file = file;
+    }
+
     /// Opens the existing `dir/HEAD`; returns it with the newest valid head.
     pub(crate) fn open(dir: &Path) -> Result<Option<(HeadFile, Head)>, AuditError> {
         let path = dir.join(HEAD_FILE);

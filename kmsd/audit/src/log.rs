@@ -1,7 +1,7 @@
 //! [`AuditLog`]: the append API. Submitters serialize their event in their
 //! own thread and queue the body; a group commit (see [`crate::commit`])
 //! chains everything queued, writes it with one `write` + `fdatasync`,
-//! replaces `HEAD`, and only then completes the submitters' tickets.
+//! completes the submitters' tickets, then updates `HEAD`.
 
 use crate::commit::{CommitMode, INLINE_BELOW, Shared};
 use crate::error::AuditError;

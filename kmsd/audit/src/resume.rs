@@ -152,6 +152,7 @@ fn writer(
         opts,
         buf: Vec::new(),
         poisoned: None,
+        head_stale: false,
     }
 }
 

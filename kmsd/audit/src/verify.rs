@@ -557,7 +557,7 @@ impl Verifier<'_> {
         }
         if head.seq < last {
             self.report.notes.push(format!(
-                "{} record(s) after HEAD (seq {}..{last}): written but not covered by HEAD; normal after a crash",
+                "{} record(s) after HEAD (seq {}..{last}): written but not covered by HEAD yet; normal on a live log and after a crash",
                 last - head.seq,
                 head.seq + 1
             ));

@@ -1,8 +1,11 @@
 //! The chain writer: turns a batch of record bodies into chained lines,
-//! appends them with one write + fdatasync, then updates `HEAD` (one
-//! pwrite + fdatasync). Runs under the group commit's lock (see
-//! `commit.rs`), and once in `open`. Rotation and periodic
-//! checkpoints happen here.
+//! appends them with one write + fdatasync ([`ChainWriter::append`]), then
+//! updates `HEAD` (one pwrite + fdatasync, [`ChainWriter::update_head`]).
+//! The group commit acknowledges a batch between the two, so a request
+//! waits for one flush, not two (docs/AUDIT.md, "HEAD after the
+//! acknowledgement"). Runs under the group commit's lock (see
+//! `commit.rs`), and once in `open`. Rotation and periodic checkpoints
+//! happen here.
 
 use crate::chain::LineHash;
 use crate::error::AuditError;
@@ -69,6 +72,9 @@ pub(crate) struct ChainWriter {
     pub opts: Options,
     pub buf: Vec<u8>,
     pub poisoned: Option<Arc<str>>,
+    /// The log holds durable records that `HEAD` does not name yet: set
+    /// by [`ChainWriter::append`], cleared by [`ChainWriter::update_head`].
+    pub head_stale: bool,
 }
 
 impl ChainWriter {
@@ -81,11 +87,21 @@ impl ChainWriter {
         self.next_seq - 1
     }
 
-    /// Writes `entries` as one durable batch. On success `seqs` holds the
-    /// seq of each entry, in order. On failure nothing of the batch is
-    /// acknowledged and the log is rolled back to its previous state (or,
-    /// if that fails too, the writer is poisoned).
+    /// [`ChainWriter::append`] then [`ChainWriter::update_head`]: the batch
+    /// is durable and `HEAD` names its last record.
     pub fn commit(&mut self, entries: &[Entry<'_>], seqs: &mut Vec<Seq>) -> Result<(), AuditError> {
+        self.append(entries, seqs)?;
+        self.update_head()
+    }
+
+    /// Writes `entries` as one durable batch (one `write`, one
+    /// `fdatasync`); `HEAD` is left for [`ChainWriter::update_head`]. On
+    /// success `seqs` holds the seq of each entry, in order. On failure
+    /// nothing of the batch is acknowledged and the log is rolled back to
+    /// its previous state (or, if that fails too, the writer is poisoned).
+    /// A `HEAD` left stale by a failed update is brought up to date first,
+    /// so it never lags the log by more than one batch.
+    pub fn append(&mut self, entries: &[Entry<'_>], seqs: &mut Vec<Seq>) -> Result<(), AuditError> {
         seqs.clear();
         if let Some(message) = &self.poisoned {
             return Err(AuditError::WriteFailed {
@@ -93,6 +109,7 @@ impl ChainWriter {
                 poisoned: true,
             });
         }
+        self.update_head()?;
         if self
             .opts
             .rotate_bytes
@@ -133,6 +150,7 @@ impl ChainWriter {
         }
         match self.write_batch() {
             Ok(()) => {
+                self.head_stale = true;
                 self.file_len += self.buf.len() as u64;
                 self.last_file = self.seg_name();
                 self.rotation_checkpoint_due = false;
@@ -235,9 +253,31 @@ impl ChainWriter {
 
     fn write_batch(&mut self) -> std::io::Result<()> {
         self.file.write_all(&self.buf)?;
-        self.file.sync_data()?;
-        let head = Head::new(&self.key, self.next_seq - 1, self.prev, self.seg_name());
-        self.head_file.write(&head)
+        self.file.sync_data()
+    }
+
+    /// Makes `HEAD` name the last durable record, if it does not yet. A
+    /// failure leaves it stale (the previous slot still names an earlier
+    /// durable record) and fails the next [`ChainWriter::append`] until a
+    /// retry succeeds.
+    pub fn update_head(&mut self) -> Result<(), AuditError> {
+        if !self.head_stale {
+            return Ok(());
+        }
+        let head = Head::new(
+            &self.key,
+            self.next_seq - 1,
+            self.prev,
+            self.last_file.clone(),
+        );
+        self.head_file
+            .write(&head)
+            .map_err(|e| AuditError::WriteFailed {
+                message: format!("updating HEAD: {e}").into(),
+                poisoned: false,
+            })?;
+        self.head_stale = false;
+        Ok(())
     }
 
     /// Cuts the current file back to `file_len` and restores `HEAD`.
@@ -274,4 +314,65 @@ pub(crate) fn create_segment(dir: &std::path::Path, index: u32) -> std::io::Resu
         .create_new(true)
         .mode(0o600)
         .open(dir.join(segment_name(index)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::audit_key_from_root;
+    use crate::segments::HEAD_FILE;
+
+    fn body(i: u64) -> String {
+        let who = crate::Principal::from_peer(1000, 100, None);
+        crate::AuditEvent::new("Encrypt", format!("req-{i}"), who)
+            .body_json()
+            .unwrap()
+    }
+
+    #[test]
+    fn head_follows_each_append_and_a_failed_update_refuses_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = || audit_key_from_root(&[7; 32]);
+        let (mut w, _) = crate::resume::resume(dir.path(), key(), Options::default()).unwrap();
+        let mut seqs = Vec::new();
+        w.commit(&[Entry::Checkpoint("open")], &mut seqs).unwrap();
+        let head_seq = || crate::head::read_head(dir.path()).unwrap().unwrap().0.seq;
+
+        // Durable and acknowledged before HEAD moves; HEAD names it after.
+        let b = body(1);
+        w.append(&[Entry::Event(&b)], &mut seqs).unwrap();
+        assert_eq!((seqs.clone(), head_seq()), (vec![2], 1));
+        w.update_head().unwrap();
+        assert_eq!(head_seq(), 2);
+
+        // A HEAD update that fails leaves HEAD one batch behind...
+        let b = body(2);
+        w.append(&[Entry::Event(&b)], &mut seqs).unwrap();
+        let ro = File::open(dir.path().join(HEAD_FILE)).unwrap();
+        w.head_file.replace_file(ro);
+        assert!(w.update_head().is_err());
+        assert_eq!(head_seq(), 2);
+        // ...and the next batch is refused, not appended.
+        let len = w.file.metadata().unwrap().len();
+        let b = body(3);
+        let err = w.append(&[Entry::Event(&b)], &mut seqs).unwrap_err();
+        assert!(
+            matches!(&err, AuditError::WriteFailed { poisoned: false, message } if message.contains("HEAD")),
+            "{err}"
+        );
+        assert!(seqs.is_empty());
+        assert_eq!(w.file.metadata().unwrap().len(), len);
+
+        // Once HEAD can be written, the next batch brings it up to date first.
+        let rw = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.path().join(HEAD_FILE))
+            .unwrap();
+        w.head_file.replace_file(rw);
+        w.commit(&[Entry::Event(&b)], &mut seqs).unwrap();
+        assert_eq!((seqs.clone(), head_seq()), (vec![4], 4));
+        let r = crate::verify(dir.path(), Some(&key())).unwrap();
+        assert!(r.is_intact() && r.notes.is_empty(), "{r}");
+    }
 }
