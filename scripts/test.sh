@@ -20,6 +20,12 @@ cargo build --release --workspace --bins
 step "cargo test"
 cargo test --release --workspace
 
+# The kmsfs POSIX and crypto families once more, with kmsfs reaching kmsd
+# through its AWS endpoint (`kmsfs --kms aws`, the AWS SDK, an access key;
+# tests/common/aws_mode.rs).
+step "kmsfs through the AWS API (KMSFS_TEST_KMS=aws)"
+KMSFS_TEST_KMS=aws cargo test --release --test kmsfs_posix --test kmsfs_crypto
+
 for s in scripts/fsx.sh scripts/pjdfstest.sh; do
   if [ -x "$s" ] || [ -f "$s" ]; then
     step "$s"

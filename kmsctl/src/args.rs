@@ -19,10 +19,12 @@ use std::path::PathBuf;
                   Exit status: 0 ok, 252 usage error, 254 kmsd answered with an error, 255 other (kmsd unreachable)."
 )]
 pub struct Cli {
-    /// kmsd's Unix socket [default: $KMSD_SOCKET, else /run/kmsd/kmsd.sock
+    /// kmsd's Unix socket; repeat it to name several kmsd instances of one
+    /// deployment, tried in turn (failover) [default: $KMSD_ENDPOINTS (a
+    /// comma-separated list), else $KMSD_SOCKET, else /run/kmsd/kmsd.sock
     /// for root, $XDG_RUNTIME_DIR/kmsd.sock for others]
     #[arg(long, global = true, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    pub socket: Vec<PathBuf>,
 
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Json)]

@@ -32,9 +32,9 @@ fn main() -> ExitCode {
         TopLevel::Kms(command) => command,
         TopLevel::Audit(cmd) => return audit(cmd),
     };
-    let socket = match cli.socket {
-        Some(s) => s,
-        None => match kmsd_client::default_socket_path() {
+    let sockets = match cli.socket {
+        s if !s.is_empty() => s,
+        _ => match kmsd_client::default_endpoints() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("{e}");
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    let ctx = commands::Ctx::new(socket, cli.cli_binary_format);
+    let ctx = commands::Ctx::new(sockets, cli.cli_binary_format);
     match commands::run(command, &ctx) {
         Ok(reply) => {
             let text = reply.render(cli.output);

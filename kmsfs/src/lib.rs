@@ -2,7 +2,8 @@
 //! The on-disk format is `docs/FORMAT.md`.
 //!
 //! Layering (nothing below imports anything above):
-//! `format` (pure bytes) → `keys` (kmsd, cache, pool, volume) → `tools`, `fs`
+//! `format` (pure bytes) → `kms` (the key service: kmsd socket or AWS API) →
+//! `keys` (cache, pool, volume) → `tools`, `fs`
 //! → `cli`, `ctl`.
 //!
 //! API summary (owner of format/keys/tools: kmsfs-core):
@@ -38,4 +39,5 @@ pub mod ctl;
 pub mod format;
 pub mod fs;
 pub mod keys;
+pub mod kms;
 pub mod tools;

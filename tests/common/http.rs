@@ -5,30 +5,11 @@
 
 use crate::common::KmsdProcess;
 use kmsd_client::CreateAccessKeyRequest;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-/// A port nobody listens on now (the test then asks kmsd to bind it).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Waits (10 s at most) until `addr` accepts TCP connections.
-pub fn wait_listening(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the AWS endpoint did not come up on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use crate::common::net::{free_port, wait_listening};
 
 /// A new access key of `principal`: (id, secret).
 pub fn access_key(kmsd: &KmsdProcess, principal: &str) -> (String, String) {

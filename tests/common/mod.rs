@@ -2,6 +2,9 @@
 //! temporary state dir and socket, stop it by pid.
 #![allow(dead_code)]
 
+pub mod aws_mode;
+pub mod net;
+
 use kmsd_client::{Client, CreateKeyRequest, KeyMetadata};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -143,7 +146,11 @@ impl KmsdProcess {
             program: None,
             _tmp: Some(tmp),
         };
+        let aws = aws_mode::enabled().then(|| aws_mode::listen_args(&mut k.extra_args));
         k.spawn();
+        if let Some(addr) = aws {
+            aws_mode::register(&k, addr);
+        }
         k
     }
 

@@ -102,8 +102,7 @@ impl Volume {
             .arg(&v.cipherdir)
             .arg("--key-id")
             .arg(key)
-            .arg("--socket")
-            .arg(socket)
+            .args(crate::common::aws_mode::kmsfs_args(socket))
             .args(init_args)
             .output()
             .expect("run kmsfs init");
@@ -111,9 +110,17 @@ impl Volume {
         v
     }
 
-    /// A `kmsfs` command with this volume's runtime directory.
+    /// The arguments that point a kmsfs command at this volume's kmsd: its
+    /// socket, or in AWS mode (`KMSFS_TEST_KMS=aws`) its AWS endpoint.
+    pub fn kms_args(&self) -> Vec<std::ffi::OsString> {
+        crate::common::aws_mode::kmsfs_args(&self.socket)
+    }
+
+    /// A `kmsfs` command with this volume's runtime directory (and in AWS
+    /// mode the access key in its environment).
     pub fn kmsfs(&self) -> Command {
         let mut c = Command::new(bin("kmsfs"));
+        crate::common::aws_mode::kmsfs_env(&self.socket, &mut c);
         c.env("KMSFS_RUNTIME_DIR", &self.runtime)
             .env(
                 "KMSFS_LOG",
@@ -138,8 +145,7 @@ impl Volume {
         c.arg("mount")
             .arg(&self.cipherdir)
             .arg(&self.mountpoint)
-            .arg("--socket")
-            .arg(&self.socket)
+            .args(self.kms_args())
             .args(args);
         c
     }
@@ -169,8 +175,7 @@ impl Volume {
         self.kmsfs()
             .arg("fsck")
             .arg(&self.cipherdir)
-            .arg("--socket")
-            .arg(&self.socket)
+            .args(self.kms_args())
             .output()
             .expect("run kmsfs fsck")
     }
@@ -198,8 +203,7 @@ impl Volume {
             .arg("backing-path")
             .arg(&self.cipherdir)
             .arg(rel)
-            .arg("--socket")
-            .arg(&self.socket)
+            .args(self.kms_args())
             .output()
             .expect("run kmsfs backing-path");
         if out.status.success() {

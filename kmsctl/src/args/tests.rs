@@ -81,7 +81,7 @@ fn global_flags_go_anywhere() {
     ])
     .unwrap();
     assert_eq!(cli.output, OutputFormat::Text);
-    assert_eq!(cli.socket, Some(PathBuf::from("/s")));
+    assert_eq!(cli.socket, [PathBuf::from("/s")]);
     let Command::DescribeKey(a) = cli.kms() else {
         panic!("wrong command")
     };

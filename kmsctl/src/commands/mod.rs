@@ -25,18 +25,16 @@ use std::path::PathBuf;
 /// The connection to kmsd, opened on the first call.
 pub struct Ctx {
     client: Client,
-    socket: PathBuf,
     /// `--cli-binary-format`.
     pub binary_format: BinaryFormat,
 }
 
 impl Ctx {
-    pub fn new(socket: PathBuf, binary_format: BinaryFormat) -> Ctx {
-        let mut config = ClientConfig::new(&socket);
+    pub fn new(sockets: Vec<PathBuf>, binary_format: BinaryFormat) -> Ctx {
+        let mut config = ClientConfig::with_sockets(sockets);
         config.client_name = format!("kmsctl {}", env!("CARGO_PKG_VERSION"));
         Ctx {
             client: Client::new(config),
-            socket,
             binary_format,
         }
     }
@@ -51,7 +49,7 @@ impl Ctx {
                 request,
                 op: PhantomData,
             })
-            .map_err(|e| Failure::client(operation, &self.socket, e))
+            .map_err(|e| Failure::client(operation, &self.client.endpoint(), e))
     }
 }
 

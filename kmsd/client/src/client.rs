@@ -35,7 +35,10 @@ use CallError::{Sent, Unsent};
 /// Connection settings.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    pub socket: PathBuf,
+    /// kmsd's sockets, tried in turn: a connection goes to the first that
+    /// answers, starting from the one last used (failover between kmsd
+    /// instances of one deployment). Never empty.
+    pub sockets: Vec<PathBuf>,
     /// How long one call waits for its response.
     pub call_timeout: Duration,
     /// Wait after a failed connect before trying again; doubles up to
@@ -52,8 +55,14 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
+        ClientConfig::with_sockets(vec![socket.into()])
+    }
+
+    /// Several endpoints of one deployment, tried in this order (an empty
+    /// list fails every call).
+    pub fn with_sockets(sockets: Vec<PathBuf>) -> Self {
         ClientConfig {
-            socket: socket.into(),
+            sockets,
             call_timeout: Duration::from_secs(30),
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
@@ -71,6 +80,8 @@ pub struct Client {
 #[derive(Default)]
 struct State {
     conn: Option<Arc<Conn>>,
+    /// Index in `ClientConfig::sockets` of the endpoint tried first.
+    current: usize,
     /// No connect attempt before this instant.
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -87,6 +98,8 @@ struct Conn {
     broken: AtomicBool,
     /// How long a reply may take (the socket's receive timeout too).
     timeout: Duration,
+    /// Index of its socket in `ClientConfig::sockets`.
+    endpoint: usize,
 }
 
 #[derive(Default)]
@@ -125,6 +138,16 @@ impl Client {
         &self.config
     }
 
+    /// The socket of the endpoint in use (or tried first next).
+    pub fn endpoint(&self) -> PathBuf {
+        let current = lock(&self.state).current;
+        self.config
+            .sockets
+            .get(current)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Sends one request and waits for its response.
     ///
     /// A request that could not even be written on a connection kmsd had
@@ -132,7 +155,12 @@ impl Client {
     /// sent once more on a new connection: it never reached kmsd.
     pub fn call<O: Operation>(&self, op: O) -> Result<O::Output, ClientError> {
         let conn = self.connection()?;
-        let mut result = conn.call(op.into_request());
+        let request = op.into_request();
+        let op_name = request.name();
+        // A copy for a second try, only where one may be made.
+        let mut retry = (self.config.sockets.len() > 1 && crate::failover::repeatable(op_name))
+            .then(|| request.clone());
+        let mut result = conn.call(request);
         if conn.broken.load(Ordering::Acquire) {
             self.forget(&conn);
         }
@@ -143,9 +171,30 @@ impl Client {
                 self.forget(&conn);
             }
         }
-        let response = result.map_err(|e| match e {
-            Unsent(_, e) | Sent(e) => e,
-        })?;
+        let response = match result {
+            Ok(r) => r,
+            Err(Unsent(_, e)) => return Err(e),
+            Err(Sent(e)) => {
+                let Some(request) = retry
+                    .take()
+                    .filter(|_| crate::failover::connection_lost(&e))
+                else {
+                    return Err(e);
+                };
+                // The connection broke with the request in flight: a
+                // request that changes nothing is sent once more, on the
+                // next endpoint that answers (failover).
+                self.move_past(conn.endpoint);
+                let conn = self.connection()?;
+                let r = conn.call(request);
+                if conn.broken.load(Ordering::Acquire) {
+                    self.forget(&conn);
+                }
+                r.map_err(|e| match e {
+                    Unsent(_, e) | Sent(e) => e,
+                })?
+            }
+        };
         let name = response.name();
         O::from_response(response)
             .ok_or_else(|| ClientError::Protocol(format!("kmsd answered with a {name} response")))
@@ -166,23 +215,35 @@ impl Client {
                 std::io::ErrorKind::ConnectionRefused,
                 format!(
                     "kmsd at {} unreachable (retrying with backoff)",
-                    self.config.socket.display()
+                    crate::failover::describe(&self.config.sockets)
                 ),
             )));
         }
-        match Conn::open(&self.config) {
-            Ok(c) => {
-                st.conn = Some(c.clone());
-                st.retry_at = None;
-                st.backoff = Duration::ZERO;
-                Ok(c)
+        let mut failures = Vec::new();
+        for idx in crate::failover::order(st.current, self.config.sockets.len()) {
+            match Conn::open(&self.config, idx) {
+                Ok(c) => {
+                    st.conn = Some(c.clone());
+                    st.current = idx;
+                    st.retry_at = None;
+                    st.backoff = Duration::ZERO;
+                    return Ok(c);
+                }
+                Err(e) => failures.push(e),
             }
-            Err(e) => {
-                st.backoff =
-                    (st.backoff * 2).clamp(self.config.min_backoff, self.config.max_backoff);
-                st.retry_at = Some(Instant::now() + st.backoff);
-                Err(e)
-            }
+        }
+        st.backoff = (st.backoff * 2).clamp(self.config.min_backoff, self.config.max_backoff);
+        st.retry_at = Some(Instant::now() + st.backoff);
+        Err(crate::failover::all_failed(failures))
+    }
+
+    /// Makes the endpoint after `endpoint` the first one tried, unless
+    /// another caller has moved on already.
+    fn move_past(&self, endpoint: usize) {
+        let mut st = lock(&self.state);
+        if st.current == endpoint && !self.config.sockets.is_empty() {
+            st.current = (endpoint + 1) % self.config.sockets.len();
+            st.conn = None;
         }
     }
 
@@ -203,11 +264,12 @@ impl Drop for Client {
 }
 
 impl Conn {
-    fn open(config: &ClientConfig) -> Result<Arc<Conn>, ClientError> {
-        let stream = UnixStream::connect(&config.socket).map_err(|e| {
+    fn open(config: &ClientConfig, endpoint: usize) -> Result<Arc<Conn>, ClientError> {
+        let socket = &config.sockets[endpoint];
+        let stream = UnixStream::connect(socket).map_err(|e| {
             ClientError::Io(std::io::Error::new(
                 e.kind(),
-                format!("cannot connect to kmsd at {}: {e}", config.socket.display()),
+                format!("cannot connect to kmsd at {}: {e}", socket.display()),
             ))
         })?;
         let trusted = match &config.server_uids {
@@ -217,7 +279,7 @@ impl Conn {
         crate::socket::check_server(
             &stream,
             &trusted,
-            &crate::logsafe::EscapedPath(&config.socket).to_string(),
+            &crate::logsafe::EscapedPath(socket).to_string(),
         )?;
         stream.set_read_timeout(Some(config.call_timeout))?;
         let mut reader = BufReader::new(stream.try_clone()?);
@@ -254,6 +316,7 @@ impl Conn {
             next_id: AtomicU64::new(1),
             broken: AtomicBool::new(false),
             timeout: config.call_timeout,
+            endpoint,
         }))
     }
 

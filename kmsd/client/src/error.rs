@@ -35,6 +35,40 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 21] = {
+        use ErrorKind::*;
+        [
+            NotFoundException,
+            DisabledException,
+            KMSInvalidStateException,
+            InvalidCiphertextException,
+            IncorrectKeyException,
+            ValidationException,
+            AlreadyExistsException,
+            LimitExceededException,
+            AccessDeniedException,
+            KMSInternalException,
+            InvalidMarkerException,
+            InvalidAliasNameException,
+            InvalidArnException,
+            InvalidKeyUsageException,
+            UnsupportedOperationException,
+            MalformedPolicyDocumentException,
+            InvalidGrantTokenException,
+            InvalidGrantIdException,
+            TagException,
+            ThrottlingException,
+            DryRunOperationException,
+        ]
+    };
+
+    /// The kind an AWS exception name stands for (as an AWS endpoint puts
+    /// it in `__type`); `None` for names outside this list.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         use ErrorKind::*;
         match self {
@@ -185,6 +219,16 @@ impl From<std::io::Error> for ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_name_maps_back_to_its_kind() {
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(ErrorKind::from_name("UnrecognizedClientException"), None);
+        let names: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+    }
 
     #[test]
     fn display_leads_with_the_aws_name() {

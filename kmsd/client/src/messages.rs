@@ -26,7 +26,7 @@ pub trait Operation: Sized {
 
 macro_rules! operations {
     ($($name:ident($req:ident) -> $resp:ident;)*) => {
-        #[derive(Serialize, Deserialize)]
+        #[derive(Clone, Serialize, Deserialize)]
         pub enum Request { $($name($req)),* }
 
         #[derive(Serialize, Deserialize)]

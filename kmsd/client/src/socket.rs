@@ -37,6 +37,18 @@ pub fn default_socket_path() -> io::Result<PathBuf> {
     Ok(dir.join("kmsd.sock"))
 }
 
+/// kmsd's endpoints for this process: `$KMSD_ENDPOINTS` (several sockets,
+/// comma-separated, for failover), else the one default socket.
+pub fn default_endpoints() -> io::Result<Vec<PathBuf>> {
+    if let Some(v) = std::env::var_os(crate::failover::ENV_ENDPOINTS) {
+        let list = crate::failover::parse_endpoints(&v.to_string_lossy());
+        if !list.is_empty() {
+            return Ok(list);
+        }
+    }
+    default_socket_path().map(|p| vec![p])
+}
+
 /// The uids a client accepts as kmsd: root, the caller, and `$KMSD_UID`.
 pub fn trusted_server_uids() -> io::Result<Vec<u32>> {
     let mut uids = vec![0, crate::private_dir::euid()];

@@ -1,12 +1,10 @@
 //! `kmsfs init CIPHERDIR --key-id KEY`.
 
 use super::InitArgs;
-use crate::keys::{InitFormat, init_volume_as};
-use kmsd_client::Client;
+use crate::keys::{InitFormat, KeyError, VolumeError, init_volume_as};
 use std::process::ExitCode;
 
 pub fn run(a: &InitArgs) -> Result<ExitCode, String> {
-    let socket = a.socket.path()?;
     let format = match (a.format, a.plaintext_names) {
         (1, true) => {
             return Err(
@@ -16,10 +14,16 @@ pub fn run(a: &InitArgs) -> Result<ExitCode, String> {
         (1, false) => InitFormat::V1,
         (_, plaintext_names) => InitFormat::V2 { plaintext_names },
     };
-    let client = Client::connect(&socket)
-        .map_err(|e| format!("cannot reach kmsd at {}: {e}", socket.display()))?;
+    let kms = a
+        .kms
+        .open(&format!("kmsfs init {}", env!("CARGO_PKG_VERSION")), None)?;
     let config =
-        init_volume_as(client, &a.cipherdir, &a.key_id, format).map_err(|e| e.to_string())?;
+        init_volume_as(kms.clone(), &a.cipherdir, &a.key_id, format).map_err(|e| match e {
+            VolumeError::Key(KeyError::Unavailable(m)) => {
+                format!("cannot reach {}: {m}", kms.describe())
+            }
+            e => e.to_string(),
+        })?;
     let names = match format {
         InitFormat::V1 => "format 1, plaintext names",
         InitFormat::V2 {

@@ -3,6 +3,7 @@
 
 mod daemon;
 mod init;
+mod kms;
 mod logging;
 mod mount;
 mod status;
@@ -46,25 +47,7 @@ pub enum Command {
     BackingPath(CatArgs),
 }
 
-/// Where kmsd listens.
-#[derive(Args, Debug, Clone)]
-pub struct SocketArg {
-    /// kmsd's socket [default: $KMSD_SOCKET, /run/kmsd/kmsd.sock for root, else
-    /// kmsd.sock in $XDG_RUNTIME_DIR, /run/user/UID or ~/.local/state]
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-}
-
-impl SocketArg {
-    /// The socket named, else kmsd's default (an error when no private
-    /// directory exists for it).
-    pub fn path(&self) -> Result<PathBuf, String> {
-        match &self.socket {
-            Some(s) => Ok(s.clone()),
-            None => kmsd_client::default_socket_path().map_err(|e| e.to_string()),
-        }
-    }
-}
+pub use kms::{KmsArgs, KmsKind};
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
@@ -81,7 +64,7 @@ pub struct InitArgs {
     #[arg(long)]
     pub plaintext_names: bool,
     #[command(flatten)]
-    pub socket: SocketArg,
+    pub kms: KmsArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -89,7 +72,7 @@ pub struct MountArgs {
     pub cipherdir: PathBuf,
     pub mountpoint: PathBuf,
     #[command(flatten)]
-    pub socket: SocketArg,
+    pub kms: KmsArgs,
     /// Refuse the volume unless it is bound to this key (id, ARN or alias).
     #[arg(long, value_name = "KEY")]
     pub key_id: Option<String>,
@@ -146,7 +129,7 @@ pub struct CatArgs {
     /// Path of the file inside the volume.
     pub path: PathBuf,
     #[command(flatten)]
-    pub socket: SocketArg,
+    pub kms: KmsArgs,
     #[arg(long, value_name = "KEY")]
     pub key_id: Option<String>,
 }
@@ -159,7 +142,7 @@ pub struct RewrapArgs {
     #[arg(long, value_name = "KEY")]
     pub to_key: Option<String>,
     #[command(flatten)]
-    pub socket: SocketArg,
+    pub kms: KmsArgs,
     /// kmsd requests in flight.
     #[arg(long, default_value_t = 8)]
     pub threads: usize,
@@ -169,7 +152,7 @@ pub struct RewrapArgs {
 pub struct FsckArgs {
     pub cipherdir: PathBuf,
     #[command(flatten)]
-    pub socket: SocketArg,
+    pub kms: KmsArgs,
     #[arg(long, value_name = "KEY")]
     pub key_id: Option<String>,
 }
@@ -221,7 +204,8 @@ mod tests {
             panic!("not mount")
         };
         assert_eq!(m.options, ["allow_other,ro"]);
-        assert_eq!(m.socket.path(), Ok(PathBuf::from("/s")));
+        assert_eq!(m.kms.sockets(), Ok(vec![PathBuf::from("/s")]));
+        assert_eq!(m.kms.kms, KmsKind::Native);
         assert_eq!(m.key_id.as_deref(), Some("alias/x"));
         assert_eq!(m.threads, 2);
         assert!(!m.foreground);

@@ -9,7 +9,6 @@ use crate::fs::Layout;
 use crate::fs::mount::{mount, parse_options, session_config};
 use crate::fs::{FsOptions, KmsFs};
 use crate::keys::{KeyError, KeyOptions, KeyService, VolumeError, load_volume_keys};
-use kmsd_client::{Client, ClientConfig};
 use nix::sys::signal::{SigSet, Signal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -218,27 +217,27 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         return Err(format!("{} is already a kmsfs mount", mountpoint.display()));
     }
     let opts = parse_options(&a.options)?;
-    let socket = a.socket.path()?;
-    let mut cc = ClientConfig::new(&socket);
-    cc.call_timeout = KMSD_CALL_TIMEOUT;
-    cc.client_name = format!(
-        "kmsfs {} {}",
-        env!("CARGO_PKG_VERSION"),
-        mountpoint.display()
-    );
-    let client = Arc::new(Client::new(cc));
+    let kms = a.kms.open(
+        &format!(
+            "kmsfs {} {}",
+            env!("CARGO_PKG_VERSION"),
+            mountpoint.display()
+        ),
+        Some(KMSD_CALL_TIMEOUT),
+    )?;
     // Reads and authenticates the config: unwraps the config key, so a
     // denied, disabled or wrong key fails here, before mounting.
-    let (config, volume_keys) = load_volume_keys(client.clone(), &cipherdir, a.key_id.as_deref())
+    let (config, volume_keys) = load_volume_keys(kms.clone(), &cipherdir, a.key_id.as_deref())
         .map_err(|e| {
-        match e {
-            // kmsd could not be reached at all: say where we looked.
-            VolumeError::Key(KeyError::Unavailable(m)) => {
-                format!("cannot reach kmsd at {}: {m}", socket.display())
+            match e {
+                // The key service could not be reached at all: say where we
+                // looked.
+                VolumeError::Key(KeyError::Unavailable(m)) => {
+                    format!("cannot reach {}: {m}", kms.describe())
+                }
+                e => format!("cannot open the volume {}: {e}", cipherdir.display()),
             }
-            e => format!("cannot open the volume {}: {e}", cipherdir.display()),
-        }
-    })?;
+        })?;
     let layout = Layout::of(&config, &volume_keys)?;
     drop(volume_keys);
     if layout.encrypted_names() {
@@ -255,7 +254,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         }
     }
     let keys = Arc::new(KeyService::new(
-        client,
+        kms.clone(),
         &config,
         KeyOptions {
             cache_capacity: a.cache_capacity,
@@ -293,7 +292,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         cipherdir: cipherdir.display().to_string(),
         key_arn: config.key_arn.clone(),
         volume_id: config.volume_id.to_hex(),
-        kmsd_socket: socket.display().to_string(),
+        kmsd_socket: kms.describe(),
         log_file: match (a.ready_fd, &a.log) {
             (None, _) => None,
             (Some(_), Some(l)) => Some(l.display().to_string()),

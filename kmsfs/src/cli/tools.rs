@@ -1,20 +1,19 @@
 //! `kmsfs cat` and `kmsfs fsck`: the offline tools (`crate::tools`) on a
 //! volume opened through kmsd, without mounting.
 
-use super::{CatArgs, FsckArgs, RewrapArgs, SocketArg};
+use super::{CatArgs, FsckArgs, RewrapArgs};
 use crate::keys::{KeyOptions, Volume};
-use kmsd_client::Client;
 use std::io::Write;
 use std::process::ExitCode;
 
-fn connect(s: &SocketArg) -> Result<Client, String> {
-    let socket = s.path()?;
-    Client::connect(&socket).map_err(|e| format!("cannot reach kmsd at {}: {e}", socket.display()))
+/// kmsd's logs name the tool.
+fn client_name(tool: &str) -> String {
+    format!("kmsfs {tool} {}", env!("CARGO_PKG_VERSION"))
 }
 
 fn open(a: &CatArgs) -> Result<Volume, String> {
     Volume::open(
-        connect(&a.socket)?,
+        a.kms.open(&client_name("cat"), None)?,
         &a.cipherdir,
         a.key_id.as_deref(),
         KeyOptions::offline(),
@@ -43,7 +42,7 @@ pub fn rewrap(a: &RewrapArgs) -> Result<ExitCode, String> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let connect = || connect(&a.socket);
+    let connect = a.kms.connector(&client_name("rewrap"))?;
     let report = crate::tools::rewrap::rewrap(
         &connect,
         &a.cipherdir,
@@ -80,7 +79,7 @@ pub fn fsck(a: &FsckArgs) -> Result<ExitCode, String> {
     // SAFETY: isatty has no preconditions.
     let progress = unsafe { libc::isatty(2) } == 1;
     let report = crate::tools::fsck(
-        connect(&a.socket)?,
+        a.kms.open(&client_name("fsck"), None)?,
         &a.cipherdir,
         a.key_id.as_deref(),
         progress,

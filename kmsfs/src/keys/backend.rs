@@ -1,11 +1,11 @@
-//! Where data keys come from: a [`KmsBackend`]. [`KmsdBackend`] is the real
-//! one (kmsd over its socket); tests use fakes that count calls.
+//! Where data keys come from: a [`KmsBackend`]. [`RemoteBackend`] is the
+//! real one (a KMS: kmsd's socket or the AWS API); tests use fakes that
+//! count calls.
 
 use super::KeyError;
 use crate::format::DataKey;
-use kmsd_client::{
-    Blob, Client, DataKeySpec, DecryptRequest, EncryptionContext, GenerateDataKeyRequest,
-};
+use crate::kms::Kms;
+use kmsd_client::EncryptionContext;
 use std::sync::Arc;
 
 /// A fresh data key, its kmsd ciphertext blob and the ARN of the KMS key
@@ -42,22 +42,22 @@ fn data_key(plaintext: &[u8]) -> Result<DataKey, KeyError> {
     })
 }
 
-/// kmsd `GenerateDataKey` / `Decrypt` under one KMS key. `Decrypt` names
-/// the key too, so a blob wrapped under any other key is refused
-/// (`IncorrectKeyException`).
-pub struct KmsdBackend {
-    client: Arc<Client>,
+/// `GenerateDataKey` / `Decrypt` under one KMS key, through any [`Kms`]
+/// (kmsd's socket or the AWS API). `Decrypt` names the key too, so a blob
+/// wrapped under any other key is refused (`IncorrectKeyException`).
+pub struct RemoteBackend {
+    kms: Arc<dyn Kms>,
     key_id: String,
     /// While a rewrap to `key_id` is unfinished: the key blobs not yet
     /// rewrapped are under (docs/FORMAT.md "Rewrap in progress").
     fallback: Option<String>,
 }
 
-impl KmsdBackend {
+impl RemoteBackend {
     /// `key_id`: a key id, ARN, alias name or alias ARN.
-    pub fn new(client: impl Into<Arc<Client>>, key_id: impl Into<String>) -> Self {
-        KmsdBackend {
-            client: client.into(),
+    pub fn new(kms: Arc<dyn Kms>, key_id: impl Into<String>) -> Self {
+        RemoteBackend {
+            kms,
             key_id: key_id.into(),
             fallback: None,
         }
@@ -65,70 +65,47 @@ impl KmsdBackend {
 
     /// The backend of a volume's keys: its key, and the key an unfinished
     /// rewrap moves it from.
-    pub fn for_volume(
-        client: impl Into<Arc<Client>>,
-        config: &crate::format::VolumeConfig,
-    ) -> Self {
-        KmsdBackend {
+    pub fn for_volume(kms: Arc<dyn Kms>, config: &crate::format::VolumeConfig) -> Self {
+        RemoteBackend {
             fallback: config.rewrap_from.as_ref().map(|r| r.key_arn.clone()),
-            ..KmsdBackend::new(client, config.key_arn.clone())
+            ..RemoteBackend::new(kms, config.key_arn.clone())
         }
     }
 
-    fn decrypt_under(
-        &self,
-        key_id: &str,
-        wrapped: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<kmsd_client::DecryptResponse, kmsd_client::ClientError> {
-        self.client.call(DecryptRequest {
-            ciphertext_blob: Blob(wrapped.to_vec()),
-            encryption_context: context.clone(),
-            key_id: Some(key_id.to_string()),
-            grant_tokens: Vec::new(),
-        })
-    }
-
-    pub fn client(&self) -> &Arc<Client> {
-        &self.client
+    pub fn kms(&self) -> &Arc<dyn Kms> {
+        &self.kms
     }
 }
 
-impl KmsBackend for KmsdBackend {
+impl KmsBackend for RemoteBackend {
     fn generate(&self, context: &EncryptionContext) -> Result<Generated, KeyError> {
-        let r = self.client.call(GenerateDataKeyRequest {
-            key_id: self.key_id.clone(),
-            encryption_context: context.clone(),
-            key_spec: Some(DataKeySpec::Aes256),
-            number_of_bytes: None,
-            grant_tokens: Vec::new(),
-        })?;
-        let key = DataKey::from_slice(r.plaintext.expose()).ok_or_else(|| {
+        let g = self.kms.generate_data_key(&self.key_id, context)?;
+        let key = DataKey::from_slice(g.plaintext.expose()).ok_or_else(|| {
             KeyError::Unavailable(format!(
-                "kmsd returned a data key of {} bytes, expected 32",
-                r.plaintext.len()
+                "the KMS returned a data key of {} bytes, expected 32",
+                g.plaintext.len()
             ))
         })?;
         Ok(Generated {
             key,
-            wrapped: r.ciphertext_blob.into_vec(),
-            key_arn: r.key_id,
+            wrapped: g.blob,
+            key_arn: g.key_arn,
         })
     }
 
     fn decrypt(&self, wrapped: &[u8], context: &EncryptionContext) -> Result<DataKey, KeyError> {
-        let r = match (
-            self.decrypt_under(&self.key_id, wrapped, context),
+        let plaintext = match (
+            self.kms.decrypt(&self.key_id, wrapped, context),
             &self.fallback,
         ) {
             (Err(e), Some(old))
                 if e.kind() == Some(kmsd_client::ErrorKind::IncorrectKeyException) =>
             {
-                self.decrypt_under(old, wrapped, context)?
+                self.kms.decrypt(old, wrapped, context)?
             }
             (r, _) => r?,
         };
-        data_key(r.plaintext.expose())
+        data_key(plaintext.expose())
     }
 
     fn decrypt_with_key(
@@ -137,7 +114,6 @@ impl KmsBackend for KmsdBackend {
         wrapped: &[u8],
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError> {
-        let r = self.decrypt_under(key_id, wrapped, context)?;
-        data_key(r.plaintext.expose())
+        data_key(self.kms.decrypt(key_id, wrapped, context)?.expose())
     }
 }

@@ -14,7 +14,7 @@ pub mod testing;
 pub mod volume;
 
 pub use crate::format::DataKey;
-pub use backend::{Generated, KmsBackend, KmsdBackend};
+pub use backend::{Generated, KmsBackend, RemoteBackend};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::KeyError;
 pub use service::{KeyOptions, KeyService, KeyStats, NewFile};

@@ -3,13 +3,14 @@
 //! the LRU cache (a hit makes no kmsd call) and always check the header MAC.
 
 use super::KeyError;
-use super::backend::{KmsBackend, KmsdBackend};
+use super::backend::{KmsBackend, RemoteBackend};
 use super::cache::KeyCache;
 use super::clock::{Clock, SystemClock};
 use super::flight::SingleFlight;
 use super::pool::KeyPool;
 use crate::format::{DataKey, FileCipher, FileId, Header, VolumeConfig, VolumeId};
-use kmsd_client::{Client, EncryptionContext};
+use crate::kms::Kms;
+use kmsd_client::EncryptionContext;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -117,9 +118,9 @@ pub struct KeyService {
 }
 
 impl KeyService {
-    /// Keys from kmsd under the volume's KMS key.
-    pub fn new(client: impl Into<Arc<Client>>, volume: &VolumeConfig, opts: KeyOptions) -> Self {
-        let backend = Arc::new(KmsdBackend::for_volume(client, volume));
+    /// Keys from a KMS under the volume's KMS key.
+    pub fn new(kms: Arc<dyn Kms>, volume: &VolumeConfig, opts: KeyOptions) -> Self {
+        let backend = Arc::new(RemoteBackend::for_volume(kms, volume));
         KeyService::with_backend(backend, volume.volume_id, opts, Arc::new(SystemClock))
             .for_format(volume.format_version)
     }

@@ -2,11 +2,11 @@
 //! (docs/FORMAT.md, "Volume config"), and [`Volume`], a backing directory
 //! with its verified config and a [`KeyService`].
 
-use super::backend::{KmsBackend, KmsdBackend};
+use super::backend::{KmsBackend, RemoteBackend};
 use super::{KeyError, KeyOptions, KeyService};
 use crate::format::config::MAX_CONFIG_FILE;
 use crate::format::{CONFIG_FILE_NAME, DataKey, FormatError, VolumeConfig, VolumeId};
-use kmsd_client::{Client, DescribeKeyRequest};
+use crate::kms::Kms;
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -86,21 +86,21 @@ pub enum InitFormat {
 /// a fresh volume id and a config sealed with a data key kmsd generates for
 /// it. Refuses a directory that already has a config.
 pub fn init_volume(
-    client: impl Into<Arc<Client>>,
+    kms: Arc<dyn Kms>,
     cipherdir: &Path,
     key_id: &str,
 ) -> Result<VolumeConfig, VolumeError> {
-    init_volume_as(client, cipherdir, key_id, InitFormat::V1)
+    init_volume_as(kms, cipherdir, key_id, InitFormat::V1)
 }
 
 /// [`init_volume`] in a chosen format.
 pub fn init_volume_as(
-    client: impl Into<Arc<Client>>,
+    kms: Arc<dyn Kms>,
     cipherdir: &Path,
     key_id: &str,
     format: InitFormat,
 ) -> Result<VolumeConfig, VolumeError> {
-    init_format_with(&KmsdBackend::new(client, key_id), cipherdir, format)
+    init_format_with(&RemoteBackend::new(kms, key_id), cipherdir, format)
 }
 
 #[cfg(test)]
@@ -163,31 +163,24 @@ pub(crate) fn init_format_with(
 /// (`--key-id`: id, ARN or alias) the config must name the key kmsd
 /// resolves it to; pin it whenever the backing directory is untrusted.
 pub fn load_volume(
-    client: impl Into<Arc<Client>>,
+    kms: Arc<dyn Kms>,
     cipherdir: &Path,
     expected_key: Option<&str>,
 ) -> Result<VolumeConfig, VolumeError> {
-    load_volume_keys(client, cipherdir, expected_key).map(|(c, _)| c)
+    load_volume_keys(kms, cipherdir, expected_key).map(|(c, _)| c)
 }
 
 /// [`load_volume`], and the keys it unwrapped to authenticate the config
 /// (the config key, and the name key of version 2), so a caller that needs
 /// them asks kmsd once.
 pub fn load_volume_keys(
-    client: impl Into<Arc<Client>>,
+    kms: Arc<dyn Kms>,
     cipherdir: &Path,
     expected_key: Option<&str>,
 ) -> Result<(VolumeConfig, VolumeKeys), VolumeError> {
-    let client: Arc<Client> = client.into();
     let config = read_config(cipherdir)?;
     if let Some(expected) = expected_key {
-        let arn = client
-            .call(DescribeKeyRequest {
-                key_id: expected.to_string(),
-            })
-            .map_err(KeyError::from)?
-            .key_metadata
-            .arn;
+        let arn = kms.key_arn(expected).map_err(KeyError::from)?;
         if arn != config.key_arn {
             return Err(VolumeError::KeyMismatch {
                 expected: arn,
@@ -195,7 +188,7 @@ pub fn load_volume_keys(
             });
         }
     }
-    let backend = KmsdBackend::for_volume(client, &config);
+    let backend = RemoteBackend::for_volume(kms, &config);
     let keys = unwrap_volume_keys(&backend, cipherdir, &config)?;
     Ok((config, keys))
 }
@@ -299,15 +292,14 @@ pub struct Volume {
 impl Volume {
     /// Loads and authenticates the config, then starts a key service.
     pub fn open(
-        client: impl Into<Arc<Client>>,
+        kms: Arc<dyn Kms>,
         dir: &Path,
         expected_key: Option<&str>,
         opts: KeyOptions,
     ) -> Result<Volume, VolumeError> {
-        let client: Arc<Client> = client.into();
-        let (config, volume_keys) = load_volume_keys(client.clone(), dir, expected_key)?;
+        let (config, volume_keys) = load_volume_keys(kms.clone(), dir, expected_key)?;
         let layout = layout_of(&config, &volume_keys)?;
-        let keys = Arc::new(KeyService::new(client, &config, opts));
+        let keys = Arc::new(KeyService::new(kms, &config, opts));
         Ok(Volume {
             dir: dir.to_path_buf(),
             config,

@@ -10,8 +10,8 @@ use crate::format::offsets::{CIPHER_BLOCK_SIZE, HEADER_SIZE};
 use crate::format::{CONFIG_FILE_NAME, FormatError};
 use crate::fs::layout::Sizes;
 use crate::keys::{KeyError, KeyOptions, Volume, VolumeError};
+use crate::kms::Kms;
 use indicatif::{ProgressBar, ProgressStyle};
-use kmsd_client::Client;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -140,13 +140,13 @@ impl std::error::Error for FsckError {}
 /// fails authentication is reported as a problem of `kmsfs.conf` (nothing
 /// else can be checked then). `expected_key` pins the KMS key.
 pub fn fsck(
-    client: impl Into<Arc<Client>>,
+    kms: Arc<dyn Kms>,
     dir: &Path,
     expected_key: Option<&str>,
     show_progress: bool,
 ) -> Result<Report, FsckError> {
     check_opened(
-        Volume::open(client, dir, expected_key, KeyOptions::offline()),
+        Volume::open(kms, dir, expected_key, KeyOptions::offline()),
         show_progress,
     )
 }

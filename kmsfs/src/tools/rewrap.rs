@@ -17,14 +17,13 @@ use crate::format::config::RewrapFrom;
 use crate::format::header::rewrapped;
 use crate::format::{CONFIG_FILE_NAME, HEADER_SIZE, HEADER_VERSION_2, Header, VolumeConfig};
 use crate::keys::{KeyOptions, Volume};
-use kmsd_client::{
-    Blob, Client, DescribeKeyRequest, EncryptionContext, ErrorKind, ReEncryptRequest,
-};
+use crate::kms::Kms;
+use kmsd_client::{EncryptionContext, ErrorKind};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What a run did.
@@ -57,12 +56,13 @@ impl std::fmt::Display for RewrapReport {
     }
 }
 
-/// A fresh connection to kmsd (one per worker thread).
-pub type Connect<'a> = &'a (dyn Fn() -> Result<Client, String> + Sync);
+/// A connection to the KMS for one worker thread (kmsd: a socket of its
+/// own; the AWS API: one shared client).
+pub type Connect<'a> = &'a (dyn Fn() -> Result<Arc<dyn Kms>, String> + Sync);
 
 /// Re-encrypts `wrapped` (context `ctx`) from one of `sources` to `dest`.
 fn reencrypt(
-    client: &Client,
+    kms: &dyn Kms,
     wrapped: &[u8],
     ctx: &EncryptionContext,
     sources: &[&str],
@@ -70,16 +70,8 @@ fn reencrypt(
 ) -> Result<Vec<u8>, String> {
     let mut last = String::new();
     for src in sources {
-        let r = client.call(ReEncryptRequest {
-            ciphertext_blob: Blob(wrapped.to_vec()),
-            source_encryption_context: ctx.clone(),
-            source_key_id: Some((*src).to_string()),
-            destination_key_id: dest.to_string(),
-            destination_encryption_context: ctx.clone(),
-            grant_tokens: Vec::new(),
-        });
-        match r {
-            Ok(r) => return Ok(r.ciphertext_blob.into_vec()),
+        match kms.re_encrypt(wrapped, ctx, src, dest) {
+            Ok(blob) => return Ok(blob),
             // Under the other key (already rewrapped, or not yet).
             Err(e) if e.kind() == Some(ErrorKind::IncorrectKeyException) => last = e.to_string(),
             Err(e) => return Err(e.to_string()),
@@ -111,7 +103,7 @@ fn write_config(dir: &Path, config: &VolumeConfig) -> Result<(), String> {
 
 /// Rewraps one file's header in place.
 fn rewrap_file(
-    client: &Client,
+    kms: &dyn Kms,
     volume: &Volume,
     backing: &Path,
     sources: &[&str],
@@ -127,7 +119,7 @@ fn rewrap_file(
     f.read_exact_at(&mut h, 0).map_err(|e| e.to_string())?;
     let header = Header::parse_version(&h, HEADER_VERSION_2).map_err(|e| e.to_string())?;
     let ctx = VolumeConfig::file_context(&volume.config.volume_id, &header.file_id);
-    let blob = reencrypt(client, &header.wrapped_key, &ctx, sources, dest)?;
+    let blob = reencrypt(kms, &header.wrapped_key, &ctx, sources, dest)?;
     let new = rewrapped(&h, &blob).map_err(|e| e.to_string())?;
     f.write_all_at(&new, 0).map_err(|e| e.to_string())
 }
@@ -142,8 +134,8 @@ pub fn rewrap(
     threads: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<RewrapReport, String> {
-    let client = connect()?;
-    let volume = Volume::open(client, dir, None, KeyOptions::offline())
+    let kms = connect()?;
+    let volume = Volume::open(kms.clone(), dir, None, KeyOptions::offline())
         .map_err(|e| format!("cannot open the volume {}: {e}", dir.display()))?;
     if volume.config.names.is_none() {
         return Err(format!(
@@ -151,18 +143,9 @@ pub fn rewrap(
             dir.display()
         ));
     }
-    let client = connect()?;
     let dest = match to_key {
         None => volume.config.key_arn.clone(),
-        Some(k) => {
-            client
-                .call(DescribeKeyRequest {
-                    key_id: k.to_string(),
-                })
-                .map_err(|e| format!("--to-key {k}: {e}"))?
-                .key_metadata
-                .arn
-        }
+        Some(k) => kms.key_arn(k).map_err(|e| format!("--to-key {k}: {e}"))?,
     };
     let mut config = volume.config.clone();
     let old = match &config.rewrap_from {
@@ -183,7 +166,7 @@ pub fn rewrap(
     // (1) The config's blobs under the destination.
     let cfg_ctx = VolumeConfig::config_context(&config.volume_id);
     let names_ctx = VolumeConfig::names_context(&config.volume_id);
-    let new_config_key = reencrypt(&client, &config.config_key, &cfg_ctx, &sources, &dest)
+    let new_config_key = reencrypt(kms.as_ref(), &config.config_key, &cfg_ctx, &sources, &dest)
         .map_err(|e| format!("config key: {e}"))?;
     if old != dest && config.rewrap_from.is_none() {
         config.rewrap_from = Some(RewrapFrom {
@@ -193,7 +176,7 @@ pub fn rewrap(
     }
     config.config_key = new_config_key;
     if let Some(n) = config.names.as_mut() {
-        n.name_key = reencrypt(&client, &n.name_key, &names_ctx, &sources, &dest)
+        n.name_key = reencrypt(kms.as_ref(), &n.name_key, &names_ctx, &sources, &dest)
             .map_err(|e| format!("name key: {e}"))?;
     }
     config.key_arn = dest.clone();
@@ -208,7 +191,7 @@ pub fn rewrap(
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
-                let client = match connect() {
+                let kms = match connect() {
                     Ok(c) => c,
                     Err(e) => {
                         crate::fs::inode::lock(&errors).push((PathBuf::new(), e));
@@ -218,7 +201,8 @@ pub fn rewrap(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(f) = listing.files.get(i) else { break };
-                    if let Err(e) = rewrap_file(&client, &volume, &f.backing, &sources, &dest) {
+                    if let Err(e) = rewrap_file(kms.as_ref(), &volume, &f.backing, &sources, &dest)
+                    {
                         crate::fs::inode::lock(&errors).push((f.plain.clone(), e));
                     }
                     let d = done.fetch_add(1, Ordering::Relaxed) + 1;
