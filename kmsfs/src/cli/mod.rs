@@ -5,6 +5,7 @@ mod daemon;
 mod init;
 mod logging;
 mod mount;
+pub mod mount_helper;
 mod status;
 mod tools;
 mod umount;
