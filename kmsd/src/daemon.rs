@@ -1,7 +1,9 @@
 //! Starting and stopping the daemon: state dir, root key, store, socket,
-//! process hardening, the sweeper and signal handling (SIGTERM and SIGINT
-//! stop, SIGHUP reloads the TLS certificate). `main.rs` only
-//! parses arguments and calls [`run`]; tests call [`Daemon::start`].
+//! process hardening, the sweeper, signal handling (SIGTERM and SIGINT
+//! stop, SIGHUP reloads the TLS certificate) and systemd's readiness
+//! notification (`READY=1` once the socket is bound, `STOPPING=1`).
+//! `main.rs` only parses arguments and calls [`run`]; tests call
+//! [`Daemon::start`].
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::rootkey::RootKey;
@@ -495,6 +497,7 @@ impl Daemon {
                 continue;
             }
             tracing::info!(signal = %sig, "stopping");
+            notify_systemd("STOPPING=1");
             self.stop();
             return Ok(());
         }
@@ -575,5 +578,16 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let daemon = Daemon::start(cfg.clone(), Arc::new(SystemClock))?;
     let regions = daemon.regions.names().join(",");
     tracing::info!(socket = %cfg.socket.display(), state_dir = %cfg.state_dir.display(), regions, "kmsd ready");
+    // The socket is bound and the state open: a `Type=notify` unit's
+    // dependents may start now.
+    notify_systemd("READY=1");
     daemon.wait_for_signal()
+}
+
+/// Tells systemd `state` when it started kmsd as `Type=notify`
+/// (kmsd_client::sd_notify); a failure is logged, never fatal.
+fn notify_systemd(state: &str) {
+    if let Err(e) = kmsd_client::sd_notify::notify(state) {
+        tracing::warn!(error = %e, state, "cannot notify systemd");
+    }
 }

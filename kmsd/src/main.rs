@@ -1,5 +1,7 @@
 //! `kmsd --state-dir DIR [--socket PATH]`: runs the key service in the
 //! foreground until SIGTERM or SIGINT (SIGHUP reloads the TLS certificate).
+//! Under systemd (`Type=notify`, deploy/systemd/kmsd.service) it reports
+//! `READY=1` once the socket is bound.
 
 use clap::Parser;
 use kmsd::DaemonConfig;

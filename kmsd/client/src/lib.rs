@@ -12,6 +12,7 @@ pub mod messages;
 pub mod no_prealloc;
 pub mod nofollow;
 pub mod private_dir;
+pub mod sd_notify;
 pub mod secret;
 pub mod socket;
 pub mod types;

@@ -53,7 +53,11 @@ pub fn spawn_and_wait(args: &[std::ffi::OsString], log: &Path) -> Result<ExitCod
     let wfd = w.as_raw_fd();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let mut cmd = Command::new(exe);
-    cmd.args(args)
+    // argv[0] "kmsfs" whatever the binary is called: a copy installed as
+    // the mount helper (mount.fuse.kmsfs) must not take its child for
+    // another helper call (cli::mount_helper).
+    cmd.arg0("kmsfs")
+        .args(args)
         .arg("--ready-fd")
         .arg(wfd.to_string())
         .stdin(Stdio::null())

@@ -6,6 +6,7 @@ mod init;
 mod kms;
 mod logging;
 mod mount;
+pub mod mount_helper;
 mod status;
 mod tools;
 mod umount;

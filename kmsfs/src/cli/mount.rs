@@ -168,6 +168,12 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
     );
     if let Some(r) = ready {
         r.ok();
+    } else if a.foreground {
+        // Under systemd (`Type=notify`, deploy/systemd/kmsfs@.service):
+        // the mount is up, units ordered after this one may start.
+        if let Err(e) = kmsd_client::sd_notify::notify("READY=1") {
+            tracing::warn!("cannot notify systemd: {e}");
+        }
     }
     let sweeping = start_sweeper(sweeper, session.notifier());
     let result = session.run();
