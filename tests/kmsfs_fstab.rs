@@ -214,8 +214,8 @@ fn an_fstab_line_mounts_with_mount_and_goes_with_umount() {
     let status = vol.status();
     assert_eq!(status["key_arn"].as_str(), Some(vol.key_arn.as_str()));
     assert_eq!(
-        status["kmsd_socket"].as_str(),
-        Some(kmsd.socket.display().to_string().as_str())
+        status["kms"].as_str(),
+        Some(format!("kmsd at {}", kmsd.socket.display()).as_str())
     );
     let fields = mountinfo(&vol.mountpoint);
     let sep = fields

@@ -298,7 +298,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         cipherdir: cipherdir.display().to_string(),
         key_arn: config.key_arn.clone(),
         volume_id: config.volume_id.to_hex(),
-        kmsd_socket: kms.describe(),
+        kms: kms.describe(),
         log_file: match (a.ready_fd, &a.log) {
             (None, _) => None,
             (Some(_), Some(l)) => Some(l.display().to_string()),

@@ -26,7 +26,8 @@ pub struct Status {
     pub cipherdir: String,
     pub key_arn: String,
     pub volume_id: String,
-    pub kmsd_socket: String,
+    /// The key service: `kmsd at SOCKETS`, or `AWS KMS at URL (region R)`.
+    pub kms: String,
     /// The background mount's log file, when it has one.
     pub log_file: Option<String>,
     pub cache: CacheFigures,
@@ -81,8 +82,8 @@ impl Status {
             c.entries, c.capacity, c.hits, c.misses, c.evictions
         ));
         s.push_str(&format!(
-            "kmsd:        calls {}, errors {} ({})\n",
-            k.calls, k.errors, self.kmsd_socket
+            "kms:         calls {}, errors {} ({})\n",
+            k.calls, k.errors, self.kms
         ));
         s.push_str(&format!(
             "key pool:    ready {}, taken {}, empty {}\n",
