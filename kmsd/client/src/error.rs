@@ -35,6 +35,40 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order: `ALL[k.index()] == k`.
+    pub const ALL: &'static [ErrorKind] = {
+        use ErrorKind::*;
+        &[
+            NotFoundException,
+            DisabledException,
+            KMSInvalidStateException,
+            InvalidCiphertextException,
+            IncorrectKeyException,
+            ValidationException,
+            AlreadyExistsException,
+            LimitExceededException,
+            AccessDeniedException,
+            KMSInternalException,
+            InvalidMarkerException,
+            InvalidAliasNameException,
+            InvalidArnException,
+            InvalidKeyUsageException,
+            UnsupportedOperationException,
+            MalformedPolicyDocumentException,
+            InvalidGrantTokenException,
+            InvalidGrantIdException,
+            TagException,
+            ThrottlingException,
+            DryRunOperationException,
+        ]
+    };
+
+    /// The kind's place in [`ErrorKind::ALL`] (for tables indexed by kind,
+    /// such as kmsd's metrics).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn name(self) -> &'static str {
         use ErrorKind::*;
         match self {
@@ -185,6 +219,18 @@ impl From<std::io::Error> for ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_kind_at_its_index() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i, "{k}");
+        }
+        // A kind added after the last one must be listed too.
+        assert_eq!(
+            ErrorKind::ALL.len(),
+            ErrorKind::DryRunOperationException.index() + 1
+        );
+    }
 
     #[test]
     fn display_leads_with_the_aws_name() {
