@@ -43,6 +43,11 @@ pub struct DaemonConfig {
     /// Regions served besides `service.region`, each its own namespace
     /// (crate::regions).
     pub extra_regions: Vec<String>,
+    /// Where to serve Prometheus metrics (`GET /metrics`); none: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the metrics on an address that is not loopback.
+    pub insecure_metrics: bool,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl DaemonConfig {
@@ -67,6 +72,9 @@ impl DaemonConfig {
             http: crate::http::HttpConfig::default(),
             store_cache_bytes: DEFAULT_CACHE_BYTES,
             extra_regions: Vec::new(),
+            metrics_listen: None,
+            insecure_metrics: false,
+            metrics: crate::metrics::MetricsConfig::default(),
         }
     }
 
@@ -119,10 +127,14 @@ pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
     }
     let audit_dir = kmsd_audit::audit_dir(&cfg.state_dir);
     let t = std::time::Instant::now();
+    let mut audit_options = cfg.audit.clone();
+    if audit_options.observer.is_none() {
+        audit_options.observer = Some(crate::metrics::audit_observer());
+    }
     let log = AuditLog::open(
         &audit_dir,
         audit_key_from_root(root.expose()),
-        cfg.audit.clone(),
+        audit_options,
     )
     .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
     let audit_ms = t.elapsed().as_millis() as u64;
@@ -386,6 +398,7 @@ impl Daemon {
         // The endpoint's configuration first: a mistake there touches
         // neither the state nor the socket.
         check_http_addresses(&cfg)?;
+        check_metrics_address(&cfg)?;
         let tls = match &cfg.tls {
             Some(files) => Some(crate::http::CertStore::open(files.clone())?),
             None => None,
@@ -395,6 +408,7 @@ impl Daemon {
         let service = regions.home().clone();
         let std_listener = bind_socket(&cfg)?;
         let http_listeners = bind_http(&cfg)?;
+        let metrics_listener = bind_metrics(&cfg)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("kmsd")
@@ -435,12 +449,28 @@ impl Daemon {
                             }
                         }
                     }
+                    let metrics =
+                        metrics_listener.and_then(|l| match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) => Some(tokio::spawn(crate::metrics::serve_metrics(
+                                l,
+                                served.clone(),
+                                cfg.metrics.clone(),
+                                std::future::pending(),
+                            ))),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot register the metrics listener");
+                                None
+                            }
+                        });
                     serve(listener, svc, limits, cfg.server.clone(), async {
                         let _ = stop_rx.await;
                     })
                     .await;
                     for h in http {
                         h.abort();
+                    }
+                    if let Some(m) = metrics {
+                        m.abort();
                     }
                     for s in sweepers {
                         s.abort();
@@ -523,6 +553,32 @@ fn bind_http(cfg: &DaemonConfig) -> anyhow::Result<Vec<std::net::TcpListener>> {
         out.push(l);
     }
     Ok(out)
+}
+
+/// Binds the metrics address, when one is given.
+fn bind_metrics(cfg: &DaemonConfig) -> anyhow::Result<Option<std::net::TcpListener>> {
+    let Some(addr) = cfg.metrics_listen else {
+        return Ok(None);
+    };
+    let l = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    l.set_nonblocking(true)?;
+    tracing::info!(addr = %l.local_addr()?, "metrics listening (GET /metrics)");
+    Ok(Some(l))
+}
+
+/// The metrics address's rule, checked before anything is opened: plain
+/// HTTP without authentication, so loopback only unless
+/// `insecure_metrics`.
+fn check_metrics_address(cfg: &DaemonConfig) -> anyhow::Result<()> {
+    match cfg.metrics_listen {
+        Some(addr) if !addr.ip().is_loopback() && !cfg.insecure_metrics => bail!(
+            "--metrics-listen {addr}: metrics are plain HTTP without authentication and \
+             are served only on loopback addresses; give --insecure-metrics to serve \
+             them on {addr}"
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The endpoint's address rules, checked before anything is opened.

@@ -89,6 +89,14 @@ struct Args {
     /// root or kmsd's user, not writable by group or others, not a symlink.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics (text format, `GET /metrics`) on
+    /// ADDR:PORT, or on 127.0.0.1:PORT given a port alone; plain HTTP, on
+    /// loopback only unless --insecure-metrics (docs/METRICS.md).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Allow --metrics-listen on addresses other than loopback.
+    #[arg(long)]
+    insecure_metrics: bool,
     /// MiB of the state store's page cache (the service keeps the whole
     /// state in memory; the cache speeds up commits and start-up).
     #[arg(long, default_value_t = 16)]
@@ -146,6 +154,15 @@ fn check_audit_of(state_dir: &std::path::Path, label: &str) -> i32 {
     }
 }
 
+/// `ADDR:PORT`, or a port alone for `127.0.0.1:PORT`.
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|e| format!("not ADDR:PORT or a port: {e}"))
+}
+
 fn parse_mode(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s, 8).map_err(|e| format!("not an octal mode: {e}"))
 }
@@ -197,6 +214,8 @@ fn main() {
     cfg.audit.rotate_bytes = (a.audit_rotate_mib > 0).then_some(a.audit_rotate_mib << 20);
     cfg.http_listen = a.http_listen;
     cfg.insecure_http = a.insecure_http;
+    cfg.metrics_listen = a.metrics_listen;
+    cfg.insecure_metrics = a.insecure_metrics;
     cfg.tls = match (a.tls_cert, a.tls_key) {
         (Some(cert), Some(key)) => Some(kmsd::http::TlsFiles { cert, key }),
         _ => None,

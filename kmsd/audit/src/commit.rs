@@ -19,7 +19,7 @@ use crate::error::AuditError;
 use crate::ticket::{Completer, Seq};
 use crate::writer::{ChainWriter, Entry};
 use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Who writes a batch; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -152,6 +152,11 @@ impl Shared {
         }
     }
 
+    /// Records submitted and not yet taken into a batch.
+    pub fn queued(&self) -> usize {
+        relock(self.queue.lock()).bodies.len()
+    }
+
     /// After a failed write: see [`ChainWriter::probe`].
     pub fn probe(&self) -> Result<Seq, AuditError> {
         let mut w = relock(self.writer.lock());
@@ -182,8 +187,14 @@ impl Writer {
     /// the next batch instead (see [`ChainWriter::append`]).
     fn commit(&mut self) {
         let entries: Vec<Entry<'_>> = self.bodies.iter().map(|b| Entry::Event(b)).collect();
+        let started = Instant::now();
         let result = self.chain.append(&entries, &mut self.seqs);
+        let took = started.elapsed();
         drop(entries);
+        // Before the answers: a request answered is in the figures.
+        if let Some(o) = &self.chain.opts.observer {
+            o.batch_appended(self.bodies.len(), took);
+        }
         match result {
             Ok(()) => {
                 for (c, seq) in self.waiters.drain(..).zip(self.seqs.iter()) {
@@ -198,5 +209,52 @@ impl Writer {
             }
         }
         self.bodies.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuditEvent, AuditLog, CommitObserver, Options, Principal, audit_key_from_root};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Tally {
+        batches: AtomicUsize,
+        records: AtomicUsize,
+    }
+
+    impl CommitObserver for Tally {
+        fn batch_appended(&self, records: usize, _took: Duration) {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            self.records.fetch_add(records, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_observer_sees_every_submitted_record_in_some_batch() {
+        for mode in [CommitMode::Inline, CommitMode::Thread] {
+            let dir = tempfile::tempdir().unwrap();
+            let tally = Arc::new(Tally::default());
+            let opts = Options {
+                commit: mode,
+                observer: Some(tally.clone()),
+                ..Options::default()
+            };
+            let log = AuditLog::open(dir.path(), audit_key_from_root(&[3; 32]), opts).unwrap();
+            let who = Principal::from_peer(1000, 100, None);
+            let tickets: Vec<_> = (0..50)
+                .map(|i| log.submit(&AuditEvent::new("Encrypt", format!("r-{i}"), who.clone())))
+                .collect();
+            for t in tickets {
+                t.wait().unwrap();
+            }
+            assert_eq!(log.queued(), 0, "{mode:?}");
+            assert_eq!(tally.records.load(Ordering::Relaxed), 50, "{mode:?}");
+            let batches = tally.batches.load(Ordering::Relaxed);
+            assert!((1..=50).contains(&batches), "{mode:?}: {batches}");
+            log.close().unwrap();
+        }
     }
 }

@@ -58,6 +58,7 @@ mod head;
 mod key;
 mod lines;
 mod log;
+mod observer;
 mod query;
 mod record;
 mod report;
@@ -78,6 +79,7 @@ pub use key::{
     AUDIT_KEY_LABEL, AuditKey, ROOT_KEY_LEN, audit_key_from_root, audit_key_from_root_file,
 };
 pub use log::AuditLog;
+pub use observer::CommitObserver;
 pub use query::{Entry, Filter, PrincipalFilter, Query, Tail, query, tail};
 pub use record::{CHECKPOINT_EVENT, CheckpointInfo, RECOVERY_EVENT, Record};
 pub use report::{Problem, ProblemKind, Report};

@@ -134,6 +134,12 @@ impl AuditLog {
         self.shared.probe()
     }
 
+    /// Records submitted and waiting for a group commit (a gauge for
+    /// metrics; takes the queue's lock briefly).
+    pub fn queued(&self) -> usize {
+        self.shared.queued()
+    }
+
     /// Writes a `close` checkpoint and stops the writer thread.
     pub fn close(mut self) -> Result<(), AuditError> {
         self.shutdown()

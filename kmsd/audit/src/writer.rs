@@ -33,6 +33,8 @@ pub struct Options {
     pub max_batch: usize,
     /// Who commits: see [`crate::CommitMode`]. Default `Auto`.
     pub commit: crate::CommitMode,
+    /// Told about each group commit (a server's metrics). Default none.
+    pub observer: Option<Arc<dyn crate::CommitObserver>>,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             checkpoint_every: 1000,
             max_batch: 4096,
             commit: crate::CommitMode::Auto,
+            observer: None,
         }
     }
 }

@@ -35,10 +35,10 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 21] = {
+    /// Every kind, in declaration order: `ALL[k.index()] == k`.
+    pub const ALL: &'static [ErrorKind] = {
         use ErrorKind::*;
-        [
+        &[
             NotFoundException,
             DisabledException,
             KMSInvalidStateException,
@@ -66,7 +66,13 @@ impl ErrorKind {
     /// The kind an AWS exception name stands for (as an AWS endpoint puts
     /// it in `__type`); `None` for names outside this list.
     pub fn from_name(name: &str) -> Option<ErrorKind> {
-        ErrorKind::ALL.into_iter().find(|k| k.name() == name)
+        ErrorKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// The kind's place in [`ErrorKind::ALL`] (for tables indexed by kind,
+    /// such as kmsd's metrics).
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     pub fn name(self) -> &'static str {
@@ -222,12 +228,24 @@ mod tests {
 
     #[test]
     fn every_name_maps_back_to_its_kind() {
-        for k in ErrorKind::ALL {
+        for &k in ErrorKind::ALL {
             assert_eq!(ErrorKind::from_name(k.name()), Some(k));
         }
         assert_eq!(ErrorKind::from_name("UnrecognizedClientException"), None);
         let names: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
         assert_eq!(names.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn all_lists_every_kind_at_its_index() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i, "{k}");
+        }
+        // A kind added after the last one must be listed too.
+        assert_eq!(
+            ErrorKind::ALL.len(),
+            ErrorKind::DryRunOperationException.index() + 1
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use super::identity::{self, Callers};
 use super::signing_keys::SigningKeys;
+use crate::metrics::{METRICS, Meter, Transport};
 use crate::regions::Regions;
 use crate::service::KeyService;
 use crate::service::dispatch::is_mutation;
@@ -182,6 +183,9 @@ pub async fn handle(
     {
         // Counted for the uid's next RequestsThrottled record, not
         // audited one by one (docs/LIMITS.md).
+        if let Some(m) = Meter::untimed(event_name(target)) {
+            METRICS.answered(m, Transport::Http, Some(e.kind));
+        }
         let (status, body) = kmsd_awsjson::encode_error(e.kind, &e.message);
         return respond(status, &svc.auditor().request_id(), body);
     }
@@ -209,7 +213,7 @@ async fn run(
         let o = svc.handle_dry_run(&caller, &principal, request);
         let id = o.request_id.clone();
         (
-            svc.settle_async(o.record, o.result).await.map(|()| None),
+            svc.finish_async(o, Transport::Http).await.map(|()| None),
             id,
         )
     } else if is_mutation(&request) {
@@ -218,7 +222,7 @@ async fn run(
         let joined = tokio::task::spawn_blocking(move || {
             let o = s.handle(&caller, &principal, request);
             let id = o.request_id.clone();
-            (s.settle(o.record, o.result), id)
+            (s.finish(o, Transport::Http), id)
         })
         .await;
         match joined {
@@ -233,7 +237,7 @@ async fn run(
     } else {
         let o = svc.handle(&caller, &principal, request);
         let id = o.request_id.clone();
-        (svc.settle_async(o.record, o.result).await.map(Some), id)
+        (svc.finish_async(o, Transport::Http).await.map(Some), id)
     };
     match result {
         Ok(Some(resp)) => respond(200, &request_id, kmsd_awsjson::encode_response(&resp)),

@@ -6,6 +6,7 @@
 //! else.
 
 use super::handler::{self, Limits};
+use crate::metrics::METRICS;
 use crate::regions::Regions;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -117,6 +118,7 @@ pub async fn serve_http(
             }
         };
         let Some(seat) = take_seat(&census, peer.ip(), &cfg) else {
+            METRICS.http_refused.inc();
             tracing::warn!(peer = %peer, "http connection limit reached; closing");
             drop(stream);
             continue;
@@ -126,6 +128,7 @@ pub async fn serve_http(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _seat = seat;
+            let _open = METRICS.http_connections.hold();
             let Some(acceptor) = acceptor else {
                 return serve_connection(stream, peer, svc, limits, header_timeout).await;
             };

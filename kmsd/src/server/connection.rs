@@ -9,9 +9,10 @@
 use super::audit;
 use super::limits::ConnSlot;
 use super::listener::ServerConfig;
+use crate::metrics::{Meter, Transport};
 use crate::service::dispatch::is_mutation;
-use crate::service::{Caller, KeyService};
-use kmsd_audit::{Principal, Ticket};
+use crate::service::{Caller, KeyService, Outcome};
+use kmsd_audit::Principal;
 use kmsd_client::codec::{
     self, ClientFrame, FrameError, MAX_FRAME, PROTOCOL_VERSION, ServerFrame, ServerHello,
 };
@@ -45,8 +46,7 @@ struct Session {
 /// An answered request whose audit record may still be in flight.
 struct Pending {
     id: u64,
-    result: Result<Response, KmsError>,
-    record: Option<Ticket>,
+    outcome: Outcome<Response>,
 }
 
 enum ReadError {
@@ -265,10 +265,10 @@ impl Session {
                     match self.slot.check(request.name(), len, &self.principal) {
                         Ok(()) => Some(ClientFrame::Request { id, request }),
                         Err(e) => {
+                            let meter = Meter::untimed(request.name());
                             pending.push(Pending {
                                 id,
-                                result: Err(e),
-                                record: None,
+                                outcome: Outcome::refused(Err(e), meter),
                             });
                             if pending.len() >= max {
                                 self.flush(&mut pending, writer).await;
@@ -296,8 +296,8 @@ impl Session {
                         writer.clone(),
                     );
                     tokio::task::spawn_blocking(move || {
-                        let (result, record) = run_request(&svc, &caller, &principal, request);
-                        let result = svc.settle(record, result);
+                        let outcome = run_request(&svc, &caller, &principal, request);
+                        let result = svc.finish(outcome, Transport::Socket);
                         let mut buf = Zeroizing::new(Vec::with_capacity(256));
                         encode_into(&ServerFrame::Response { id, result }, &mut buf);
                         tokio::runtime::Handle::current().block_on(async move {
@@ -307,9 +307,9 @@ impl Session {
                     });
                 }
                 Some(ClientFrame::Request { id, request }) => {
-                    let (result, record) =
+                    let outcome =
                         run_request(&self.service, &self.caller, &self.principal, request);
-                    pending.push(Pending { id, result, record });
+                    pending.push(Pending { id, outcome });
                     if pending.len() >= max {
                         self.flush(&mut pending, writer).await;
                     }
@@ -365,7 +365,10 @@ impl Session {
     async fn encode_pending(&self, pending: &mut Vec<Pending>) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(256 * pending.len()));
         for p in pending.drain(..) {
-            let result = self.service.settle_async(p.record, p.result).await;
+            let result = self
+                .service
+                .finish_async(p.outcome, Transport::Socket)
+                .await;
             encode_into(&ServerFrame::Response { id: p.id, result }, &mut out);
         }
         out
@@ -420,18 +423,18 @@ pub async fn refuse(mut stream: UnixStream, why: KmsError) {
 }
 
 /// Runs one request through the service's pipeline; its record is
-/// durable already (mutations) or in flight (the ticket).
+/// durable already (mutations) or in flight (the outcome's ticket).
 fn run_request(
     svc: &KeyService,
     caller: &Caller,
     principal: &Principal,
     request: Request,
-) -> (Result<Response, KmsError>, Option<Ticket>) {
+) -> Outcome<Response> {
     let name = request.name();
     let o = svc.handle(caller, principal, request);
     match &o.result {
         Ok(_) => tracing::debug!(op = name, uid = caller.uid, "ok"),
         Err(e) => tracing::debug!(op = name, uid = caller.uid, error = %e.kind, "failed"),
     }
-    (o.result, o.record)
+    o
 }

@@ -11,6 +11,7 @@
 use super::connection::{Connection, refuse};
 use super::limits::{Limits, throttle_event};
 use super::peer::peer_caller;
+use crate::metrics::METRICS;
 use crate::service::KeyService;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use std::future::Future;
@@ -111,6 +112,7 @@ pub async fn serve(
         let slot = match limits.admit(uid) {
             Ok(s) => s,
             Err(refusal) => {
+                METRICS.socket_refused.inc();
                 tracing::warn!(uid, "connection limit reached; refusing");
                 tokio::spawn(refuse(stream, refusal.error()));
                 continue;
@@ -119,6 +121,7 @@ pub async fn serve(
         let (service, config) = (service.clone(), config.clone());
         let (shutdown_rx, done) = (notify.subscribe(), done_tx.clone());
         tokio::spawn(async move {
+            let _open = METRICS.socket_connections.hold();
             // NSS lookups (names, groups) and /proc reads off the runtime.
             let conn = tokio::task::spawn_blocking(move || {
                 let caller = peer_caller(&stream)?;

@@ -25,6 +25,10 @@ pub trait AuditSink: Send + Sync {
     fn submit(&self, event: &AuditEvent) -> Ticket;
     /// After a failure: `Ok` once the trail is writable again.
     fn probe(&self) -> Result<Seq, AuditError>;
+    /// Records submitted and not yet in a group commit (metrics).
+    fn queued(&self) -> usize {
+        0
+    }
 }
 
 impl AuditSink for AuditLog {
@@ -34,6 +38,10 @@ impl AuditSink for AuditLog {
 
     fn probe(&self) -> Result<Seq, AuditError> {
         AuditLog::probe(self)
+    }
+
+    fn queued(&self) -> usize {
+        AuditLog::queued(self)
     }
 }
 
@@ -96,6 +104,11 @@ impl Auditor {
         Err(KmsError::internal(
             "the audit trail cannot be written; kmsd refuses requests until it can",
         ))
+    }
+
+    /// Records submitted and not yet in a group commit.
+    pub fn queued(&self) -> usize {
+        self.sink.queued()
     }
 
     /// Submits a record whose outcome is already known.

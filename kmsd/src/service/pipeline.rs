@@ -10,10 +10,16 @@
 //! 3. **execute** on those ids ([`Operation::execute`]);
 //! 4. **audit** with those ids: a mutation's record is durable before its
 //!    commit; any other record is submitted and its [`Ticket`] handed back.
+//!
+//! The transport answers through [`KeyService::finish`] (or
+//! [`KeyService::finish_async`]) once the record's fate is known; that is
+//! where every request is counted and timed for the metrics
+//! (crate::metrics), by operation, final outcome and transport.
 
 use super::operation::{Exec, KeyRef, Operation, Planned, Refs, Resolved};
 use super::{Caller, KeyService, Result, State};
 use crate::crypto::blob;
+use crate::metrics::{METRICS, Meter, Transport, op_index};
 use crate::store::{AuditRef, Mutation};
 use kmsd_audit::{AuditEvent, Principal, Ticket};
 use kmsd_client::KmsError;
@@ -31,6 +37,9 @@ pub struct Outcome<T> {
     pub record: Option<Ticket>,
     /// The record's `requestId`.
     pub request_id: String,
+    /// The request's operation and start, for the metrics; `None` for
+    /// answers made outside the pipeline, which are not counted.
+    pub meter: Option<Meter>,
 }
 
 impl<T> Outcome<T> {
@@ -39,6 +48,18 @@ impl<T> Outcome<T> {
             result: self.result.map(f),
             record: self.record,
             request_id: self.request_id,
+            meter: self.meter,
+        }
+    }
+
+    /// An answer given without the pipeline (a request refused before it:
+    /// throttled), counted under `meter` when it has one.
+    pub fn refused(result: Result<T>, meter: Option<Meter>) -> Outcome<T> {
+        Outcome {
+            result,
+            record: None,
+            request_id: String::new(),
+            meter,
         }
     }
 }
@@ -65,7 +86,8 @@ impl KeyService {
         principal: &Principal,
         req: O,
     ) -> Outcome<O::Output> {
-        let base = match self.begin(principal, &req) {
+        let meter = Some(Meter::start(const { op_index(O::NAME) }));
+        let base = match self.begin(principal, &req, meter) {
             Ok(b) => b,
             Err(refused) => return refused,
         };
@@ -77,6 +99,7 @@ impl KeyService {
                 result: Err(e),
                 record: Some(self.auditor.submit(&ev)),
                 request_id,
+                meter,
             };
         }
         if O::MUTATES {
@@ -90,6 +113,7 @@ impl KeyService {
                 result,
                 record,
                 request_id,
+                meter,
             };
         }
         let (result, ids) = {
@@ -104,6 +128,7 @@ impl KeyService {
             result,
             record: Some(self.auditor.submit(&event)),
             request_id,
+            meter,
         }
     }
 
@@ -117,7 +142,8 @@ impl KeyService {
         principal: &Principal,
         req: O,
     ) -> Outcome<()> {
-        let base = match self.begin(principal, &req) {
+        let meter = Some(Meter::start(const { op_index(O::NAME) }));
+        let base = match self.begin(principal, &req, meter) {
             Ok(b) => b,
             Err(refused) => return refused,
         };
@@ -146,6 +172,7 @@ impl KeyService {
             result,
             record: Some(self.auditor.submit(&event)),
             request_id,
+            meter,
         }
     }
 
@@ -156,6 +183,7 @@ impl KeyService {
         &self,
         principal: &Principal,
         req: &O,
+        meter: Option<Meter>,
     ) -> std::result::Result<EventBase, Outcome<T>> {
         let request_id = self.auditor.request_id();
         if let Err(e) = self.auditor.check_healthy() {
@@ -163,6 +191,7 @@ impl KeyService {
                 result: Err(e),
                 record: None,
                 request_id,
+                meter,
             });
         }
         Ok(EventBase {
@@ -230,7 +259,10 @@ impl KeyService {
             request_id: base.request_id.clone(),
             event_name: base.name.to_string(),
         }));
-        if let Err(e) = self.store.commit(&batch) {
+        let started = std::time::Instant::now();
+        let committed = self.store.commit(&batch);
+        METRICS.store_commit_seconds.observe_since(started);
+        if let Err(e) = committed {
             let err = super::internal_store(e);
             // The record says the change was made; say it was not. If this
             // record is lost too, verify still finds the first one without
@@ -273,6 +305,21 @@ impl KeyService {
             Some(t) => self.auditor.settle(t.wait(), result),
             None => result,
         }
+    }
+
+    /// The answer to send over `via`: [`KeyService::settle`], then the
+    /// request counted and timed by that answer (crate::metrics).
+    pub fn finish<T>(&self, o: Outcome<T>, via: Transport) -> Result<T> {
+        let result = self.settle(o.record, o.result);
+        count(o.meter, via, &result);
+        result
+    }
+
+    /// As [`KeyService::finish`], for async callers.
+    pub async fn finish_async<T>(&self, o: Outcome<T>, via: Transport) -> Result<T> {
+        let result = self.settle_async(o.record, o.result).await;
+        count(o.meter, via, &result);
+        result
     }
 
     /// As [`KeyService::settle`], for async callers. When the trail
@@ -386,6 +433,13 @@ impl KeyService {
             }
         }
         Ok(())
+    }
+}
+
+/// Counts an answer in the metrics, when it is metered.
+fn count<T>(meter: Option<Meter>, via: Transport, result: &Result<T>) {
+    if let Some(m) = meter {
+        METRICS.answered(m, via, result.as_ref().err().map(|e| e.kind));
     }
 }
 

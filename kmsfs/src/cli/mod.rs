@@ -119,9 +119,13 @@ pub struct UmountArgs {
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     pub mountpoint: PathBuf,
-    /// Print JSON.
-    #[arg(long)]
+    /// Print JSON (as --output json).
+    #[arg(long, conflicts_with = "output")]
     pub json: bool,
+    /// What to print: the figures for people (text), JSON, or Prometheus
+    /// text format (`kmsfs_` metrics labelled with the mountpoint).
+    #[arg(long, value_enum, default_value_t = status::StatusOutput::Text)]
+    pub output: status::StatusOutput,
 }
 
 #[derive(Args, Debug)]

@@ -6,10 +6,12 @@
 
 pub mod client;
 pub mod path;
+pub mod prometheus;
 pub mod protocol;
 pub mod server;
 
 pub use client::query;
 pub use path::socket_path;
+pub use prometheus::render_prometheus;
 pub use protocol::{CtlRequest, CtlResponse, Status};
 pub use server::CtlServer;
