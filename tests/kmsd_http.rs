@@ -8,6 +8,8 @@ mod common;
 #[path = "common/http.rs"]
 mod http;
 
+use http::{amz_date, head_of, signed};
+
 use http::{Endpoint, endpoint, has_aws_cli, python_has_boto3, suite_file};
 use kmsd_client::*;
 use std::io::{Read, Write};
@@ -137,69 +139,6 @@ fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-/// The headers of a request for `op` with `body`, signed as botocore signs
-/// them.
-fn signed(
-    e: &Endpoint,
-    key: (&str, &str),
-    region: &str,
-    amz_date: &str,
-    op: &str,
-    body: &str,
-) -> Vec<(String, String)> {
-    let host = e.addr.to_string();
-    let mut headers = vec![
-        ("host".to_string(), host),
-        (
-            "content-type".to_string(),
-            "application/x-amz-json-1.1".to_string(),
-        ),
-        ("x-amz-date".to_string(), amz_date.to_string()),
-        ("x-amz-target".to_string(), format!("TrentService.{op}")),
-    ];
-    let pairs: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
-    let req = kmsd_sigv4::RequestParts {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: &pairs,
-        body: body.as_bytes(),
-    };
-    let params = kmsd_sigv4::SigningParams {
-        access_key_id: key.0,
-        region,
-        service: "kms",
-        signed_headers: None,
-    };
-    let auth = kmsd_sigv4::sign(&req, &params, key.1.as_bytes()).expect("sign");
-    headers.push(("authorization".to_string(), auth));
-    headers
-}
-
-fn head_of(headers: &[(String, String)], body: &str) -> String {
-    let mut h = String::from("POST / HTTP/1.1\r\n");
-    for (k, v) in headers {
-        h.push_str(&format!("{k}: {v}\r\n"));
-    }
-    h.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    ));
-    h
-}
-
-fn amz_date(offset_secs: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + offset_secs;
-    kmsd_sigv4::format_amz_date(now as u64)
-}
-
 /// A refused request: label, headers, body, the exception expected.
 type Case = (&'static str, Vec<(String, String)>, String, &'static str);
 
@@ -213,18 +152,18 @@ fn sigv4_refusals_are_clear_and_audited() {
         raw(e.addr, &head_of(headers, body), body.as_bytes())
     };
     let (st, body) = send(
-        &signed(&e, key, "local", &amz_date(0), "ListKeys", ok_body),
+        &signed(e.addr, key, "local", &amz_date(0), "ListKeys", ok_body),
         ok_body,
     );
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("\"Keys\""), "{body}");
 
     let mut cases: Vec<Case> = Vec::new();
-    let good = signed(&e, key, "local", &amz_date(0), "ListKeys", ok_body);
+    let good = signed(e.addr, key, "local", &amz_date(0), "ListKeys", ok_body);
     cases.push((
         "wrong secret",
         signed(
-            &e,
+            e.addr,
             (key.0, "wrong-secret-wrong-secret-wrong-secret!!"),
             "local",
             &amz_date(0),
@@ -250,26 +189,40 @@ fn sigv4_refusals_are_clear_and_audited() {
     ));
     cases.push((
         "expired date",
-        signed(&e, key, "local", &amz_date(-20 * 60), "ListKeys", ok_body),
+        signed(
+            e.addr,
+            key,
+            "local",
+            &amz_date(-20 * 60),
+            "ListKeys",
+            ok_body,
+        ),
         ok_body.into(),
         "InvalidSignatureException",
     ));
     cases.push((
         "future date",
-        signed(&e, key, "local", &amz_date(20 * 60), "ListKeys", ok_body),
+        signed(
+            e.addr,
+            key,
+            "local",
+            &amz_date(20 * 60),
+            "ListKeys",
+            ok_body,
+        ),
         ok_body.into(),
         "InvalidSignatureException",
     ));
     cases.push((
         "other region",
-        signed(&e, key, "eu-west-1", &amz_date(0), "ListKeys", ok_body),
+        signed(e.addr, key, "eu-west-1", &amz_date(0), "ListKeys", ok_body),
         ok_body.into(),
         "InvalidSignatureException",
     ));
     cases.push((
         "unknown access key",
         signed(
-            &e,
+            e.addr,
             ("AKIAZZZZZZZZZZZZZZZZ", key.1),
             "local",
             &amz_date(0),
@@ -297,7 +250,7 @@ fn sigv4_refusals_are_clear_and_audited() {
     }
 
     // Inactive, then deleted: the captured request replays to a refusal.
-    let captured = signed(&e, key, "local", &amz_date(0), "ListKeys", ok_body);
+    let captured = signed(e.addr, key, "local", &amz_date(0), "ListKeys", ok_body);
     let c = e.kmsd.client();
     c.call(UpdateAccessKeyRequest {
         access_key_id: akid.clone(),
@@ -340,7 +293,7 @@ fn bad_input_gets_clean_errors_and_the_listener_keeps_serving() {
     let (akid, secret) = e.access_key("user:root");
     let key = (akid.as_str(), secret.as_str());
     let call = |op: &str, body: &str| {
-        let h = signed(&e, key, "local", &amz_date(0), op, body);
+        let h = signed(e.addr, key, "local", &amz_date(0), op, body);
         raw(e.addr, &head_of(&h, body), body.as_bytes())
     };
     for (label, op, body, want) in [
@@ -445,7 +398,7 @@ fn each_region_is_its_own_namespace() {
     let (akid, secret) = e.access_key("user:root");
     let call = |e: &Endpoint, region: &str, op: &str, body: &str| -> (u16, Value, String) {
         let h = signed(
-            e,
+            e.addr,
             (akid.as_str(), secret.as_str()),
             region,
             &amz_date(0),
@@ -613,7 +566,7 @@ fn access_key_callers_are_throttled_like_socket_callers() {
     let mut answered = 0;
     for _ in 0..30 {
         let h = signed(
-            &e,
+            e.addr,
             (akid.as_str(), secret.as_str()),
             "local",
             &amz_date(0),

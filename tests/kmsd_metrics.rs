@@ -292,49 +292,16 @@ fn encrypt(c: &Client, key: &str) -> Result<EncryptResponse, ClientError> {
 /// A signed Encrypt on the AWS endpoint; the HTTP status.
 fn http_encrypt(addr: SocketAddr, key: &(String, String), key_id: &str) -> u16 {
     let body = format!(r#"{{"KeyId":"{key_id}","Plaintext":"aGVsbG8="}}"#);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let headers = vec![
-        ("host".to_string(), addr.to_string()),
-        (
-            "content-type".to_string(),
-            "application/x-amz-json-1.1".to_string(),
-        ),
-        ("x-amz-date".to_string(), kmsd_sigv4::format_amz_date(now)),
-        (
-            "x-amz-target".to_string(),
-            "TrentService.Encrypt".to_string(),
-        ),
-    ];
-    let pairs: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
-    let req = kmsd_sigv4::RequestParts {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: &pairs,
-        body: body.as_bytes(),
-    };
-    let params = kmsd_sigv4::SigningParams {
-        access_key_id: &key.0,
-        region: "local",
-        service: "kms",
-        signed_headers: None,
-    };
-    let auth = kmsd_sigv4::sign(&req, &params, key.1.as_bytes()).expect("sign");
-    let mut head = String::from("POST / HTTP/1.1\r\n");
-    for (k, v) in &headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "authorization: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    ));
-    exchange(addr, head.as_bytes()).expect("an answer").0
+    let headers = http::signed(
+        addr,
+        (&key.0, &key.1),
+        "local",
+        &http::amz_date(0),
+        "Encrypt",
+        &body,
+    );
+    let request = format!("{}{body}", http::head_of(&headers, &body));
+    exchange(addr, request.as_bytes()).expect("an answer").0
 }
 
 /// A key policy that lets `uid` do everything but Encrypt.

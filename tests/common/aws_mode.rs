@@ -9,7 +9,6 @@
 
 use crate::common::KmsdProcess;
 use crate::common::net::{free_port, wait_listening};
-use kmsd_client::CreateAccessKeyRequest;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -45,17 +44,11 @@ pub fn listen_args(args: &mut Vec<String>) -> SocketAddr {
 /// Records the endpoint of a started kmsd, with a new access key of root.
 pub fn register(kmsd: &KmsdProcess, addr: SocketAddr) {
     wait_listening(addr);
-    let r = kmsd
-        .client()
-        .call(CreateAccessKeyRequest {
-            principal: "uid:0".into(),
-            description: Some("kmsfs tests through the AWS endpoint".into()),
-        })
-        .expect("create root's access key");
+    let (access_key_id, secret) = kmsd.access_key("uid:0");
     let e = AwsEndpoint {
         url: format!("http://{addr}"),
-        access_key_id: r.access_key_id,
-        secret: r.secret_access_key.expose().to_string(),
+        access_key_id,
+        secret,
     };
     ENDPOINTS
         .lock()

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use crate::common::KmsdProcess;
-use kmsd_client::CreateAccessKeyRequest;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,14 +12,7 @@ pub use crate::common::net::{free_port, wait_listening};
 
 /// A new access key of `principal`: (id, secret).
 pub fn access_key(kmsd: &KmsdProcess, principal: &str) -> (String, String) {
-    let r = kmsd
-        .client()
-        .call(CreateAccessKeyRequest {
-            principal: principal.into(),
-            description: Some("test".into()),
-        })
-        .unwrap_or_else(|e| panic!("create an access key for {principal}: {e}"));
-    (r.access_key_id, r.secret_access_key.expose().to_string())
+    kmsd.access_key(principal)
 }
 
 pub fn python_has_boto3() -> bool {
@@ -116,4 +108,69 @@ impl Endpoint {
             .map(|e| serde_json::from_str(&e.expect("entry").raw).expect("json"))
             .collect()
     }
+}
+
+/// The headers of a request for `op` with `body`, signed as botocore signs
+/// them.
+pub fn signed(
+    addr: SocketAddr,
+    key: (&str, &str),
+    region: &str,
+    amz_date: &str,
+    op: &str,
+    body: &str,
+) -> Vec<(String, String)> {
+    let host = addr.to_string();
+    let mut headers = vec![
+        ("host".to_string(), host),
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.1".to_string(),
+        ),
+        ("x-amz-date".to_string(), amz_date.to_string()),
+        ("x-amz-target".to_string(), format!("TrentService.{op}")),
+    ];
+    let pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let req = kmsd_sigv4::RequestParts {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &pairs,
+        body: body.as_bytes(),
+    };
+    let params = kmsd_sigv4::SigningParams {
+        access_key_id: key.0,
+        region,
+        service: "kms",
+        signed_headers: None,
+    };
+    let auth = kmsd_sigv4::sign(&req, &params, key.1.as_bytes()).expect("sign");
+    headers.push(("authorization".to_string(), auth));
+    headers
+}
+
+/// The head of a POST with `headers`, closing the connection after it.
+pub fn head_of(headers: &[(String, String)], body: &str) -> String {
+    let mut h = String::from("POST / HTTP/1.1\r\n");
+    for (k, v) in headers {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    h
+}
+
+/// `X-Amz-Date` of now, shifted by `offset_secs`.
+pub fn amz_date(offset_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + offset_secs;
+    kmsd_sigv4::format_amz_date(now as u64)
 }

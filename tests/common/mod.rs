@@ -269,6 +269,19 @@ impl KmsdProcess {
         }
     }
 
+    /// A new access key of `principal` (for the AWS endpoint): (id,
+    /// secret).
+    pub fn access_key(&self, principal: &str) -> (String, String) {
+        let r = self
+            .client()
+            .call(kmsd_client::CreateAccessKeyRequest {
+                principal: principal.into(),
+                description: Some("test".into()),
+            })
+            .unwrap_or_else(|e| panic!("create an access key for {principal}: {e}"));
+        (r.access_key_id, r.secret_access_key.expose().to_string())
+    }
+
     pub fn create_key(&self, description: &str) -> KeyMetadata {
         self.client()
             .call(CreateKeyRequest {
