@@ -48,6 +48,12 @@ pub struct DaemonConfig {
     /// Serve the metrics on an address that is not loopback.
     pub insecure_metrics: bool,
     pub metrics: crate::metrics::MetricsConfig,
+    /// Keep the state in etcd (`--store etcd://...`) rather than redb.
+    #[cfg(feature = "etcd")]
+    pub etcd: Option<crate::store::etcd::EtcdConfig>,
+    /// This instance's id (`--instance-id`); default: `STATE_DIR/instance-id`,
+    /// made on first start.
+    pub instance_id: Option<String>,
 }
 
 impl DaemonConfig {
@@ -75,6 +81,9 @@ impl DaemonConfig {
             metrics_listen: None,
             insecure_metrics: false,
             metrics: crate::metrics::MetricsConfig::default(),
+            #[cfg(feature = "etcd")]
+            etcd: None,
+            instance_id: None,
         }
     }
 
@@ -87,16 +96,26 @@ impl DaemonConfig {
 }
 
 /// Opens every served region's state (crate::regions): the home region in
-/// the state dir, the others below it, all under the one root key.
+/// the state dir, the others below it, all under the one root key. With
+/// etcd every region's records live there and only the audit trails in
+/// the state dir; the home region is the deployment's (`P/home-region`).
 pub fn open_regions(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Regions> {
     let served = cfg.served_regions();
     regions::check_list(&served)?;
     prepare_state_dir(&cfg.state_dir)?;
-    let home = regions::home_region(&cfg.state_dir, &served, &served[0])?;
     let root_key_file = cfg
         .root_key_file
         .clone()
         .unwrap_or_else(|| cfg.state_dir.join("root.key"));
+    let stores = StoreOpener::new(cfg, &root_key_file)?;
+    let first = stores.home_region(&served)?;
+    let home = regions::home_region(&cfg.state_dir, &served, &first)?;
+    if home != first {
+        bail!(
+            "{} is a state dir of home region '{home}', but the store's home region is '{first}'",
+            cfg.state_dir.display()
+        );
+    }
     let order = std::iter::once(home.clone()).chain(served.into_iter().filter(|r| *r != home));
     let mut services = Vec::new();
     for region in order {
@@ -104,17 +123,150 @@ pub fn open_regions(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
         c.state_dir = regions::state_dir_of(&cfg.state_dir, &home, &region);
         c.root_key_file = Some(root_key_file.clone());
         c.service.region = region.clone();
-        let svc = open_service(&c, clock.clone())
+        let svc = open_service_in(&c, clock.clone(), &stores)
             .with_context(|| format!("cannot open region '{region}'"))?;
         services.push((region, svc));
     }
     Regions::new(&home, services)
 }
 
+/// The instance's id: `--instance-id`, or the one in `STATE_DIR/instance-id`
+/// (32 hex digits, made on first start).
+pub fn instance_id(cfg: &DaemonConfig) -> anyhow::Result<String> {
+    if let Some(id) = &cfg.instance_id {
+        check_instance_id(id)?;
+        return Ok(id.clone());
+    }
+    let path = cfg.state_dir.join("instance-id");
+    match std::fs::read_to_string(&path) {
+        Ok(t) => {
+            let id = t.trim().to_string();
+            check_instance_id(&id).with_context(|| format!("in {}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut r = [0u8; 16];
+            getrandom::fill(&mut r).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
+            let id: String = r.iter().map(|b| format!("{b:02x}")).collect();
+            write_durably(&path, &format!("{id}\n"))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// `[a-z0-9-]{1,64}`: it becomes part of etcd keys and audit records.
+pub fn check_instance_id(id: &str) -> anyhow::Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        bail!(
+            "invalid instance id '{}': 1 to 64 of a-z, 0-9 and '-'",
+            kmsd_client::logsafe::escape(id)
+        );
+    }
+    Ok(())
+}
+
+/// Writes a small file whole or not at all: temp file, fsync, rename,
+/// fsync of the directory.
+fn write_durably(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Where each region's records are kept: redb in its state dir, or etcd
+/// (one connection for all regions).
+pub struct StoreOpener {
+    #[cfg(feature = "etcd")]
+    etcd: Option<Arc<crate::store::etcd::EtcdBackend>>,
+}
+
+impl StoreOpener {
+    pub fn new(cfg: &DaemonConfig, root_key_file: &Path) -> anyhow::Result<StoreOpener> {
+        #[cfg(feature = "etcd")]
+        if let Some(e) = &cfg.etcd {
+            let instance = instance_id(cfg)?;
+            let (root, _) = RootKey::load_or_create(root_key_file)
+                .with_context(|| format!("cannot load root key {}", root_key_file.display()))?;
+            let backend = crate::store::etcd::EtcdBackend::connect(e.clone(), &instance)?;
+            backend.check_format(&root.store_check(&e.prefix), true)?;
+            tracing::info!(store = %e.describe(), prefix = %e.prefix, instance, "state in etcd");
+            return Ok(StoreOpener {
+                etcd: Some(backend),
+            });
+        }
+        let _ = (cfg, root_key_file);
+        Ok(StoreOpener {
+            #[cfg(feature = "etcd")]
+            etcd: None,
+        })
+    }
+
+    /// The store's home region, when it has one (etcd: set by the first
+    /// instance); otherwise the first served region.
+    fn home_region(&self, served: &[String]) -> anyhow::Result<String> {
+        #[cfg(feature = "etcd")]
+        if let Some(b) = &self.etcd {
+            let key = crate::store::etcd_layout::home_key(&b.config.prefix);
+            let home = b.put_if_absent(&key, &served[0])?;
+            if !served.contains(&home) {
+                bail!(
+                    "the deployment's home region is '{home}', which is not in --region ({}); \
+                     add --region {home}",
+                    served.join(", ")
+                );
+            }
+            return Ok(home);
+        }
+        Ok(served[0].clone())
+    }
+
+    fn open(&self, cfg: &DaemonConfig) -> anyhow::Result<Box<dyn crate::store::Store>> {
+        #[cfg(feature = "etcd")]
+        if let Some(b) = &self.etcd {
+            return Ok(Box::new(crate::store::etcd::EtcdStore::open(
+                b.clone(),
+                &cfg.service.region,
+            )));
+        }
+        Ok(Box::new(RedbStore::open_with_cache(
+            &cfg.state_dir.join("state.redb"),
+            cfg.store_cache_bytes,
+        )?))
+    }
+}
+
 /// Opens the state (creating it on first start): the service and its audit
 /// trail. The state dir is made private first ([`prepare_state_dir`]) and
 /// every file in it 0600 once all are open ([`restrict_state_files`]).
 pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<KeyService>> {
+    let root_path = cfg
+        .root_key_file
+        .clone()
+        .unwrap_or_else(|| cfg.state_dir.join("root.key"));
+    prepare_state_dir(&cfg.state_dir)?;
+    let stores = StoreOpener::new(cfg, &root_path)?;
+    open_service_in(cfg, clock, &stores)
+}
+
+fn open_service_in(
+    cfg: &DaemonConfig,
+    clock: Arc<dyn Clock>,
+    stores: &StoreOpener,
+) -> anyhow::Result<Arc<KeyService>> {
     prepare_state_dir(&cfg.state_dir)?;
     let root_path = cfg
         .root_key_file
@@ -139,22 +291,22 @@ pub fn open_service(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
     .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
     let audit_ms = t.elapsed().as_millis() as u64;
     let t = std::time::Instant::now();
-    let store =
-        RedbStore::open_with_cache(&cfg.state_dir.join("state.redb"), cfg.store_cache_bytes)?;
+    let store = stores.open(cfg)?;
     let store_ms = t.elapsed().as_millis() as u64;
     restrict_state_files(&cfg.state_dir)?;
     let t = std::time::Instant::now();
-    let svc = KeyService::new(
+    let svc = Arc::new(KeyService::new(
         cfg.service.clone(),
-        Box::new(store),
+        store,
         clock,
         &root,
         Box::new(log),
-    )?;
+    )?);
+    svc.follow_store()?;
     let keys = svc.read().keys.len();
     let load_ms = t.elapsed().as_millis() as u64;
     tracing::info!(keys, audit_ms, store_ms, load_ms, "state opened");
-    Ok(Arc::new(svc))
+    Ok(svc)
 }
 
 /// Makes the process non-dumpable (no core files, no ptrace by others) and
@@ -605,6 +757,9 @@ async fn sweep_loop(svc: Arc<KeyService>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
+        if !svc.may_sweep() {
+            continue;
+        }
         let s = svc.clone();
         let _ = tokio::task::spawn_blocking(move || s.tick()).await;
     }

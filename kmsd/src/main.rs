@@ -10,12 +10,27 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     version,
-    about = "A local key management service with AWS KMS semantics"
+    about = "A local key management service with AWS KMS semantics",
+    subcommand_negates_reqs = true
 )]
 struct Args {
-    /// Directory of kmsd's state (created on first start).
-    #[arg(long)]
-    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Directory of kmsd's state (created on first start). With the etcd
+    /// store it holds this instance's audit trail and id.
+    #[arg(long, required = true)]
+    state_dir: Option<PathBuf>,
+    /// Where keys, aliases, grants and policies are kept: the state dir's
+    /// redb file (default), or etcd://HOST:PORT[,HOST:PORT...] shared by
+    /// several instances (docs/STORE.md, "etcd").
+    #[arg(long, value_name = "etcd://...")]
+    store: Option<String>,
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// This instance's id in etcd keys and audit records [default: the one
+    /// in STATE_DIR/instance-id, made on first start].
+    #[arg(long, value_name = "ID")]
+    instance_id: Option<String>,
     /// Socket path [default: $KMSD_SOCKET, /run/kmsd/kmsd.sock for root, else
     /// kmsd.sock in $XDG_RUNTIME_DIR, /run/user/UID or ~/.local/state, verified private]
     #[arg(long)]
@@ -112,6 +127,131 @@ struct Args {
     check_audit: bool,
 }
 
+/// The etcd store's options (kmsd and `kmsd migrate-store`).
+#[derive(clap::Args, Clone)]
+struct EtcdArgs {
+    /// Every etcd key kmsd writes starts with this.
+    #[arg(long, default_value = "/kmsd")]
+    etcd_prefix: String,
+    /// TLS to etcd: ca=FILE[,cert=FILE,key=FILE].
+    #[arg(long, value_name = "ca=FILE,...")]
+    etcd_tls: Option<String>,
+    /// Deadline of one etcd call; a mutation not committed by then fails
+    /// with DependencyTimeoutException.
+    #[arg(long, default_value_t = 3000)]
+    etcd_timeout_ms: u64,
+    /// TTL of the lease that holds the sweeper: how soon another instance
+    /// takes over deletion and rotation when this one dies.
+    #[arg(long, default_value_t = 10)]
+    etcd_lease_ttl_secs: i64,
+    /// How often this instance writes the heartbeat that measures how
+    /// current its state is.
+    #[arg(long, default_value_t = 200)]
+    etcd_heartbeat_ms: u64,
+    /// Refuse requests once etcd has not been heard from for this long
+    /// (known state is served until then).
+    #[arg(long, default_value_t = 300)]
+    etcd_max_stale_secs: u64,
+}
+
+#[cfg(feature = "etcd")]
+impl EtcdArgs {
+    fn config(&self, url: &str) -> Result<kmsd::store::etcd::EtcdConfig, String> {
+        use std::time::Duration;
+        let mut c = kmsd::store::etcd::EtcdConfig::parse_url(url)?;
+        c.prefix = self.etcd_prefix.clone();
+        c.timeout = Duration::from_millis(self.etcd_timeout_ms.max(1));
+        c.lease_ttl_secs = self.etcd_lease_ttl_secs.max(1);
+        c.heartbeat = Duration::from_millis(self.etcd_heartbeat_ms.max(10));
+        c.max_stale = Duration::from_secs(self.etcd_max_stale_secs.max(1));
+        c.tls = self
+            .etcd_tls
+            .as_deref()
+            .map(kmsd::store::etcd::EtcdTls::parse)
+            .transpose()?;
+        Ok(c)
+    }
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Copy a stopped state between a state dir (redb) and etcd, either
+    /// way; the copy is read back and compared before it is marked usable.
+    MigrateStore {
+        /// A state dir, or etcd://HOST:PORT[,...]
+        #[arg(long)]
+        from: String,
+        /// A state dir, or etcd://HOST:PORT[,...]
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        etcd: EtcdArgs,
+        /// The root key file [default: DIR/root.key of the state dir side].
+        #[arg(long)]
+        root_key_file: Option<PathBuf>,
+        /// Instance id: the audited refs to copy into a dir, or to write
+        /// into etcd [default: the dir's instance-id].
+        #[arg(long)]
+        instance: Option<String>,
+        /// Clear an etcd prefix left by an interrupted migration first.
+        #[arg(long)]
+        overwrite_incomplete: bool,
+    },
+}
+
+#[cfg(feature = "etcd")]
+fn migrate(cmd: Command) -> i32 {
+    let Command::MigrateStore {
+        from,
+        to,
+        etcd,
+        root_key_file,
+        instance,
+        overwrite_incomplete,
+    } = cmd;
+    use kmsd::store::migrate::{Migration, Place, run};
+    let place = |t: &str| -> Result<Place, String> {
+        match Place::parse(t)? {
+            Place::Etcd(_) => etcd.config(t).map(Place::Etcd),
+            d => Ok(d),
+        }
+    };
+    let m = match (place(&from), place(&to)) {
+        (Ok(from), Ok(to)) => Migration {
+            from,
+            to,
+            root_key_file,
+            instance,
+            overwrite_incomplete,
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("kmsd migrate-store: {e}");
+            return 2;
+        }
+    };
+    match run(&m) {
+        Ok(copied) => {
+            for c in copied {
+                println!(
+                    "region {}: {} records and {} audited refs copied, read back and equal (sha256 {})",
+                    c.region, c.rows, c.audited, c.digest
+                );
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("kmsd migrate-store: {e:#}");
+            1
+        }
+    }
+}
+
+#[cfg(not(feature = "etcd"))]
+fn migrate(_: Command) -> i32 {
+    eprintln!("kmsd migrate-store: this kmsd was built without the etcd store");
+    2
+}
+
 /// `--check-audit`: the offline cross-check of state and trail, for the
 /// state dir's own region and each one below it (`regions/NAME`).
 fn check_audit(state_dir: &std::path::Path) -> i32 {
@@ -176,8 +316,15 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
+    if let Some(cmd) = a.command {
+        std::process::exit(migrate(cmd));
+    }
+    let Some(state_dir) = a.state_dir else {
+        eprintln!("kmsd: give --state-dir DIR");
+        std::process::exit(2);
+    };
     if a.check_audit {
-        std::process::exit(check_audit(&a.state_dir));
+        std::process::exit(check_audit(&state_dir));
     }
     let socket = match a.socket {
         Some(s) => s,
@@ -189,7 +336,7 @@ fn main() {
             }
         },
     };
-    let mut cfg = DaemonConfig::new(a.state_dir, socket);
+    let mut cfg = DaemonConfig::new(state_dir, socket);
     cfg.socket_mode = a.socket_mode;
     cfg.socket_group = a.socket_group;
     cfg.root_key_file = a.root_key_file;
@@ -220,6 +367,23 @@ fn main() {
         (Some(cert), Some(key)) => Some(kmsd::http::TlsFiles { cert, key }),
         _ => None,
     };
+    cfg.instance_id = a.instance_id;
+    cfg.service.max_stale = std::time::Duration::from_secs(a.etcd.etcd_max_stale_secs.max(1));
+    if let Some(url) = a.store {
+        #[cfg(feature = "etcd")]
+        match a.etcd.config(&url) {
+            Ok(c) => cfg.etcd = Some(c),
+            Err(e) => {
+                eprintln!("kmsd: --store: {e}");
+                std::process::exit(2);
+            }
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            eprintln!("kmsd: --store {url}: this kmsd was built without the etcd store");
+            std::process::exit(2);
+        }
+    }
     if let Err(e) = kmsd::daemon::run(cfg) {
         eprintln!("kmsd: {e:#}");
         std::process::exit(1);

@@ -32,6 +32,9 @@ pub enum ErrorKind {
     ThrottlingException,
     /// `DryRun`: the request would have succeeded; nothing was done.
     DryRunOperationException,
+    /// A service kmsd depends on (its etcd store) did not answer in time;
+    /// retry later.
+    DependencyTimeoutException,
 }
 
 impl ErrorKind {
@@ -60,6 +63,7 @@ impl ErrorKind {
             TagException,
             ThrottlingException,
             DryRunOperationException,
+            DependencyTimeoutException,
         ]
     };
 
@@ -99,6 +103,7 @@ impl ErrorKind {
             TagException => "TagException",
             ThrottlingException => "ThrottlingException",
             DryRunOperationException => "DryRunOperationException",
+            DependencyTimeoutException => "DependencyTimeoutException",
         }
     }
 }
@@ -155,6 +160,7 @@ constructors! {
     unsupported => UnsupportedOperationException,
     throttling => ThrottlingException,
     dry_run => DryRunOperationException,
+    dependency_timeout => DependencyTimeoutException,
 }
 
 impl fmt::Display for KmsError {

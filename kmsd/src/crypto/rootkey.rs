@@ -12,6 +12,8 @@ use std::path::Path;
 
 /// Label of the key that wraps KMS key material at rest.
 pub const MATERIAL_WRAP_LABEL: &[u8] = b"kmsd/key-material-wrap/v1";
+/// The root key check of a shared store (`P/format` in etcd).
+pub const STORE_CHECK_LABEL: &[u8] = b"kmsd/store-check/v1";
 /// Label of the key that signs audit checkpoints (kmsd-audit derives it the
 /// same way from the root key file).
 pub const AUDIT_CHECKPOINT_LABEL: &[u8] = b"kmsd/audit-checkpoint/v1";
@@ -72,6 +74,26 @@ impl RootKey {
     /// (the audit trail, with [`AUDIT_CHECKPOINT_LABEL`]).
     pub fn expose(&self) -> &[u8; KEY_SIZE] {
         self.0.expose()
+    }
+
+    /// `HMAC-SHA256(derive(STORE_CHECK_LABEL), "kmsd store " ‖ name)` in
+    /// hex: shows whether two processes sharing a store (`name`: its etcd
+    /// prefix) have the same root key, without revealing it.
+    pub fn store_check(&self, name: &str) -> String {
+        use hmac::{Hmac, KeyInit, Mac};
+        let k = self.derive(STORE_CHECK_LABEL);
+        let mut m = match <Hmac<Sha256> as KeyInit>::new_from_slice(k.expose()) {
+            Ok(m) => m,
+            // HMAC takes keys of any length.
+            Err(_) => return String::new(),
+        };
+        m.update(b"kmsd store ");
+        m.update(name.as_bytes());
+        m.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The key for one purpose.

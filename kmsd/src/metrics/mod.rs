@@ -67,6 +67,7 @@ pub fn scrape(regions: &Regions) -> Scrape {
                     .map(|s| (*s, counts[state_index(*s)]))
                     .collect(),
                 audit_queue: svc.auditor().queued() as u64,
+                staleness_ms: svc.staleness().map(|d| d.as_millis() as u64),
             }
         })
         .collect();

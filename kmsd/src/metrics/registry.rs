@@ -175,6 +175,11 @@ pub struct Metrics {
     pub socket_refused: Counter,
     /// HTTP connections turned away at a connection limit.
     pub http_refused: Counter,
+    /// Commits to a shared store that lost to another instance's and were
+    /// planned again.
+    pub store_conflicts: Counter,
+    /// Full reloads of the state from etcd (its history was compacted).
+    pub etcd_reloads: Counter,
 }
 
 impl Default for Metrics {
@@ -195,6 +200,8 @@ impl Metrics {
             http_connections: Gauge::new(),
             socket_refused: Counter::new(),
             http_refused: Counter::new(),
+            store_conflicts: Counter::new(),
+            etcd_reloads: Counter::new(),
         }
     }
 

@@ -148,6 +148,9 @@ pub struct RegionFigures {
     pub keys: Vec<(KeyState, u64)>,
     /// Audit records submitted and not yet taken into a group commit.
     pub audit_queue: u64,
+    /// With a shared store (etcd): how old the state may be, in
+    /// milliseconds.
+    pub staleness_ms: Option<u64>,
 }
 
 /// Every kmsd metric, as the text format.
@@ -187,6 +190,32 @@ pub fn render(m: &Metrics, s: &Scrape) -> String {
         &[],
         &m.store_commit_seconds.read(),
     );
+    t.family(
+        "kmsd_store_conflicts_total",
+        Kind::Counter,
+        "Commits to a shared store (etcd) that lost to another instance's change and were planned again.",
+    );
+    t.sample("kmsd_store_conflicts_total", &[], m.store_conflicts.value());
+    t.family(
+        "kmsd_etcd_reloads_total",
+        Kind::Counter,
+        "Full reloads of the state from etcd after its history was compacted under the watch.",
+    );
+    t.sample("kmsd_etcd_reloads_total", &[], m.etcd_reloads.value());
+    t.family(
+        "kmsd_etcd_staleness_seconds",
+        Kind::Gauge,
+        "With the etcd store: every change committed this long ago or earlier has been applied here (measured by heartbeats).",
+    );
+    for r in &s.regions {
+        if let Some(ms) = r.staleness_ms {
+            t.sample(
+                "kmsd_etcd_staleness_seconds",
+                &[("region", r.region.as_str())],
+                format!("{}.{:03}", ms / 1000, ms % 1000),
+            );
+        }
+    }
     connections(&mut t, m);
     t.family("kmsd_keys", Kind::Gauge, "Keys by region and key state.");
     for r in &s.regions {

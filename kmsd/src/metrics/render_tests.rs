@@ -193,6 +193,7 @@ fn render_declares_every_family_and_counts_what_was_recorded() {
             region: "eu-\"x\"".into(),
             keys: vec![(KeyState::Enabled, 5), (KeyState::Disabled, 1)],
             audit_queue: 7,
+            staleness_ms: Some(250),
         }],
     };
     let text = render(&m, &scrape);

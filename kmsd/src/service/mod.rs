@@ -37,7 +37,7 @@ use crate::crypto::cipher_cache::{self, CipherCache};
 use crate::crypto::rootkey::{MATERIAL_WRAP_LABEL, RootKey};
 use crate::store::{Mutation, Store};
 use kmsd_client::{KeyState, KmsError, Timestamp};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 
 pub type Result<T> = std::result::Result<T, KmsError>;
@@ -55,6 +55,9 @@ pub struct ServiceConfig {
     pub admin_uid: u32,
     /// Key versions kept unwrapped in memory, least recently used evicted.
     pub key_cache_versions: usize,
+    /// With a shared store: requests are refused once the state may be
+    /// older than this (`--etcd-max-stale-secs`).
+    pub max_stale: std::time::Duration,
 }
 
 impl Default for ServiceConfig {
@@ -64,6 +67,7 @@ impl Default for ServiceConfig {
             account: "000000000000".into(),
             admin_uid: 0,
             key_cache_versions: cipher_cache::DEFAULT_CAPACITY,
+            max_stale: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -76,6 +80,9 @@ pub struct KeyService {
     state: RwLock<State>,
     writer: Mutex<()>,
     auditor: Auditor,
+    /// Signalled whenever `state.rev` moves (a conflict's loser waits for
+    /// the winner's change).
+    applied: (Mutex<()>, Condvar),
 }
 
 pub(crate) fn internal_store(e: impl std::fmt::Display) -> KmsError {
@@ -96,7 +103,6 @@ impl KeyService {
         let default_policy = kmsd_policy::default_service_policy(config.admin_uid);
         let parsed = kmsd_policy::Policy::parse(&default_policy)?;
         let state = State::load(&*store, &wrap_key, Arc::new(ciphers), parsed)?;
-        let needs_policy = !state.meta.contains_key(state::SERVICE_POLICY);
         let svc = KeyService {
             config,
             store,
@@ -105,19 +111,126 @@ impl KeyService {
             state: RwLock::new(state),
             writer: Mutex::new(()),
             auditor: Auditor::new(audit),
+            applied: (Mutex::new(()), Condvar::new()),
         };
-        if needs_policy {
-            let json = default_policy;
-            let params = serde_json::json!({ "Policy": json });
-            svc.service_event("PutServicePolicy", "kmsd.init", params, |_, _| {
-                let m = Mutation::PutMeta {
-                    name: state::SERVICE_POLICY.into(),
-                    json,
-                };
-                Ok(((), vec![m], operation::Resolved::default()))
-            })?;
+        // A shared store's instance does this once it follows the store
+        // (another instance may be storing one at the same time).
+        if !svc.store.shared() {
+            svc.ensure_service_policy()?;
         }
         Ok(svc)
+    }
+
+    /// Stores the default service policy unless one is stored.
+    fn ensure_service_policy(&self) -> Result<()> {
+        if self.read().meta.contains_key(state::SERVICE_POLICY) {
+            return Ok(());
+        }
+        let json = kmsd_policy::default_service_policy(self.config.admin_uid);
+        let params = serde_json::json!({ "Policy": json });
+        self.service_event("PutServicePolicy", "kmsd.init", params, |st, _| {
+            if st.meta.contains_key(state::SERVICE_POLICY) {
+                return Ok(((), vec![], operation::Resolved::default()));
+            }
+            let m = Mutation::PutMeta {
+                name: state::SERVICE_POLICY.into(),
+                json: json.clone(),
+            };
+            Ok(((), vec![m], operation::Resolved::default()))
+        })
+    }
+
+    /// With a shared store: starts applying the changes other instances
+    /// commit (crate::store::ChangeSink).
+    pub fn follow_store(self: &Arc<Self>) -> Result<()> {
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let me: std::sync::Weak<dyn crate::store::ChangeSink> = Arc::downgrade(self) as _;
+        self.store.subscribe(me);
+        self.ensure_service_policy()
+    }
+
+    /// Whether this instance runs the sweeper (with a shared store, one
+    /// instance does).
+    pub fn may_sweep(&self) -> bool {
+        self.store.may_sweep()
+    }
+
+    /// How old the state may be (`None`: the store has no other writers).
+    pub fn staleness(&self) -> Option<std::time::Duration> {
+        self.store.staleness()
+    }
+
+    /// Refuses requests while a shared store has not been heard from for
+    /// longer than `max_stale`.
+    fn fresh_enough(&self) -> Result<()> {
+        match self.store.staleness() {
+            Some(s) if s > self.config.max_stale => Err(KmsError::dependency_timeout(format!(
+                "kmsd has not heard from its store for {} s (more than {} s); retry later",
+                s.as_secs(),
+                self.config.max_stale.as_secs()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits (at most `limit`) until the state is at revision `rev`.
+    fn wait_applied(&self, rev: i64, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let (m, cv) = &self.applied;
+        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if self.read().rev >= rev {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Swaps in a reloaded state; keys it no longer has are forgotten by
+    /// the cipher cache (their material wiped).
+    fn replace_state(&self, new: State) {
+        let mut st = self.write_state();
+        for (id, e) in st.keys.iter() {
+            if !new.keys.contains_key(id) {
+                new.ciphers().forget(*id, e.record.versions.len() as u32);
+            }
+        }
+        *st = new;
+        drop(st);
+        let _g = self.applied.0.lock().unwrap_or_else(|p| p.into_inner());
+        self.applied.1.notify_all();
+    }
+
+    /// Applies a committed batch at `rev` unless the state is already
+    /// there (a change seen twice: committed here, then watched).
+    fn apply_at(&self, rev: i64, batch: Vec<Mutation>) -> Result<()> {
+        let mut st = self.write_state();
+        if rev != 0 && rev <= st.rev {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        for m in batch {
+            if let Err(e) = st.apply(vec![m], &self.wrap_key) {
+                tracing::error!(error = %e, "a committed change could not be applied");
+                result = Err(e);
+            }
+        }
+        if rev != 0 {
+            st.rev = rev;
+        }
+        drop(st);
+        let _g = self.applied.0.lock().unwrap_or_else(|p| p.into_inner());
+        self.applied.1.notify_all();
+        result
     }
 
     pub fn auditor(&self) -> &Auditor {
@@ -125,13 +238,15 @@ impl KeyService {
     }
 
     /// An event kmsd makes itself (`invoked_by`: `kmsd.sweeper`, ...): planned
-    /// under the writer lock, recorded and committed as a request would be.
+    /// under the writer lock, recorded and committed as a request would be
+    /// (and planned again on the newer state when another instance of a
+    /// shared store committed first).
     pub(crate) fn service_event<T>(
         &self,
         name: &'static str,
         invoked_by: &str,
         parameters: serde_json::Value,
-        plan: impl FnOnce(&State, Timestamp) -> Result<(T, Vec<Mutation>, operation::Resolved)>,
+        mut plan: impl FnMut(&State, Timestamp) -> Result<(T, Vec<Mutation>, operation::Resolved)>,
     ) -> Result<T> {
         let base = pipeline::EventBase {
             name,
@@ -140,21 +255,30 @@ impl KeyService {
             parameters,
         };
         self.auditor.check_healthy()?;
-        let _w = self.writer();
-        let st = self.read();
-        let mut ids = operation::Resolved::default();
-        let planned = match plan(&st, self.clock.now()) {
-            // Nothing to do after all (another event got there first): no
-            // record.
-            Ok((out, batch, _)) if batch.is_empty() => return Ok(out),
-            Ok((out, batch, resolved)) => {
-                ids = resolved;
-                Ok((out, batch))
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let committed = {
+                let _w = self.writer();
+                let st = self.read();
+                let mut ids = operation::Resolved::default();
+                let planned = match plan(&st, self.clock.now()) {
+                    // Nothing to do after all (another event got there
+                    // first): no record.
+                    Ok((out, batch, _)) if batch.is_empty() => return Ok(out),
+                    Ok((out, batch, resolved)) => {
+                        ids = resolved;
+                        Ok((out, batch))
+                    }
+                    Err(e) => Err(e),
+                };
+                self.commit_audited(st, base.clone(), ids, planned, |_| None)
+            };
+            match committed {
+                pipeline::Committed::Done(result, record) => return self.settle(record, result),
+                pipeline::Committed::Retry(rev) => self.before_retry(attempt, rev)?,
             }
-            Err(e) => Err(e),
-        };
-        let (result, record) = self.commit_audited(st, base, ids, planned, |_| None);
-        self.settle(record, result)
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {

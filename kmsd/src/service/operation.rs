@@ -80,7 +80,7 @@ pub struct Exec<'a> {
 /// An operation's answer and the changes it makes (empty for reads).
 pub type Planned<T> = Result<(T, Vec<Mutation>)>;
 
-pub trait Operation: kmsd_client::messages::Operation + serde::Serialize {
+pub trait Operation: kmsd_client::messages::Operation + serde::Serialize + Clone {
     /// Whether it changes state: it then runs under the writer lock and
     /// its record is durable before its commit.
     const MUTATES: bool;

@@ -20,7 +20,7 @@ use super::operation::{Exec, KeyRef, Operation, Planned, Refs, Resolved};
 use super::{Caller, KeyService, Result, State};
 use crate::crypto::blob;
 use crate::metrics::{METRICS, Meter, Transport, op_index};
-use crate::store::{AuditRef, Mutation};
+use crate::store::{AuditRef, ChangeSink, CommitError, Mutation, Row};
 use kmsd_audit::{AuditEvent, Principal, Ticket};
 use kmsd_client::KmsError;
 use kmsd_policy::{KeyScope, Query, Target, evaluate, parse_grant_token};
@@ -74,6 +74,50 @@ pub(crate) struct EventBase {
     pub parameters: Value,
 }
 
+/// Attempts of one mutation against a shared store before it gives up.
+pub(crate) const MAX_ATTEMPTS: usize = 8;
+/// How long a conflict's loser waits for the winner's change to arrive.
+const RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How a mutation's step 4 ended.
+pub(crate) enum Committed<T> {
+    /// The answer, and the record to wait for (if any).
+    Done(Result<T>, Option<Ticket>),
+    /// Another instance committed first, at this revision: plan again once
+    /// it is applied here.
+    Retry(i64),
+}
+
+fn contention(what: &str) -> KmsError {
+    KmsError::internal(format!(
+        "{what} lost {MAX_ATTEMPTS} times to other instances' changes; retry"
+    ))
+}
+
+impl ChangeSink for KeyService {
+    fn changed(&self, revision: i64, batch: Vec<Mutation>) {
+        let _ = self.apply_at(revision, batch);
+    }
+
+    fn reload(&self, revision: i64, rows: Vec<Row>) {
+        let policy = kmsd_policy::default_service_policy(self.config().admin_uid);
+        let fresh = {
+            let st = self.read();
+            kmsd_policy::Policy::parse(&policy)
+                .map_err(KmsError::from)
+                .and_then(|p| {
+                    State::from_rows(rows, revision, self.wrap_key(), st.ciphers().clone(), p)
+                })
+        };
+        match fresh {
+            Ok(new) => self.replace_state(new),
+            Err(e) => {
+                tracing::error!(error = %e, "the reloaded state is invalid; keeping the old one")
+            }
+        }
+    }
+}
+
 fn invalid_ciphertext() -> KmsError {
     KmsError::invalid_ciphertext("The ciphertext is invalid or was not made by this kmsd.")
 }
@@ -92,8 +136,9 @@ impl KeyService {
             Err(refused) => return refused,
         };
         let request_id = base.request_id.clone();
-        // Step 0, before any lock: the request alone.
-        if let Err(e) = req.validate() {
+        // Step 0, before any lock: the request alone (and a shared store
+        // heard from recently enough).
+        if let Err(e) = self.fresh_enough().and_then(|()| req.validate()) {
             let ev = self.event(base, Resolved::default(), None, Some(&e));
             return Outcome {
                 result: Err(e),
@@ -103,12 +148,7 @@ impl KeyService {
             };
         }
         if O::MUTATES {
-            let _w = self.writer();
-            let st = self.read();
-            let now = self.now();
-            let mut ids = Resolved::default();
-            let planned = self.plan(&st, caller, now, &mut ids, req);
-            let (result, record) = self.commit_audited(st, base, ids, planned, O::created_key);
+            let (result, record) = self.mutate(caller, base, req);
             return Outcome {
                 result,
                 record,
@@ -202,6 +242,64 @@ impl KeyService {
         })
     }
 
+    /// Steps 1–4 of a mutation under the writer lock. With a shared store a
+    /// commit that lost to another instance's is planned again on the
+    /// newer state (which then answers naturally: `AlreadyExistsException`,
+    /// `LimitExceededException`, ...), at most [`MAX_ATTEMPTS`] times.
+    fn mutate<O: Operation>(
+        &self,
+        caller: &Caller,
+        base: EventBase,
+        req: O,
+    ) -> (Result<O::Output>, Option<Ticket>) {
+        let shared = self.store.shared();
+        let mut req = Some(req);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Keep a copy only while another attempt may need it.
+            let this = if shared && attempt < MAX_ATTEMPTS {
+                req.clone()
+            } else {
+                req.take()
+            };
+            let Some(this) = this else {
+                return (Err(contention(O::NAME)), None);
+            };
+            let committed = {
+                let _w = self.writer();
+                let st = self.read();
+                let now = self.now();
+                let mut ids = Resolved::default();
+                let planned = self.plan(&st, caller, now, &mut ids, this);
+                self.commit_audited(st, base.clone(), ids, planned, O::created_key)
+            };
+            match committed {
+                Committed::Done(result, record) => return (result, record),
+                Committed::Retry(rev) => {
+                    if let Err(e) = self.before_retry(attempt, rev) {
+                        return (Err(e), None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a lost commit: waits for the winner's change to be applied
+    /// here; refuses after [`MAX_ATTEMPTS`].
+    pub(crate) fn before_retry(&self, attempt: usize, rev: i64) -> Result<()> {
+        if attempt >= MAX_ATTEMPTS {
+            return Err(contention("the request"));
+        }
+        if !self.wait_applied(rev, RETRY_WAIT) {
+            return Err(KmsError::dependency_timeout(format!(
+                "another instance's change (revision {rev}) did not arrive within {} ms; retry",
+                RETRY_WAIT.as_millis()
+            )));
+        }
+        Ok(())
+    }
+
     /// Steps 1–3 on the state `st` (under the caller's guard). `ids` keeps
     /// whatever resolved, for the record, even when a later step fails.
     fn plan<O: Operation>(
@@ -226,7 +324,10 @@ impl KeyService {
 
     /// Step 4 of a mutation (and of kmsd's own events): an empty plan or a
     /// failure is recorded like a read; a change is recorded durably, then
-    /// committed with a reference to its record, then applied.
+    /// committed with a reference to its record, then applied. The commit
+    /// is conditional on the state's revision (a shared store): the read
+    /// lock is released first, so a change arriving from another instance
+    /// meanwhile makes it a [`Committed::Retry`].
     pub(crate) fn commit_audited<T>(
         &self,
         st: std::sync::RwLockReadGuard<'_, State>,
@@ -234,25 +335,27 @@ impl KeyService {
         ids: Resolved,
         planned: Planned<T>,
         created_key: impl FnOnce(&T) -> Option<String>,
-    ) -> (Result<T>, Option<Ticket>) {
+    ) -> Committed<T> {
         let (out, mut batch) = match planned {
             Ok(p) => p,
             Err(e) => {
                 drop(st);
                 let ev = self.event(base, ids, None, Some(&e));
-                return (Err(e), Some(self.auditor.submit(&ev)));
+                return Committed::Done(Err(e), Some(self.auditor.submit(&ev)));
             }
         };
         let created = created_key(&out);
         if batch.is_empty() {
             drop(st);
             let ev = self.event(base, ids, created, None);
-            return (Ok(out), Some(self.auditor.submit(&ev)));
+            return Committed::Done(Ok(out), Some(self.auditor.submit(&ev)));
         }
+        let expect = st.rev;
+        drop(st);
         let ev = self.event(base.clone(), ids, created, None);
         let seq = match self.auditor.write(&ev) {
             Ok(seq) => seq,
-            Err(e) => return (Err(e), None),
+            Err(e) => return Committed::Done(Err(e), None),
         };
         batch.push(Mutation::Audited(AuditRef {
             seq,
@@ -260,22 +363,50 @@ impl KeyService {
             event_name: base.name.to_string(),
         }));
         let started = std::time::Instant::now();
-        let committed = self.store.commit(&batch);
+        let committed = self.store.commit_at(&batch, expect);
         METRICS.store_commit_seconds.observe_since(started);
-        if let Err(e) = committed {
-            let err = super::internal_store(e);
-            // The record says the change was made; say it was not. If this
-            // record is lost too, verify still finds the first one without
-            // its commit (docs/AUDIT.md).
-            let undo = self.event(base, ids, None, Some(&err));
-            let _ = self.auditor.write(&undo);
-            return (Err(err), None);
+        // The record says the change was made; when it was not, say so. If
+        // this record is lost too, verify still finds the first one without
+        // its commit (docs/AUDIT.md).
+        let undo = |err: &KmsError| {
+            let ev = self.event(base.clone(), ids, None, Some(err));
+            let _ = self.auditor.write(&ev);
+        };
+        match committed {
+            Ok(rev) => match self.apply_at(rev, batch) {
+                Ok(()) => Committed::Done(Ok(out), None),
+                Err(e) => Committed::Done(Err(e), None),
+            },
+            Err(CommitError::Conflict { current }) => {
+                METRICS.store_conflicts.inc();
+                undo(&KmsError::internal(
+                    "not committed: another instance changed the state first; planned again",
+                ));
+                Committed::Retry(current)
+            }
+            Err(CommitError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "state store unavailable");
+                let err = KmsError::dependency_timeout(format!(
+                    "kmsd could not reach its store; nothing was changed: {e}"
+                ));
+                undo(&err);
+                Committed::Done(Err(err), None)
+            }
+            Err(CommitError::Ambiguous(e)) => {
+                // It may still commit: no undo record (docs/AUDIT.md); the
+                // watch brings the change in if it did.
+                tracing::warn!(error = %e, "state store did not answer; outcome unknown");
+                let err = KmsError::dependency_timeout(format!(
+                    "kmsd's store did not answer in time; the change may or may not have been made: {e}"
+                ));
+                Committed::Done(Err(err), None)
+            }
+            Err(CommitError::Failed(e)) => {
+                let err = super::internal_store(e);
+                undo(&err);
+                Committed::Done(Err(err), None)
+            }
         }
-        drop(st);
-        if let Err(e) = self.write_state().apply(batch, &self.wrap_key) {
-            return (Err(e), None);
-        }
-        (Ok(out), None)
     }
 
     pub(crate) fn event(

@@ -88,6 +88,9 @@ pub struct State {
     pub meta: BTreeMap<String, String>,
     /// `meta[SERVICE_POLICY]`, parsed; the default until one is stored.
     pub service_policy: Arc<Policy>,
+    /// The store's revision this state is at (0: a store without
+    /// revisions). A shared store commits a plan only if it is still there.
+    pub rev: i64,
     policies: PolicyInterner,
     ciphers: Arc<CipherCache>,
 }
@@ -110,6 +113,7 @@ impl State {
             aliases: BTreeMap::new(),
             meta: BTreeMap::new(),
             service_policy: Arc::new(default_service_policy),
+            rev: 0,
             policies: PolicyInterner::new(),
             ciphers,
         }
@@ -128,17 +132,7 @@ impl State {
         let mut st = State::new(ciphers, default_service_policy);
         let mut invalid = None;
         let scanned = store.scan(&mut |row| {
-            let r = match row {
-                Row::Key(r) => st.put_key(r, wrap_key, false),
-                Row::Alias(a) => {
-                    st.aliases.insert(a.name.clone(), a);
-                    Ok(())
-                }
-                Row::Grant(_, json) => st.put_grant(&json),
-                Row::Meta(name, json) => st.put_meta(name, json),
-                Row::AccessKey(a) => st.put_access_key(a, wrap_key),
-            };
-            r.map_err(|e| {
+            st.put_row(row, wrap_key).map_err(|e| {
                 invalid = Some(e);
                 StoreError("stored state is invalid".into())
             })
@@ -147,7 +141,43 @@ impl State {
             return Err(e);
         }
         scanned.map_err(super::internal_store)?;
+        st.rev = store.revision();
         Ok(st)
+    }
+
+    /// A state made of `rows` in [`Store::scan`]'s order (a shared store's
+    /// reload), at revision `rev`.
+    pub fn from_rows(
+        rows: Vec<Row>,
+        rev: i64,
+        wrap_key: &KeyCipher,
+        ciphers: Arc<CipherCache>,
+        default_service_policy: Policy,
+    ) -> Result<State, KmsError> {
+        let mut st = State::new(ciphers, default_service_policy);
+        for row in rows {
+            st.put_row(row, wrap_key)?;
+        }
+        st.rev = rev;
+        Ok(st)
+    }
+
+    /// The cache this state's keys unwrap into.
+    pub fn ciphers(&self) -> &Arc<CipherCache> {
+        &self.ciphers
+    }
+
+    fn put_row(&mut self, row: Row, wrap_key: &KeyCipher) -> Result<(), KmsError> {
+        match row {
+            Row::Key(r) => self.put_key(r, wrap_key, false),
+            Row::Alias(a) => {
+                self.aliases.insert(a.name.clone(), a);
+                Ok(())
+            }
+            Row::Grant(_, json) => self.put_grant(&json),
+            Row::Meta(name, json) => self.put_meta(name, json),
+            Row::AccessKey(a) => self.put_access_key(a, wrap_key),
+        }
     }
 
     /// Distinct key policies held parsed.

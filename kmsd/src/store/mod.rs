@@ -6,6 +6,12 @@
 //! the last committed state one row at a time ([`Store::load`] all at
 //! once). See `docs/STORE.md`.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+pub mod etcd_layout;
+#[cfg(feature = "etcd")]
+pub mod migrate;
 mod records;
 mod redb_store;
 
@@ -14,6 +20,8 @@ pub use records::{
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 
+use std::sync::Weak;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Everything a store holds.
@@ -29,6 +37,7 @@ pub struct Snapshot {
 }
 
 /// One stored row, as [`Store::scan`] hands them out.
+#[derive(Debug, PartialEq)]
 pub enum Row {
     Key(KeyRecord),
     Alias(AliasRecord),
@@ -40,6 +49,7 @@ pub enum Row {
 }
 
 /// One change; a batch of them commits atomically.
+#[derive(Debug, PartialEq)]
 pub enum Mutation {
     PutKey(KeyRecord),
     DeleteKey(Uuid),
@@ -82,6 +92,32 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Why a conditional commit ([`Store::commit_at`]) did not happen.
+#[derive(Debug)]
+pub enum CommitError {
+    /// Another instance committed first: the store is at revision
+    /// `current`. Nothing was written.
+    Conflict { current: i64 },
+    /// The store could not be reached; nothing was written.
+    Unavailable(StoreError),
+    /// The store could not be reached and the outcome is not known: the
+    /// change may still commit (and then arrives through the watch).
+    Ambiguous(StoreError),
+    /// Refused for another reason (full, invalid); nothing was written.
+    Failed(StoreError),
+}
+
+/// Told about changes other instances commit to a shared store.
+pub trait ChangeSink: Send + Sync {
+    /// The mutations one transaction committed, at `revision`; every
+    /// revision arrives once, in order (duplicates of what this instance
+    /// committed itself arrive too: skip what is not newer).
+    fn changed(&self, revision: i64, batch: Vec<Mutation>);
+    /// Events were lost (the store compacted its history): the whole state
+    /// at `revision`, in [`Store::scan`]'s order.
+    fn reload(&self, revision: i64, rows: Vec<Row>);
+}
+
 pub trait Store: Send + Sync {
     fn load(&self) -> Result<Snapshot, StoreError>;
     /// The last committed state, one row at a time: every key, then every
@@ -103,4 +139,37 @@ pub trait Store: Send + Sync {
     fn commit(&self, batch: &[Mutation]) -> Result<(), StoreError>;
     /// The audit records named by committed mutations, by seq.
     fn audited(&self) -> Result<Vec<AuditRef>, StoreError>;
+
+    /// Commits `batch` if nobody else has committed since revision
+    /// `expect` (the one the plan read: [`Store::revision`], then each
+    /// commit's or change's); returns the new revision. A store with one
+    /// writer (redb) has no revisions: it commits and returns 0.
+    fn commit_at(&self, batch: &[Mutation], expect: i64) -> Result<i64, CommitError> {
+        let _ = expect;
+        self.commit(batch).map(|()| 0).map_err(CommitError::Failed)
+    }
+    /// The revision of the state the last scan returned (0: none).
+    fn revision(&self) -> i64 {
+        0
+    }
+    /// Whether other processes commit to this store too (their changes
+    /// then arrive through [`Store::subscribe`]).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Starts delivering other instances' changes, from just after the
+    /// last scan.
+    fn subscribe(&self, sink: Weak<dyn ChangeSink>) {
+        let _ = sink;
+    }
+    /// How old the newest change known to be applied may be: `None` when
+    /// the store has no other writers.
+    fn staleness(&self) -> Option<Duration> {
+        None
+    }
+    /// Whether this instance runs the deletion sweeper and automatic
+    /// rotation (one instance of those sharing a store does).
+    fn may_sweep(&self) -> bool {
+        true
+    }
 }
