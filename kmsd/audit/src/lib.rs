@@ -55,6 +55,7 @@ mod commit;
 mod error;
 mod event;
 mod head;
+mod instance;
 mod key;
 mod lines;
 mod log;
@@ -75,6 +76,9 @@ pub use chain::LineHash;
 pub use commit::{CommitMode, INLINE_BELOW};
 pub use error::AuditError;
 pub use event::{AuditEvent, EventError, Principal, exe_path};
+pub use instance::{
+    INSTANCE_FILE, MAX_INSTANCE_LEN, check_instance_id, is_instance_id, read_instance,
+};
 pub use key::{
     AUDIT_KEY_LABEL, AuditKey, ROOT_KEY_LEN, audit_key_from_root, audit_key_from_root_file,
 };
