@@ -43,7 +43,8 @@ impl AuditLog {
     /// is written if absent (also for a log written before instances: its
     /// earlier records simply have no `instance`), and a directory whose
     /// `INSTANCE` names another id, or any id when `instance` is `None`, is
-    /// refused with [`AuditError::WrongInstance`].
+    /// refused with [`AuditError::WrongInstance`]; so is a log whose last
+    /// record names another instance (or any, when `None`).
     pub fn open(
         dir: impl AsRef<Path>,
         key: AuditKey,

@@ -355,3 +355,28 @@ fn instance_file_damaged_or_missing() {
     assert_eq!((p.kind, p.line), (ProblemKind::WrongInstance, 5));
     assert!(p.detail.contains("named from seq 1 on"), "{}", p.detail);
 }
+
+#[test]
+fn without_its_instance_file_a_chain_is_still_continued_only_by_its_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 3, with_instance("kmsd-a", None, 1000));
+    std::fs::remove_file(dir.path().join(INSTANCE_FILE)).unwrap();
+    let before = snapshot(dir.path());
+    let err = open_err(dir.path(), with_instance("kmsd-b", None, 1000));
+    let msg = err.to_string();
+    assert!(matches!(err, AuditError::WrongInstance(_)), "{err:?}");
+    assert!(
+        msg.contains("(seq 5) names instance kmsd-a") && msg.contains("not by instance kmsd-b"),
+        "{msg}"
+    );
+    let err = open_err(dir.path(), opts(None, 1000));
+    assert!(err.to_string().contains("not without an instance"), "{err}");
+    assert_eq!(snapshot(dir.path()), before, "refused opens wrote nothing");
+    build_log(dir.path(), 1, with_instance("kmsd-a", None, 1000));
+    assert_eq!(
+        std::fs::read(dir.path().join(INSTANCE_FILE)).unwrap(),
+        b"kmsd-a\n"
+    );
+    let r = verify(dir.path(), Some(&key())).unwrap();
+    assert!(r.is_intact() && r.notes.is_empty(), "{r}");
+}
