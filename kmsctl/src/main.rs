@@ -4,6 +4,7 @@
 //! with the AWS CLI v2's status codes (see `failure.rs`).
 
 mod args;
+mod audit;
 mod commands;
 mod failure;
 mod input;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
     };
     let command = match cli.command {
         TopLevel::Kms(command) => command,
-        TopLevel::Audit(cmd) => return audit(cmd),
+        TopLevel::Audit(cmd) => return audit::run(cmd),
     };
     let sockets = match cli.socket {
         s if !s.is_empty() => s,
@@ -63,18 +64,6 @@ fn main() -> ExitCode {
         Err(failure) => {
             eprintln!("{failure}");
             ExitCode::from(failure.exit_code())
-        }
-    }
-}
-
-/// `kmsctl audit ...`: kmsd-audit's exit status (`verify`: 1 when the log
-/// was tampered with); its errors (no such directory, bad flags) exit 255.
-fn audit(cmd: kmsd_audit::cli::AuditCommand) -> ExitCode {
-    match kmsd_audit::cli::run(cmd) {
-        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_OTHER)),
-        Err(e) => {
-            eprintln!("kmsctl audit: {e:#}");
-            ExitCode::from(EXIT_OTHER)
         }
     }
 }

@@ -3,42 +3,69 @@
 //! Exit codes from [`run`]: `verify` 0 intact, 1 tampered; `tail`/`query` 0,
 //! or 1 when a line that is not a record was met (reported on stderr).
 //! I/O and usage errors are `Err`.
+//!
+//! Every subcommand takes several chains (one per kmsd instance: repeat
+//! `--audit-dir` or `--state-dir`). `verify` checks each and the set (no
+//! two chains of one instance); `query` and `tail` (without `-f`) merge
+//! the chains' records by `eventTime`. With one chain the output is what
+//! it always was.
 
+use crate::error::AuditError;
 use crate::key::audit_key_from_root_file;
-use crate::query::{Filter, PrincipalFilter, query, tail};
+use crate::merge::merge_by_time;
+use crate::query::{Entry, Filter, PrincipalFilter, query, tail};
 use crate::segments::audit_dir;
+use crate::set::SetReport;
 use crate::time::{EventTime, parse_since};
 use crate::verify::verify;
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::{ArgAction, Args, Subcommand};
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Where the audit log is.
+/// Where the audit logs are: one or more chains.
 #[derive(Debug, Clone, Args)]
 pub struct AuditDirArgs {
-    /// kmsd's state directory; the log is in <DIR>/audit
-    #[arg(long, value_name = "DIR", env = "KMSD_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// The audit directory itself (takes precedence over --state-dir)
-    #[arg(long, value_name = "DIR")]
-    pub audit_dir: Option<PathBuf>,
+    /// kmsd's state directory; the log is in <DIR>/audit. Repeat it for
+    /// several instances' chains
+    #[arg(long, value_name = "DIR", env = "KMSD_STATE_DIR", action = ArgAction::Append)]
+    pub state_dir: Vec<PathBuf>,
+    /// The audit directory itself; repeat it for several chains (takes
+    /// precedence over --state-dir)
+    #[arg(long, value_name = "DIR", action = ArgAction::Append)]
+    pub audit_dir: Vec<PathBuf>,
 }
 
 impl AuditDirArgs {
-    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
-        match (&self.audit_dir, &self.state_dir) {
-            (Some(a), _) => Ok(a.clone()),
-            (None, Some(s)) => Ok(audit_dir(s)),
-            (None, None) => bail!("give --state-dir DIR (or KMSD_STATE_DIR) or --audit-dir DIR"),
+    /// The audit directories in the order given: every `--audit-dir` if
+    /// there is one, else `<DIR>/audit` of every `--state-dir`. Never
+    /// empty; a directory named twice is an error.
+    pub fn resolve(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let dirs: Vec<PathBuf> = if !self.audit_dir.is_empty() {
+            self.audit_dir.clone()
+        } else {
+            self.state_dir.iter().map(|s| audit_dir(s)).collect()
+        };
+        if dirs.is_empty() {
+            bail!("give --state-dir DIR (or KMSD_STATE_DIR) or --audit-dir DIR");
         }
+        let same = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        for (i, d) in dirs.iter().enumerate() {
+            if dirs[..i].iter().any(|e| same(e) == same(d)) {
+                bail!("{} is given twice", d.display());
+            }
+        }
+        Ok(dirs)
     }
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain, checkpoints and HEAD; report the first altered,
-    /// removed, inserted or reordered record. Exit 0 if intact, 1 if not.
+    /// removed, inserted or reordered record, or one of another instance.
+    /// With several chains, each is checked and no two may be one
+    /// instance's. Exit 0 if all are intact, 1 if not.
     Verify {
         #[command(flatten)]
         dir: AuditDirArgs,
@@ -50,18 +77,20 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the last records, one JSON object per line.
+    /// Print the last records, one JSON object per line; of several
+    /// chains, the last records of all, merged by eventTime.
     Tail {
         #[command(flatten)]
         dir: AuditDirArgs,
         /// How many records
         #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
         lines: usize,
-        /// Keep printing records as they are written
+        /// Keep printing records as they are written (one chain only)
         #[arg(short = 'f', long)]
         follow: bool,
     },
-    /// Print the records matching every given filter, one JSON object per line.
+    /// Print the records matching every given filter, one JSON object per
+    /// line; of several chains, merged by eventTime.
     Query {
         #[command(flatten)]
         dir: AuditDirArgs,
@@ -107,26 +136,59 @@ fn write_output(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
             root_key_file,
             json,
         } => {
-            let dir = dir.resolve()?;
+            let dirs = dir.resolve()?;
             let key = match &root_key_file {
                 Some(p) => Some(audit_key_from_root_file(p)?),
                 None => None,
             };
-            let report = verify(&dir, key.as_ref())
-                .with_context(|| format!("verifying {}", dir.display()))?;
-            if json {
-                serde_json::to_writer_pretty(&mut *out, &report)?;
-                writeln!(out)?;
-            } else {
-                write!(out, "{}: {report}", dir.display())?;
+            let mut reports = Vec::with_capacity(dirs.len());
+            for d in &dirs {
+                let r = verify(d, key.as_ref())
+                    .with_context(|| format!("verifying {}", d.display()))?;
+                reports.push(r);
             }
-            Ok(if report.is_intact() { 0 } else { 1 })
+            let set = SetReport::of(reports);
+            match (&set.chains[..], json) {
+                ([one], true) => serde_json::to_writer_pretty(&mut *out, one)?,
+                ([one], false) => write!(out, "{}: {one}", one.dir.display())?,
+                (_, true) => serde_json::to_writer_pretty(&mut *out, &set)?,
+                (_, false) => write!(out, "{set}")?,
+            }
+            if json {
+                writeln!(out)?;
+            }
+            Ok(if set.is_intact() { 0 } else { 1 })
         }
         AuditCommand::Tail { dir, lines, follow } => {
-            let dir = existing(dir.resolve()?)?;
-            let it =
-                tail(&dir, lines, follow).with_context(|| format!("reading {}", dir.display()))?;
-            print_entries(it, out, follow)
+            let dirs = existing(dir.resolve()?)?;
+            if let [dir] = &dirs[..]
+                && follow
+            {
+                let it = tail(dir, lines, follow)
+                    .with_context(|| format!("reading {}", dir.display()))?;
+                return print_entries(it, out, follow);
+            }
+            if follow {
+                bail!("tail -f follows one chain: give one --audit-dir or --state-dir");
+            }
+            let mut tails = Vec::with_capacity(dirs.len());
+            for d in &dirs {
+                let it =
+                    tail(d, lines, false).with_context(|| format!("reading {}", d.display()))?;
+                tails.push(named_errors(it, d, dirs.len() > 1));
+            }
+            // The last `lines` of the merge: each input holds its chain's
+            // last `lines`, so these are the last of all.
+            let mut last = VecDeque::new();
+            for e in merge_by_time(tails) {
+                if last.len() == lines {
+                    last.pop_front();
+                }
+                if lines > 0 {
+                    last.push_back(e);
+                }
+            }
+            print_entries(last.into_iter(), out, false)
         }
         AuditCommand::Query {
             dir,
@@ -139,28 +201,49 @@ fn write_output(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
                 Some(s) => Some(parse_since(&s, EventTime::now()).map_err(anyhow::Error::msg)?),
                 None => None,
             };
-            let dir = existing(dir.resolve()?)?;
+            let dirs = existing(dir.resolve()?)?;
             let filter = Filter {
                 key_id,
                 principal,
                 event,
                 since,
             };
-            let it = query(&dir, filter).with_context(|| format!("reading {}", dir.display()))?;
-            print_entries(it, out, false)
+            let mut queries = Vec::with_capacity(dirs.len());
+            for d in &dirs {
+                let it =
+                    query(d, filter.clone()).with_context(|| format!("reading {}", d.display()))?;
+                queries.push(named_errors(it, d, dirs.len() > 1));
+            }
+            print_entries(merge_by_time(queries), out, false)
         }
     }
 }
 
-fn existing(dir: PathBuf) -> anyhow::Result<PathBuf> {
-    if !dir.is_dir() {
-        bail!("no audit log at {}: not a directory", dir.display());
+fn existing(dirs: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
+    for dir in &dirs {
+        if !dir.is_dir() {
+            bail!("no audit log at {}: not a directory", dir.display());
+        }
     }
-    Ok(dir)
+    Ok(dirs)
+}
+
+/// With several chains, a damaged line's warning names its directory.
+fn named_errors<'a>(
+    entries: impl Iterator<Item = Result<Entry, AuditError>> + 'a,
+    dir: &'a Path,
+    several: bool,
+) -> impl Iterator<Item = Result<Entry, AuditError>> + 'a {
+    entries.map(move |e| match e {
+        Err(AuditError::Damaged(m)) if several => {
+            Err(AuditError::Damaged(format!("{}: {m}", dir.display())))
+        }
+        e => e,
+    })
 }
 
 fn print_entries(
-    entries: impl Iterator<Item = Result<crate::query::Entry, crate::error::AuditError>>,
+    entries: impl Iterator<Item = Result<Entry, AuditError>>,
     out: &mut dyn Write,
     flush_each: bool,
 ) -> anyhow::Result<i32> {
@@ -173,7 +256,7 @@ fn print_entries(
                     out.flush()?;
                 }
             }
-            Err(crate::error::AuditError::Damaged(m)) => {
+            Err(AuditError::Damaged(m)) => {
                 eprintln!("warning: {m}");
                 code = 1;
             }

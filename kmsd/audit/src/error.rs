@@ -21,6 +21,10 @@ pub enum AuditError {
     Damaged(String),
     /// Another process holds the log open.
     Locked(String),
+    /// The directory's `INSTANCE` names another instance than the one
+    /// opening it (see [`crate::Options::instance`]); the log is left
+    /// untouched.
+    WrongInstance(String),
     /// The log was closed (or its writer stopped) before the record was
     /// written.
     Closed,
@@ -47,6 +51,7 @@ impl fmt::Display for AuditError {
             AuditError::Io { context, source } => write!(f, "audit log: {context}: {source}"),
             AuditError::Damaged(m) => write!(f, "audit log damaged: {m}"),
             AuditError::Locked(m) => write!(f, "audit log locked: {m}"),
+            AuditError::WrongInstance(m) => write!(f, "audit log of another instance: {m}"),
             AuditError::Closed => f.write_str("audit log closed"),
             AuditError::WriteFailed { message, poisoned } => {
                 write!(f, "audit record not written: {message}")?;

@@ -36,6 +36,11 @@
 //! - [`AuditKey`]: 32-byte MAC key (no `Debug`, zeroized);
 //!   [`audit_key_from_root`] derives it with HKDF-SHA256, info
 //!   [`AUDIT_KEY_LABEL`] = `kmsd/audit-checkpoint/v1`.
+//! - One chain per kmsd instance: [`Options::instance`]`: Option<String>`
+//!   (`[a-z0-9-]{1,64}`, [`check_instance_id`]) puts `"instance":"<id>"` in
+//!   every line and ties the directory to the id (`INSTANCE`,
+//!   [`read_instance`]); `open` refuses another instance's directory
+//!   ([`AuditError::WrongInstance`]).
 //!
 //! # Reading (kmsctl and tests)
 //!
@@ -43,8 +48,12 @@
 //!   altered / removed / inserted / reordered record, torn or truncated tail,
 //!   missing file, forged checkpoint or bad `HEAD`, with file, line and seq;
 //!   or intact with counts.
+//!   A record of another instance is [`ProblemKind::WrongInstance`].
+//! - [`verify_set`]`(&[dir], Option<&AuditKey>) -> Result<SetReport>`: each
+//!   chain, and no two chains of one instance ([`DuplicateInstance`]).
 //! - [`query`]`(dir, Filter) -> Query` and [`tail`]`(dir, n, follow) -> Tail`:
-//!   iterators of [`Entry`] (record + exact line + position).
+//!   iterators of [`Entry`] (record + exact line + position);
+//!   [`merge_by_time`] interleaves several chains' by `eventTime`.
 //! - [`cli`] module: `AuditCommand` (clap `Subcommand`: `verify`, `tail`, `query`)
 //!   and `cli::run(cmd) -> anyhow::Result<i32>` (0 intact, 1 tampered).
 
@@ -55,9 +64,11 @@ mod commit;
 mod error;
 mod event;
 mod head;
+mod instance;
 mod key;
 mod lines;
 mod log;
+mod merge;
 mod observer;
 mod query;
 mod record;
@@ -65,6 +76,7 @@ mod report;
 mod resume;
 mod scrub;
 mod segments;
+mod set;
 mod ticket;
 mod time;
 mod verify;
@@ -75,16 +87,21 @@ pub use chain::LineHash;
 pub use commit::{CommitMode, INLINE_BELOW};
 pub use error::AuditError;
 pub use event::{AuditEvent, EventError, Principal, exe_path};
+pub use instance::{
+    INSTANCE_FILE, MAX_INSTANCE_LEN, check_instance_id, is_instance_id, read_instance,
+};
 pub use key::{
     AUDIT_KEY_LABEL, AuditKey, ROOT_KEY_LEN, audit_key_from_root, audit_key_from_root_file,
 };
 pub use log::AuditLog;
+pub use merge::{MergeByTime, merge_by_time};
 pub use observer::CommitObserver;
 pub use query::{Entry, Filter, PrincipalFilter, Query, Tail, query, tail};
 pub use record::{CHECKPOINT_EVENT, CheckpointInfo, RECOVERY_EVENT, Record};
 pub use report::{Problem, ProblemKind, Report};
 pub use scrub::{SECRET_FIELDS, is_secret_field, scrub};
 pub use segments::{HEAD_FILE, audit_dir, segment_name};
+pub use set::{DuplicateInstance, SetReport, verify_set};
 pub use ticket::{Seq, Ticket};
 pub use time::{EventTime, parse_since};
 pub use verify::verify;

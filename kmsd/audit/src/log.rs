@@ -6,6 +6,7 @@
 use crate::commit::{CommitMode, INLINE_BELOW, Shared};
 use crate::error::AuditError;
 use crate::event::AuditEvent;
+use crate::instance::{INSTANCE_FILE, check_claim, check_instance_id, write_instance};
 use crate::key::AuditKey;
 use crate::resume::resume;
 use crate::segments::LOCK_FILE;
@@ -36,12 +37,23 @@ impl AuditLog {
     /// with [`AuditError::Damaged`] if acknowledged records are missing or
     /// `HEAD` does not verify under `key`, and with [`AuditError::Locked`]
     /// if another process has the log open.
+    ///
+    /// With [`Options::instance`], the id must be valid
+    /// ([`AuditError::BadInput`] before anything is touched); `<dir>/INSTANCE`
+    /// is written if absent (also for a log written before instances: its
+    /// earlier records simply have no `instance`), and a directory whose
+    /// `INSTANCE` names another id, or any id when `instance` is `None`, is
+    /// refused with [`AuditError::WrongInstance`]; so is a log whose last
+    /// record names another instance (or any, when `None`).
     pub fn open(
         dir: impl AsRef<Path>,
         key: AuditKey,
         options: Options,
     ) -> Result<AuditLog, AuditError> {
         let dir = dir.as_ref();
+        if let Some(id) = &options.instance {
+            check_instance_id(id)?;
+        }
         create_private_dir(dir)?;
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
@@ -60,7 +72,15 @@ impl AuditLog {
             })?;
         let max_batch = options.max_batch;
         let mode = options.commit;
+        let claim = check_claim(dir, options.instance.as_deref())?;
         let (mut writer, recovery) = resume(dir, key, options)?;
+        // Before the first record that names it, and only once the log is
+        // known to resume (a refused log is left untouched).
+        if claim && let Some(id) = &writer.opts.instance {
+            write_instance(dir, &writer.dir_fd, id).map_err(|e| {
+                AuditError::io(format!("writing {}/{INSTANCE_FILE}", dir.display()), e)
+            })?;
+        }
         let mut entries = Vec::new();
         if let Some(r) = &recovery {
             entries.push(Entry::Recovery(r));

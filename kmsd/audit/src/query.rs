@@ -337,6 +337,7 @@ mod tests {
         Record {
             seq: 1,
             prev_hash: "0".repeat(64),
+            instance: None,
             event_time: time.into(),
             event_name: name.into(),
             request_id: Some("r".into()),

@@ -1,12 +1,14 @@
 //! The on-disk record: one JSON object per line.
 //!
 //! ```text
-//! {"seq":N,"prevHash":"<64 hex>","eventTime":"…Z","eventName":"Encrypt","requestId":"…",
+//! {"seq":N,"prevHash":"<64 hex>","instance":"<id>","eventTime":"…Z","eventName":"Encrypt","requestId":"…",
 //!  "principal":{…},"requestParameters":{…},"resources":[…],"errorCode":"…","errorMessage":"…"}
 //! ```
 //!
 //! `seq` counts from 1 across all files; `prevHash` is the SHA-256 of the
 //! previous line's exact bytes (newline excluded), or 64 zeros for seq 1.
+//! `instance` is there only when the log was opened with
+//! [`crate::Options::instance`] (and in no line written before that).
 //! The log's own events use the same shape: `AuditCheckpoint` records carry
 //! `"checkpoint":{"reason","mac"}`, `AuditLogRecovered` records describe a
 //! torn tail discarded on restart in `requestParameters`.
@@ -29,6 +31,10 @@ pub const RECOVERY_EVENT: &str = "AuditLogRecovered";
 pub struct Record {
     pub seq: u64,
     pub prev_hash: String,
+    /// The kmsd instance that wrote the record; absent in chains written
+    /// without [`crate::Options::instance`] (or before it was set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub event_time: String,
     pub event_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,14 +81,26 @@ impl Record {
     }
 }
 
-/// Appends `{"seq":N,"prevHash":"…",` + the body without its `{` + `\n` to
-/// `buf`; returns the hash of the new line. `body` must be a non-empty JSON
-/// object (it always starts with `{"eventTime"`).
-pub(crate) fn push_line(buf: &mut Vec<u8>, seq: u64, prev: &LineHash, body: &str) -> LineHash {
+/// Appends `{"seq":N,"prevHash":"…",` (then `"instance":"<id>",` if
+/// `instance` is given) + the body without its `{` + `\n` to `buf`; returns
+/// the hash of the new line. `body` must be a non-empty JSON object (it
+/// always starts with `{"eventTime"`), `instance` a valid id (it is written
+/// as is: such an id needs no escaping).
+pub(crate) fn push_line(
+    buf: &mut Vec<u8>,
+    seq: u64,
+    prev: &LineHash,
+    instance: Option<&str>,
+    body: &str,
+) -> LineHash {
     debug_assert!(body.starts_with("{\"") && body.ends_with('}'));
+    debug_assert!(instance.is_none_or(crate::instance::is_instance_id));
     let start = buf.len();
     // Writing to a Vec cannot fail.
     let _ = write!(buf, "{{\"seq\":{seq},\"prevHash\":\"{}\",", prev.to_hex());
+    if let Some(id) = instance {
+        let _ = write!(buf, "\"instance\":\"{id}\",");
+    }
     buf.extend_from_slice(body.as_bytes().get(1..).unwrap_or_default());
     let hash = LineHash::of_line(&buf[start..]);
     buf.push(b'\n');
@@ -145,9 +163,9 @@ mod tests {
         let mut buf = Vec::new();
         let body =
             r#"{"eventTime":"2025-01-01T00:00:00.000Z","eventName":"Encrypt","requestId":"r1"}"#;
-        let h1 = push_line(&mut buf, 1, &LineHash::GENESIS, body);
+        let h1 = push_line(&mut buf, 1, &LineHash::GENESIS, None, body);
         let first_len = buf.len();
-        let h2 = push_line(&mut buf, 2, &h1, body);
+        let h2 = push_line(&mut buf, 2, &h1, None, body);
         assert_eq!(
             std::str::from_utf8(&buf[..first_len]).unwrap(),
             format!(
@@ -162,7 +180,37 @@ mod tests {
         assert_eq!(r2.prev_hash(), Some(h1));
         assert_eq!(r2.request_id.as_deref(), Some("r1"));
         assert!(!r2.is_checkpoint());
+        assert_eq!(r2.instance, None);
         assert_eq!(r2.time(), Some(EventTime::from_millis(1_735_689_600_000)));
+    }
+
+    #[test]
+    fn the_instance_goes_right_after_prev_hash_and_parses_back() {
+        let mut buf = Vec::new();
+        let body = r#"{"eventTime":"2025-01-01T00:00:00.000Z","eventName":"Encrypt"}"#;
+        let h = push_line(&mut buf, 3, &LineHash::GENESIS, Some("kmsd-a"), body);
+        assert_eq!(
+            std::str::from_utf8(&buf).unwrap(),
+            format!(
+                "{{\"seq\":3,\"prevHash\":\"{}\",\"instance\":\"kmsd-a\",\"eventTime\":\"2025-01-01T00:00:00.000Z\",\"eventName\":\"Encrypt\"}}\n",
+                "0".repeat(64)
+            )
+        );
+        // The hash covers the field.
+        assert_eq!(h, LineHash::of_line(&buf[..buf.len() - 1]));
+        let r = Record::parse(&buf[..buf.len() - 1]).unwrap();
+        assert_eq!((r.seq, r.instance.as_deref()), (3, Some("kmsd-a")));
+        let mut cp = Vec::new();
+        push_line(
+            &mut cp,
+            4,
+            &h,
+            Some("kmsd-a"),
+            &checkpoint_body(EventTime::from_millis(0), "open", &[1; 32]),
+        );
+        let r = Record::parse(&cp[..cp.len() - 1]).unwrap();
+        assert!(r.is_checkpoint());
+        assert_eq!(r.instance.as_deref(), Some("kmsd-a"));
     }
 
     #[test]
@@ -172,6 +220,7 @@ mod tests {
             &mut buf,
             7,
             &LineHash::GENESIS,
+            None,
             &checkpoint_body(EventTime::from_millis(0), "open", &[0xab; 32]),
         );
         let r = Record::parse(&buf[..buf.len() - 1]).unwrap();
@@ -191,6 +240,7 @@ mod tests {
             &mut buf,
             8,
             &LineHash::GENESIS,
+            None,
             &recovery_body(EventTime::from_millis(0), &params),
         );
         let r = Record::parse(&buf[..buf.len() - 1]).unwrap();

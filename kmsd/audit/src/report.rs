@@ -25,6 +25,10 @@ pub enum ProblemKind {
     BadCheckpoint,
     /// `HEAD` is missing, unreadable, or its MAC does not verify.
     BadHead,
+    /// A record names another instance than the chain's (copied from
+    /// another instance's chain), a record without an instance follows
+    /// ones with it, or `INSTANCE` does not hold an id.
+    WrongInstance,
 }
 
 impl ProblemKind {
@@ -39,6 +43,7 @@ impl ProblemKind {
             ProblemKind::MissingFile => "file missing",
             ProblemKind::BadCheckpoint => "checkpoint forged",
             ProblemKind::BadHead => "HEAD bad",
+            ProblemKind::WrongInstance => "wrong instance",
         }
     }
 }
@@ -62,6 +67,9 @@ pub struct Problem {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub dir: PathBuf,
+    /// The kmsd instance the chain belongs to: its `INSTANCE` file, else
+    /// the id its records name; `None` for a chain without instances.
+    pub instance: Option<String>,
     /// Log files seen.
     pub files: usize,
     /// Records that chained correctly (before the problem, if any).
@@ -136,6 +144,9 @@ impl fmt::Display for Report {
                     )?;
                 }
             }
+        }
+        if let Some(id) = &self.instance {
+            writeln!(f, "  instance: {id}")?;
         }
         for r in &self.recoveries {
             writeln!(f, "  recovery: {r}")?;

@@ -31,6 +31,8 @@ pub(crate) struct Tail {
     pub last_file: String,
     /// A final line without newline: (offset in the last file, length).
     pub torn: Option<(u64, u64)>,
+    /// The instance the last record names.
+    pub last_instance: Option<String>,
 }
 
 /// Opens the log in `dir` (which exists and is locked by the caller).
@@ -76,6 +78,7 @@ pub(crate) fn resume(
             prev: LineHash::GENESIS,
             last_file: first,
             torn: None,
+            last_instance: None,
         };
         return Ok((
             writer(dir, dir_fd, head_file, file, 1, 0, tail, key, opts),
@@ -89,6 +92,21 @@ pub(crate) fn resume(
         )));
     };
     let tail = scan_tail(&segments, &head)?;
+    // Before any repair: continuing another instance's records (say, with
+    // its INSTANCE file removed) would give a chain that fails verify.
+    if let Some(named) = &tail.last_instance
+        && opts.instance.as_ref() != Some(named)
+    {
+        let as_what = match &opts.instance {
+            Some(id) => format!("not by instance {id}"),
+            None => "not without an instance".to_string(),
+        };
+        return Err(AuditError::WrongInstance(format!(
+            "the last record of {} (seq {}) names instance {named}: it is continued by that instance, {as_what}",
+            dir.display(),
+            tail.next_seq - 1
+        )));
+    }
     let mut file_len = std::fs::metadata(&last.path)
         .map_err(io(format!("reading {}", last.name)))?
         .len();
@@ -187,6 +205,7 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
     let mut prev = head.hash;
     let mut last_file = head.file.clone();
     let mut torn = None;
+    let mut last_instance = None;
     let last_index = segments.len() - 1;
     for (i, seg) in segments.iter().enumerate().skip(start) {
         let mut reader = LineReader::open(&seg.path)
@@ -216,6 +235,7 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
                             head.seq
                         ));
                     }
+                    last_instance = r.instance.clone();
                     found = true;
                 }
                 continue;
@@ -238,6 +258,7 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
             prev = LineHash::of_line(&line.bytes);
             next_seq += 1;
             last_file = seg.name.clone();
+            last_instance = r.instance;
         }
     }
     if !found {
@@ -252,6 +273,7 @@ pub(crate) fn scan_tail(segments: &[Segment], head: &Head) -> Result<Tail, Audit
         prev,
         last_file,
         torn,
+        last_instance,
     })
 }
 

@@ -1,10 +1,12 @@
 //! `verify`: walks every file in order, recomputes the hash chain, checks
-//! checkpoint MACs (with the key) and compares the end with `HEAD`; reports
-//! the FIRST problem, classified by looking a few lines around it.
+//! checkpoint MACs (with the key), checks that every record names the
+//! chain's instance, and compares the end with `HEAD`; reports the FIRST
+//! problem, classified by looking a few lines around it.
 
 use crate::chain::{LineHash, hex_decode_32};
 use crate::error::AuditError;
 use crate::head::{Head, read_head};
+use crate::instance::{INSTANCE_FILE, read_instance};
 use crate::key::AuditKey;
 use crate::lines::{Item, LogScan, RawLine};
 use crate::record::{RECOVERY_EVENT, Record};
@@ -20,10 +22,17 @@ const HISTORY: usize = 64;
 
 /// Checks the log in `dir`. With `key`, checkpoint and `HEAD` MACs are
 /// verified too; without, only the chain (and `HEAD`'s unauthenticated
-/// seq/hash). I/O failures (unreadable directory or file) are errors;
-/// everything found in the files is in the [`Report`].
+/// seq/hash). Every record that names an instance must name the chain's
+/// (its `INSTANCE` file's, else the first one named), and once one does,
+/// every later record must. I/O failures (unreadable directory or file) are
+/// errors; everything found in the files is in the [`Report`].
 pub fn verify(dir: &Path, key: Option<&AuditKey>) -> Result<Report, AuditError> {
     std::fs::metadata(dir).map_err(|e| AuditError::io(format!("reading {}", dir.display()), e))?;
+    let (file_instance, instance_damage) = match read_instance(dir) {
+        Ok(id) => (id, None),
+        Err(AuditError::Damaged(m)) => (None, Some(m)),
+        Err(e) => return Err(e),
+    };
     let mut head_note = None;
     let head = match read_head(dir) {
         Ok(Some((h, damaged))) => {
@@ -41,6 +50,7 @@ pub fn verify(dir: &Path, key: Option<&AuditKey>) -> Result<Report, AuditError> 
         key,
         report: Report {
             dir: dir.to_path_buf(),
+            instance: None,
             files: 0,
             records: 0,
             last_seq: None,
@@ -59,6 +69,9 @@ pub fn verify(dir: &Path, key: Option<&AuditKey>) -> Result<Report, AuditError> 
         last_pos: None,
         last_index: 0,
         history: VecDeque::new(),
+        instance_from_file: file_instance.is_some(),
+        instance: file_instance,
+        carrying_since: None,
     };
     let mut scan = LogScan::open(dir)?;
     while v.report.problem.is_none() {
@@ -72,6 +85,17 @@ pub fn verify(dir: &Path, key: Option<&AuditKey>) -> Result<Report, AuditError> 
     if v.report.problem.is_none() {
         v.report.problem = v.check_head(head);
     }
+    if v.report.problem.is_none()
+        && let Some(m) = instance_damage
+    {
+        let pos = Pos {
+            file: INSTANCE_FILE.into(),
+            line: 0,
+        };
+        v.report.problem = problem(ProblemKind::WrongInstance, &pos, None, m);
+    }
+    v.instance_notes();
+    v.report.instance = v.instance;
     Ok(v.report)
 }
 
@@ -99,6 +123,12 @@ struct Verifier<'k> {
     last_pos: Option<Pos>,
     last_index: u32,
     history: VecDeque<Seen>,
+    /// The chain's instance: from `INSTANCE`, else the first one a record
+    /// names.
+    instance: Option<String>,
+    instance_from_file: bool,
+    /// The first accepted record that named an instance.
+    carrying_since: Option<u64>,
 }
 
 fn problem(kind: ProblemKind, pos: &Pos, seq: Option<u64>, detail: String) -> Option<Problem> {
@@ -245,6 +275,11 @@ impl Verifier<'_> {
                 ));
             }
         };
+        // Before the chain: a line of another chain spliced in breaks it
+        // too, and this says where it came from.
+        if let Some(p) = self.foreign(&rec, &pos) {
+            return Ok(Some(p));
+        }
         if rec.seq == exp && prev == self.exp_prev {
             return Ok(self.accept(&rec, prev, hash, pos));
         }
@@ -258,6 +293,26 @@ impl Verifier<'_> {
         hash: LineHash,
         pos: Pos,
     ) -> Option<Problem> {
+        match (&rec.instance, self.carrying_since, &self.instance) {
+            (None, Some(since), Some(id)) => {
+                return problem(
+                    ProblemKind::WrongInstance,
+                    &pos,
+                    Some(rec.seq),
+                    format!(
+                        "record names no instance, but seq {since} and every record after it name \
+                         instance {id}: a record of a chain without instances was copied here"
+                    ),
+                );
+            }
+            (Some(named), None, _) => {
+                self.carrying_since = Some(rec.seq);
+                if self.instance.is_none() {
+                    self.instance = Some(named.clone());
+                }
+            }
+            _ => {}
+        }
         if rec.is_checkpoint() {
             self.report.checkpoints += 1;
             if let Some(key) = self.key {
@@ -456,6 +511,50 @@ impl Verifier<'_> {
             ),
         };
         Ok(problem(ProblemKind::Inserted, pos, Some(rec.seq), detail))
+    }
+
+    /// A record that names another instance than the chain's.
+    fn foreign(&self, rec: &Record, pos: &Pos) -> Option<Problem> {
+        let (Some(named), Some(chain)) = (&rec.instance, &self.instance) else {
+            return None;
+        };
+        if named == chain {
+            return None;
+        }
+        let why = match self.carrying_since {
+            _ if self.instance_from_file => format!("its {INSTANCE_FILE} file"),
+            Some(since) => format!("named from seq {since} on"),
+            None => "named by its records".to_string(),
+        };
+        problem(
+            ProblemKind::WrongInstance,
+            pos,
+            Some(rec.seq),
+            format!(
+                "record names instance {named:.80}, but this chain is instance {chain} ({why}): \
+                 a record copied from another instance's chain"
+            ),
+        )
+    }
+
+    /// Notes on the chain's instance: records from before it had one, and
+    /// records naming one with no `INSTANCE` file.
+    fn instance_notes(&mut self) {
+        let (Some(id), Some(since)) = (&self.instance, self.carrying_since) else {
+            return;
+        };
+        if since > 1 {
+            self.report.notes.push(format!(
+                "seq 1..{} name no instance (written before the log had one); seq {since} on name instance {id}",
+                since - 1
+            ));
+        }
+        if !self.instance_from_file {
+            self.report.notes.push(format!(
+                "the records name instance {id} but there is no {INSTANCE_FILE} file: it was removed, \
+                 or the log was copied without it"
+            ));
+        }
     }
 
     fn head_hash_is(&self, hash: LineHash) -> bool {

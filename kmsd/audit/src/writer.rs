@@ -35,6 +35,12 @@ pub struct Options {
     pub commit: crate::CommitMode,
     /// Told about each group commit (a server's metrics). Default none.
     pub observer: Option<Arc<dyn crate::CommitObserver>>,
+    /// The kmsd instance whose chain this is (`[a-z0-9-]{1,64}`, see
+    /// [`crate::check_instance_id`]). When set, every line written names it
+    /// (`"instance":"<id>"` after `prevHash`), and `open` writes
+    /// `<dir>/INSTANCE` or refuses a directory whose `INSTANCE` names
+    /// another id. Default none: lines without the field, no `INSTANCE`.
+    pub instance: Option<String>,
 }
 
 impl Default for Options {
@@ -45,6 +51,7 @@ impl Default for Options {
             max_batch: 4096,
             commit: crate::CommitMode::Auto,
             observer: None,
+            instance: None,
         }
     }
 }
@@ -243,7 +250,8 @@ impl ChainWriter {
     }
 
     fn push(&mut self, body: &str) {
-        self.prev = push_line(&mut self.buf, self.next_seq, &self.prev, body);
+        let instance = self.opts.instance.as_deref();
+        self.prev = push_line(&mut self.buf, self.next_seq, &self.prev, instance, body);
         self.next_seq += 1;
         self.since_checkpoint += 1;
     }
