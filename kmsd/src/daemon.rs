@@ -190,6 +190,9 @@ fn write_durably(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Where each region's records are kept: redb in its state dir, or etcd
 /// (one connection for all regions).
 pub struct StoreOpener {
+    /// The instance id, when instances share the store: every audit
+    /// record names it.
+    instance: Option<String>,
     #[cfg(feature = "etcd")]
     etcd: Option<Arc<crate::store::etcd::EtcdBackend>>,
 }
@@ -205,11 +208,13 @@ impl StoreOpener {
             backend.check_format(&root.store_check(&e.prefix), true)?;
             tracing::info!(store = %e.describe(), prefix = %e.prefix, instance, "state in etcd");
             return Ok(StoreOpener {
+                instance: Some(instance),
                 etcd: Some(backend),
             });
         }
         let _ = (cfg, root_key_file);
         Ok(StoreOpener {
+            instance: None,
             #[cfg(feature = "etcd")]
             etcd: None,
         })
@@ -282,6 +287,9 @@ fn open_service_in(
     let mut audit_options = cfg.audit.clone();
     if audit_options.observer.is_none() {
         audit_options.observer = Some(crate::metrics::audit_observer());
+    }
+    if audit_options.instance.is_none() {
+        audit_options.instance = stores.instance.clone();
     }
     let log = AuditLog::open(
         &audit_dir,

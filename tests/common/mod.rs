@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aws_mode;
+pub mod etcd;
 pub mod net;
 
 use kmsd_client::{Client, CreateKeyRequest, KeyMetadata};

@@ -247,7 +247,7 @@ fn dir_to_etcd(m: &Migration, dir: &Path, e: &EtcdConfig) -> anyhow::Result<Vec<
         });
     }
     backend.put(&layout::home_key(&e.prefix), &regions[0].0)?;
-    backend.check_format(&root.store_check(&e.prefix), true)?;
+    backend.seal_format(&root.store_check(&e.prefix))?;
     Ok(out)
 }
 

@@ -178,6 +178,20 @@ impl EtcdBackend {
         Ok(())
     }
 
+    /// Marks a filled prefix usable (`P/format`), as the last step of a
+    /// migration into it.
+    pub fn seal_format(&self, root_check: &str) -> Result<(), StoreError> {
+        let key = layout::format_key(&self.config.prefix);
+        let want = serde_json::json!({ "format": 1, "rootCheck": root_check }).to_string();
+        let got = self.put_if_absent(&key, &want)?;
+        if got != want {
+            return Err(StoreError(format!(
+                "{key} was written by someone else meanwhile"
+            )));
+        }
+        Ok(())
+    }
+
     /// Writes `key` unless it exists; returns the value it holds after.
     pub fn put_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError> {
         let (k, v) = (key.to_string(), value.to_string());
