@@ -75,7 +75,7 @@ pub(crate) struct EventBase {
 }
 
 /// Attempts of one mutation against a shared store before it gives up.
-pub(crate) const MAX_ATTEMPTS: usize = 8;
+pub(crate) const MAX_ATTEMPTS: usize = 32;
 /// How long a conflict's loser waits for the winner's change to arrive.
 const RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -27,6 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+/// Pause between attempts while etcd elects a leader.
+const NO_LEADER_PAUSE: Duration = Duration::from_millis(50);
+
 /// Keys read per range request while scanning.
 const PAGE: i64 = 512;
 
@@ -35,6 +38,10 @@ const PAGE: i64 = 512;
 enum CallError {
     /// Refused before it could apply: nothing was written.
     Refused(String),
+    /// The member has no raft leader (an election, or no quorum): refused
+    /// before it was proposed, so [`EtcdBackend::run`] tries again until
+    /// its deadline.
+    NoLeader(String),
     /// Timed out or the connection failed: it may have applied.
     Unknown(String),
 }
@@ -42,7 +49,7 @@ enum CallError {
 impl CallError {
     fn message(&self) -> &str {
         match self {
-            CallError::Refused(m) | CallError::Unknown(m) => m,
+            CallError::Refused(m) | CallError::NoLeader(m) | CallError::Unknown(m) => m,
         }
     }
 }
@@ -58,7 +65,7 @@ fn classify(e: etcd_client::Error) -> CallError {
             // "no leader" is refused before it is proposed; a timeout in
             // raft is not.
             tonic::Code::Unavailable if s.message().contains("no leader") => {
-                CallError::Refused(text)
+                CallError::NoLeader(text)
             }
             tonic::Code::Unavailable => CallError::Unknown(text),
             _ => CallError::Refused(text),
@@ -572,19 +579,33 @@ impl Store for EtcdStore {
                 0,
             ));
         }
-        let r = self.backend.run(|mut c| async move {
-            let t = Txn::new()
-                .when(when)
-                .and_then(txn_ops(ops))
-                .or_else([TxnOp::get(guard, None)]);
-            c.txn(t).await
-        });
+        let txn = Txn::new()
+            .when(when)
+            .and_then(txn_ops(ops))
+            .or_else([TxnOp::get(guard, None)]);
+        // While etcd elects a leader the txn is refused before it is
+        // proposed: send it again until the deadline.
+        let deadline = Instant::now() + self.backend.config.timeout;
+        let r = loop {
+            let t = txn.clone();
+            match self.backend.run(|mut c| async move { c.txn(t).await }) {
+                Err(CallError::NoLeader(m)) => {
+                    if Instant::now() + NO_LEADER_PAUSE >= deadline {
+                        break Err(CallError::Refused(m));
+                    }
+                    std::thread::sleep(NO_LEADER_PAUSE);
+                }
+                other => break other,
+            }
+        };
         match r {
             Ok(t) if t.succeeded() => Ok(t.header().map_or(0, |h| h.revision())),
             Ok(t) => Err(CommitError::Conflict {
                 current: first_get(&t).map_or(0, |kv| kv.mod_revision()),
             }),
-            Err(e @ CallError::Refused(_)) => Err(CommitError::Unavailable(self.unavailable(&e))),
+            Err(e @ (CallError::Refused(_) | CallError::NoLeader(_))) => {
+                Err(CommitError::Unavailable(self.unavailable(&e)))
+            }
             Err(e) => match &audited {
                 Some(r) => self.fence(r, e),
                 None => Err(CommitError::Ambiguous(self.unavailable(&e))),
