@@ -57,7 +57,12 @@ impl Fleet {
     }
 
     fn instance(&self, i: usize, extra: &[&str]) -> KmsdProcess {
-        let url = self.etcd.url();
+        self.instance_on(i, &self.etcd.url(), extra)
+    }
+
+    /// An instance that reaches etcd only through `url`.
+    fn instance_on(&self, i: usize, url: &str, extra: &[&str]) -> KmsdProcess {
+        let url = url.to_string();
         let root = self.root_key();
         let mut args = vec![
             "--store",
@@ -550,4 +555,160 @@ fn quorum_lost_mutations_fail_cleanly_known_state_keeps_answering_and_all_resume
     eprintln!("mutations resumed {t:?} after the members restarted");
     let id = k2.key_metadata.key_id;
     within(BOUND * 3, || encrypt(&b, &id).ok()).expect("b sees a's new key");
+}
+
+/// One metric's value from kmsd's `/metrics`.
+fn metric(addr: &str, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.write_all(
+        format!("GET /metrics HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_watch_that_lost_its_history_to_compaction_reloads_the_whole_state() {
+    let mut f = Fleet::start(1, &[]);
+    let port = common::net::free_port();
+    let maddr = format!("127.0.0.1:{port}");
+    // B reaches etcd through member 1 only.
+    let only = format!("etcd://{}", f.etcd.endpoint(1));
+    let b = f.instance_on(1, &only, &["--metrics-listen", &maddr]);
+    f.kmsd.push(b);
+    let (a, b) = (f.client(0), f.client(1));
+    let first = create_key(&a, "before");
+    within(BOUND, || {
+        b.call(DescribeKeyRequest {
+            key_id: first.clone(),
+        })
+        .ok()
+    })
+    .expect("b follows a");
+    assert_eq!(metric(&maddr, "kmsd_etcd_reloads_total"), Some(0.0));
+
+    f.etcd.kill(1);
+    let made: Vec<String> = (0..20)
+        .map(|i| create_key(&a, &format!("while away {i}")))
+        .collect();
+    a.call(DisableKeyRequest {
+        key_id: first.clone(),
+    })
+    .expect("disable");
+    f.etcd.compact_all();
+    f.etcd.restart(1);
+    f.etcd.wait_healthy(Duration::from_secs(20));
+
+    let (_, took) = within(Duration::from_secs(15), || {
+        let all_there = made
+            .iter()
+            .all(|k| b.call(DescribeKeyRequest { key_id: k.clone() }).is_ok());
+        let disabled = b
+            .call(DescribeKeyRequest {
+                key_id: first.clone(),
+            })
+            .is_ok_and(|d| d.key_metadata.key_state == KeyState::Disabled);
+        (all_there && disabled).then_some(())
+    })
+    .expect("b caught up with every change made while its member was down");
+    eprintln!("b caught up {took:?} after its member returned");
+    assert!(
+        metric(&maddr, "kmsd_etcd_reloads_total").is_some_and(|v| v >= 1.0),
+        "b reloaded its state (kmsd_etcd_reloads_total)"
+    );
+}
+
+#[test]
+fn kmsd_reaches_etcd_over_tls_with_its_client_certificate_and_not_without() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = common::pki::Pki::new(&dir.path().join("pki"));
+    let etcd = EtcdCluster::start_tls(3, &pki);
+    let root = dir.path().join("root.key");
+    std::fs::write(&root, rand32()).expect("root key");
+    let url = etcd.url();
+    let tls = etcd.kmsd_tls_arg();
+    let k = KmsdProcess::start_at(
+        &dir.path().join("s"),
+        &dir.path().join("k.sock"),
+        &[
+            "--store",
+            &url,
+            "--etcd-tls",
+            &tls,
+            "--root-key-file",
+            s(&root),
+        ],
+    );
+    let c = k.client();
+    let key = create_key(&c, "over tls");
+    let blob = encrypt(&c, &key).expect("encrypt");
+    assert_eq!(decrypt(&c, &blob).expect("decrypt"), b"fleet");
+    let listed = etcd.etcdctl(&["get", "--prefix", "/kmsd/r/", "--keys-only"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&format!("/k/{key}")),
+        "the key is stored in the TLS cluster"
+    );
+    // Plain HTTP to a TLS member, or TLS without the client certificate:
+    // refused at start with a message, not served.
+    let ca_only = format!("ca={}", pki.ca().display());
+    for extra in [vec![], vec!["--etcd-tls", ca_only.as_str()]] {
+        let out = Command::new(common::bin("kmsd"))
+            .arg("--state-dir")
+            .arg(dir.path().join("s2"))
+            .arg("--socket")
+            .arg(dir.path().join("x.sock"))
+            .args([
+                "--store",
+                &url,
+                "--root-key-file",
+                s(&root),
+                "--etcd-timeout-ms",
+                "1500",
+            ])
+            .args(&extra)
+            .output()
+            .expect("run kmsd");
+        assert!(!out.status.success(), "kmsd started with {extra:?}");
+        assert!(text(&out).contains("etcd"), "{extra:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn a_copied_state_dir_is_refused_while_its_instance_lives_and_a_killed_one_restarts_at_once() {
+    let mut f = Fleet::start(1, &[]);
+    let copy = f.dir.path().join("copy");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(f.state_dir(0))
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    let out = Command::new(common::bin("kmsd"))
+        .arg("--state-dir")
+        .arg(&copy)
+        .arg("--socket")
+        .arg(f.dir.path().join("copy.sock"))
+        .args(["--store", &f.etcd.url(), "--etcd-prefix", &f.prefix])
+        .args(["--root-key-file", s(&f.root_key())])
+        .output()
+        .expect("run kmsd");
+    assert!(
+        !out.status.success(),
+        "a second process of one instance started"
+    );
+    assert!(text(&out).contains("is live"), "{}", text(&out));
+    // SIGKILL leaves the claim behind (its lease has not expired), but a
+    // restart on this host takes it over without waiting.
+    f.kmsd[0].kill9();
+    let t = Instant::now();
+    f.kmsd[0].spawn();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    create_key(&f.client(0), "after the restart");
 }

@@ -9,6 +9,7 @@ mod common;
 mod http;
 
 use common::KmsdProcess;
+use common::pki::Pki;
 use http::{access_key, aws_command, free_port, has_aws_cli, output_text, python_has_boto3};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -19,111 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Runs the openssl CLI in `dir`; panics with its output on failure.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run openssl (the tests make their certificates with it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        output_text(&out)
-    );
-}
-
-/// A test CA in `dir` (ca.pem, ca.key) and server certificates it signs.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        std::fs::create_dir_all(dir).unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=kmsd test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        Pki {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-
-    /// A server certificate for 127.0.0.1 and localhost named `name`
-    /// (also its CN): NAME.crt and NAME.key (0600).
-    fn server(&self, name: &str) -> (PathBuf, PathBuf) {
-        let ext = format!("{name}.ext");
-        std::fs::write(
-            self.dir.join(&ext),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
-             basicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=serverAuth\n\
-             subjectKeyIdentifier=hash\n\
-             authorityKeyIdentifier=keyid,issuer\n",
-        )
-        .unwrap();
-        let (key, csr, crt) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-        );
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            &self.dir,
-            &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "2",
-                "-extfile", &ext, "-out", &crt,
-            ],
-        );
-        let key = self.dir.join(key);
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        (self.dir.join(crt), key)
-    }
-}
 
 /// The DER of the first certificate in a PEM file.
 fn der_of(pem: &Path) -> Vec<u8> {

@@ -108,11 +108,12 @@ pub fn open_regions(cfg: &DaemonConfig, clock: Arc<dyn Clock>) -> anyhow::Result
         .clone()
         .unwrap_or_else(|| cfg.state_dir.join("root.key"));
     let stores = StoreOpener::new(cfg, &root_key_file)?;
-    let first = stores.home_region(&served)?;
+    let shared_home = stores.home_region(&served)?;
+    let first = shared_home.clone().unwrap_or_else(|| served[0].clone());
     let home = regions::home_region(&cfg.state_dir, &served, &first)?;
-    if home != first {
+    if let Some(shared) = shared_home.filter(|s| *s != home) {
         bail!(
-            "{} is a state dir of home region '{home}', but the store's home region is '{first}'",
+            "{} is a state dir of home region '{home}', but the store's home region is '{shared}'",
             cfg.state_dir.display()
         );
     }
@@ -206,6 +207,7 @@ impl StoreOpener {
                 .with_context(|| format!("cannot load root key {}", root_key_file.display()))?;
             let backend = crate::store::etcd::EtcdBackend::connect(e.clone(), &instance)?;
             backend.check_format(&root.store_check(&e.prefix), true)?;
+            backend.claim_instance()?;
             tracing::info!(store = %e.describe(), prefix = %e.prefix, instance, "state in etcd");
             return Ok(StoreOpener {
                 instance: Some(instance),
@@ -220,9 +222,10 @@ impl StoreOpener {
         })
     }
 
-    /// The store's home region, when it has one (etcd: set by the first
-    /// instance); otherwise the first served region.
-    fn home_region(&self, served: &[String]) -> anyhow::Result<String> {
+    /// The home region of a shared store (etcd: set by the first
+    /// instance); `None` for a state dir's own store, whose `region` file
+    /// decides.
+    fn home_region(&self, served: &[String]) -> anyhow::Result<Option<String>> {
         #[cfg(feature = "etcd")]
         if let Some(b) = &self.etcd {
             let key = crate::store::etcd_layout::home_key(&b.config.prefix);
@@ -234,9 +237,10 @@ impl StoreOpener {
                     served.join(", ")
                 );
             }
-            return Ok(home);
+            return Ok(Some(home));
         }
-        Ok(served[0].clone())
+        let _ = served;
+        Ok(None)
     }
 
     fn open(&self, cfg: &DaemonConfig) -> anyhow::Result<Box<dyn crate::store::Store>> {

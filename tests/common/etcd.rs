@@ -10,7 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Certificates of a cluster that serves its clients over TLS and wants
+/// theirs (`--client-cert-auth`).
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub server: (PathBuf, PathBuf),
+    pub client: (PathBuf, PathBuf),
+}
+
 pub struct EtcdCluster {
+    tls: Option<EtcdTls>,
     dir: tempfile::TempDir,
     /// (name, client port, peer port)
     members: Vec<(String, u16, u16)>,
@@ -33,6 +42,35 @@ fn etcd() -> &'static str {
 
 impl EtcdCluster {
     pub fn start(n: usize) -> EtcdCluster {
+        Self::start_with(n, None)
+    }
+
+    /// A cluster whose client URLs are HTTPS with client certificates.
+    pub fn start_tls(n: usize, pki: &super::pki::Pki) -> EtcdCluster {
+        let tls = EtcdTls {
+            ca: pki.ca(),
+            server: pki.server("etcd"),
+            client: pki.client("kmsd"),
+        };
+        Self::start_with(n, Some(tls))
+    }
+
+    /// `--etcd-tls` for kmsd: `ca=...,cert=...,key=...`.
+    pub fn kmsd_tls_arg(&self) -> String {
+        let t = self.tls.as_ref().expect("a TLS cluster");
+        format!(
+            "ca={},cert={},key={}",
+            t.ca.display(),
+            t.client.0.display(),
+            t.client.1.display()
+        )
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    fn start_with(n: usize, tls: Option<EtcdTls>) -> EtcdCluster {
         etcd();
         let base: PathBuf = if Path::new("/dev/shm").is_dir() {
             "/dev/shm".into()
@@ -54,6 +92,7 @@ impl EtcdCluster {
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
         );
         let mut c = EtcdCluster {
+            tls,
             dir,
             members,
             children: (0..n).map(|_| None).collect(),
@@ -79,15 +118,26 @@ impl EtcdCluster {
             .append(true)
             .open(self.dir.path().join(format!("{name}.log")))
             .expect("etcd log");
-        let child = Command::new(etcd())
+        let scheme = self.scheme();
+        let mut cmd = Command::new(etcd());
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server.0)
+                .arg("--key-file")
+                .arg(&t.server.1)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", &name])
             .arg("--data-dir")
             .arg(self.dir.path().join(&name))
             .args([
                 "--listen-client-urls",
-                &format!("http://127.0.0.1:{client}"),
+                &format!("{scheme}://127.0.0.1:{client}"),
                 "--advertise-client-urls",
-                &format!("http://127.0.0.1:{client}"),
+                &format!("{scheme}://127.0.0.1:{client}"),
                 "--listen-peer-urls",
                 &format!("http://127.0.0.1:{peer}"),
                 "--initial-advertise-peer-urls",
@@ -124,10 +174,15 @@ impl EtcdCluster {
     pub fn etcdctl(&self, args: &[&str]) -> std::process::Output {
         let live: Vec<String> = (0..self.members.len())
             .filter(|i| self.children[*i].is_some())
-            .map(|i| self.endpoint(i))
+            .map(|i| format!("{}://{}", self.scheme(), self.endpoint(i)))
             .collect();
-        Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
+        let mut cmd = Command::new("etcdctl");
+        if let Some(t) = &self.tls {
+            cmd.arg(format!("--cacert={}", t.ca.display()))
+                .arg(format!("--cert={}", t.client.0.display()))
+                .arg(format!("--key={}", t.client.1.display()));
+        }
+        cmd.env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", live.join(",")))
             .args(args)
             .output()

@@ -5,6 +5,7 @@
 pub mod aws_mode;
 pub mod etcd;
 pub mod net;
+pub mod pki;
 
 use kmsd_client::{Client, CreateKeyRequest, KeyMetadata};
 use std::path::{Path, PathBuf};

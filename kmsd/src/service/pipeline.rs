@@ -79,12 +79,20 @@ pub(crate) const MAX_ATTEMPTS: usize = 32;
 /// How long a conflict's loser waits for the winner's change to arrive.
 const RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// [`Committed::Retry`] after a failed connection rather than a conflict.
+pub(crate) const AGAIN: i64 = -1;
+/// Attempts after failed connections, within [`MAX_ATTEMPTS`]; the n-th
+/// waits 25·2ⁿ ms first (about 3 s in all), while the client library
+/// finds the members that still answer.
+const MAX_AGAIN: usize = 8;
+
 /// How a mutation's step 4 ended.
 pub(crate) enum Committed<T> {
     /// The answer, and the record to wait for (if any).
     Done(Result<T>, Option<Ticket>),
     /// Another instance committed first, at this revision: plan again once
-    /// it is applied here.
+    /// it is applied here. [`AGAIN`]: nothing was committed (a connection
+    /// failed): plan again now.
     Retry(i64),
 }
 
@@ -288,6 +296,15 @@ impl KeyService {
     /// After a lost commit: waits for the winner's change to be applied
     /// here; refuses after [`MAX_ATTEMPTS`].
     pub(crate) fn before_retry(&self, attempt: usize, rev: i64) -> Result<()> {
+        if rev == AGAIN {
+            if attempt >= MAX_AGAIN {
+                return Err(KmsError::dependency_timeout(
+                    "kmsd could not reach its store; nothing was changed; retry later",
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25 << attempt.min(7)));
+            return Ok(());
+        }
         if attempt >= MAX_ATTEMPTS {
             return Err(contention("the request"));
         }
@@ -383,6 +400,13 @@ impl KeyService {
                     "not committed: another instance changed the state first; planned again",
                 ));
                 Committed::Retry(current)
+            }
+            Err(CommitError::Retryable(e)) => {
+                tracing::info!(error = %e, "a commit's connection failed; nothing was written; trying again");
+                undo(&KmsError::dependency_timeout(format!(
+                    "not committed: the store's connection failed; planned again: {e}"
+                )));
+                Committed::Retry(AGAIN)
             }
             Err(CommitError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "state store unavailable");

@@ -100,6 +100,10 @@ pub enum CommitError {
     Conflict { current: i64 },
     /// The store could not be reached; nothing was written.
     Unavailable(StoreError),
+    /// The connection it went over failed, and it is now known that
+    /// nothing was written (fenced): sending it again, over another
+    /// connection, may work.
+    Retryable(StoreError),
     /// The store could not be reached and the outcome is not known: the
     /// change may still commit (and then arrives through the watch).
     Ambiguous(StoreError),

@@ -14,6 +14,7 @@
 
 mod config;
 mod leader;
+mod live;
 mod watch;
 
 pub use config::{EtcdConfig, EtcdTls};
@@ -83,6 +84,8 @@ pub struct EtcdBackend {
     client: Client,
     pub config: EtcdConfig,
     instance: String,
+    /// The lease of `P/live/<instance>` once claimed (crate::store::etcd::live).
+    live_lease: Mutex<Option<i64>>,
 }
 
 impl EtcdBackend {
@@ -110,6 +113,7 @@ impl EtcdBackend {
             client,
             config,
             instance: instance.to_string(),
+            live_lease: Mutex::new(None),
         }))
     }
 
@@ -318,6 +322,7 @@ impl EtcdBackend {
 
 impl Drop for EtcdBackend {
     fn drop(&mut self) {
+        self.release_instance();
         let rt = self.rt.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(rt) = rt {
             // Safe inside or outside an async context.
@@ -440,7 +445,7 @@ impl EtcdStore {
             });
             match settled {
                 Ok(t) if t.succeeded() => {
-                    return Err(CommitError::Unavailable(self.unavailable(&cause)));
+                    return Err(CommitError::Retryable(self.unavailable(&cause)));
                 }
                 Ok(t) => {
                     return match first_get(&t) {
