@@ -250,7 +250,7 @@ mod tests {
         // A kind added after the last one must be listed too.
         assert_eq!(
             ErrorKind::ALL.len(),
-            ErrorKind::DryRunOperationException.index() + 1
+            ErrorKind::DependencyTimeoutException.index() + 1
         );
     }
 

@@ -5,8 +5,9 @@
 //! failures (a bad or inactive access key, a bad signature, no
 //! credentials) are refusals: `AccessDeniedException`, whose message
 //! keeps the original name. Other service-side failures
-//! (`KeyUnavailableException`, `DependencyTimeoutException`, names this
-//! client does not know) count as `KMSInternalException`. Messages come
+//! (`KeyUnavailableException`, names this client does not know) count as
+//! `KMSInternalException`; `DependencyTimeoutException` keeps its name.
+//! All of them are EIO. Messages come
 //! from the network, so they are escaped before they can reach a log.
 
 use kmsd_client::{ClientError, ErrorKind, KmsError};
@@ -86,11 +87,16 @@ mod tests {
 
     #[test]
     fn other_service_failures_are_internal_and_give_eio() {
-        for code in ["KeyUnavailableException", "DependencyTimeoutException", ""] {
+        for code in ["KeyUnavailableException", ""] {
             let e = service_error(Some(code), Some("m"));
             assert_eq!(e.kind(), Some(ErrorKind::KMSInternalException), "{code}");
             assert_eq!(errno(e), libc::EIO);
         }
+        // kmsd's own name for a store that did not answer keeps its kind,
+        // and is EIO all the same.
+        let e = service_error(Some("DependencyTimeoutException"), Some("m"));
+        assert_eq!(e.kind(), Some(ErrorKind::DependencyTimeoutException));
+        assert_eq!(errno(e), libc::EIO);
         let e = service_error(Some("ThrottlingException"), None);
         assert_eq!(e.kind(), Some(ErrorKind::ThrottlingException));
     }
