@@ -534,3 +534,108 @@ fn kill_9_during_mkdir_and_rename_storms_leaves_every_directory_readable() {
     assert!(dirs > 10, "only {dirs} directories were made");
     drop(m);
 }
+
+/// llistxattr(2): the names.
+fn xlist(p: impl AsRef<Path>) -> std::io::Result<Vec<String>> {
+    let p = cpath(p.as_ref());
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: valid string and buffer.
+    let r = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(r as usize);
+    Ok(buf
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect())
+}
+
+/// lremovexattr(2).
+fn xremove(p: impl AsRef<Path>, name: &str) -> std::io::Result<()> {
+    let (p, n) = (cpath(p.as_ref()), std::ffi::CString::new(name).unwrap());
+    // SAFETY: valid strings.
+    if unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[test]
+fn trusted_xattrs_on_symlinks_are_stored_encrypted_and_bound_to_the_link() {
+    require_fuse!();
+    let kmsd = KmsdProcess::start();
+    let vol = Volume::create(&kmsd);
+    let m = vol.mount(&[]);
+    std::fs::write(vol.path("target"), b"the target").unwrap();
+    std::fs::create_dir(vol.path("d")).unwrap();
+    for l in ["l1", "l2", "d/l3"] {
+        std::os::unix::fs::symlink("target", vol.path(l)).unwrap();
+    }
+    let secret = b"a secret label of the link";
+    xset(vol.path("l1"), "trusted.label", secret).unwrap();
+    xset(vol.path("l1"), "trusted.empty", b"").unwrap();
+    xset(vol.path("l2"), "trusted.label", b"the other link").unwrap();
+    xset(vol.path("d/l3"), "trusted.label", b"link three").unwrap();
+    // Get, list, and the link's target untouched by any of it.
+    assert_eq!(
+        xget(vol.path("l1"), "trusted.label").unwrap().unwrap(),
+        secret
+    );
+    assert_eq!(xget(vol.path("l1"), "trusted.empty").unwrap().unwrap(), b"");
+    let mut names = xlist(vol.path("l1")).unwrap();
+    names.sort();
+    assert_eq!(names, ["trusted.empty", "trusted.label"]);
+    assert_eq!(xget(vol.path("l1"), "trusted.nothing").unwrap(), None);
+    assert_eq!(std::fs::read(vol.path("l1")).unwrap(), b"the target");
+    // The target file has none of the link's.
+    assert_eq!(xlist(vol.path("target")).unwrap(), Vec::<String>::new());
+    // user.* on a symlink stays EPERM (Linux refuses it before kmsfs).
+    assert_eq!(errno_of(xset(vol.path("l1"), "user.x", b"v")), libc::EPERM);
+    // Remove.
+    xremove(vol.path("l1"), "trusted.empty").unwrap();
+    assert_eq!(xget(vol.path("l1"), "trusted.empty").unwrap(), None);
+    assert_eq!(
+        errno_of(xremove(vol.path("l1"), "trusted.empty")),
+        libc::ENODATA
+    );
+    // A link keeps its values across a rename into another directory
+    // (bound to the link's own id, not its place).
+    std::fs::rename(vol.path("d/l3"), vol.path("l3")).unwrap();
+    assert_eq!(
+        xget(vol.path("l3"), "trusted.label").unwrap().unwrap(),
+        b"link three"
+    );
+    let b1 = backing_of(&vol, "l1");
+    let b2 = backing_of(&vol, "l2");
+    m.unmount();
+    // Stored on the backing symlink, encrypted (version byte 2, nonce,
+    // ciphertext, tag: 29 bytes more than the value).
+    let raw = xget(&b1, "trusted.label").unwrap().unwrap();
+    assert_eq!(raw.len(), secret.len() + 29);
+    assert_eq!(raw[0], 2);
+    assert!(!raw.windows(6).any(|w| w == b"secret"));
+    assert_eq!(xget(&b1, "trusted.empty").unwrap(), None);
+    fsck_ok(&vol);
+    // Remounted, still there.
+    let m = vol.mount(&[]);
+    assert_eq!(
+        xget(vol.path("l1"), "trusted.label").unwrap().unwrap(),
+        secret
+    );
+    m.unmount();
+    // A value copied from another link does not authenticate.
+    let other = xget(&b2, "trusted.label").unwrap().unwrap();
+    xset(&b1, "trusted.label", &other).unwrap();
+    let m = vol.mount(&[]);
+    assert_eq!(errno_of(xget(vol.path("l1"), "trusted.label")), libc::EIO);
+    assert_eq!(
+        xget(vol.path("l2"), "trusted.label").unwrap().unwrap(),
+        b"the other link"
+    );
+    m.unmount();
+    let t = mount::text(&vol.fsck());
+    assert!(t.contains("l1: xattr trusted.label failed"), "{t}");
+    assert!(!t.contains("l2:"), "{t}");
+}

@@ -108,13 +108,15 @@ impl User {
     }
 
     fn mount(&self) -> u32 {
-        let out = self.kmsfs(&[
-            "mount",
-            "c",
-            "m",
-            "--socket",
-            &self.socket.to_string_lossy(),
-        ]);
+        self.mount_with(&[])
+    }
+
+    /// Mounts `c` at `m` with more `kmsfs mount` arguments; the mount's pid.
+    fn mount_with(&self, args: &[&str]) -> u32 {
+        let socket = self.socket.to_string_lossy();
+        let mut all = vec!["mount", "c", "m", "--socket", &socket];
+        all.extend_from_slice(args);
+        let out = self.kmsfs(&all);
         assert!(out.status.success(), "mount as the user: {}", text(&out));
         let out = self.kmsfs(&["status", "--json", "m"]);
         assert!(out.status.success(), "status as the user: {}", text(&out));
@@ -204,8 +206,8 @@ impl Setup {
         }
     }
 
-    /// Grants the user `ops` on `key`.
-    fn grant(&self, key: &str, ops: &[&str]) {
+    /// Grants the user `ops` on `key`; the grant's id.
+    fn grant(&self, key: &str, ops: &[&str]) -> String {
         self.kmsd
             .client()
             .call(CreateGrantRequest {
@@ -217,7 +219,8 @@ impl Setup {
                 name: None,
                 grant_tokens: vec![],
             })
-            .expect("grant the user the key");
+            .expect("grant the user the key")
+            .grant_id
     }
 
     /// The user's home with `subdirs`, all owned by the user.
@@ -252,7 +255,7 @@ fn an_unprivileged_user_mounts_through_fusermount3() {
     let uid = w.uid;
     let key = kmsd.create_key("the user's volume");
     // The user holds a grant for what kmsfs needs, nothing more.
-    w.grant(&key.arn, &["DescribeKey", "GenerateDataKey", "Decrypt"]);
+    let _ = w.grant(&key.arn, &["DescribeKey", "GenerateDataKey", "Decrypt"]);
     let sources: Vec<(String, Vec<u8>)> = SIZES
         .iter()
         .enumerate()
@@ -390,7 +393,7 @@ fn a_user_without_dev_fuse_access_gets_a_clear_refusal() {
             .unwrap();
         assert!(out.status.success(), "init: {}", text(&out));
     });
-    w.grant(&key.arn, &["DescribeKey", "Decrypt"]);
+    let _ = w.grant(&key.arn, &["DescribeKey", "Decrypt"]);
     let home = user.home.clone();
     let _left = Leftovers {
         mountpoint: home.join("m"),
@@ -429,7 +432,7 @@ fn a_users_mount_is_not_dumpable_so_no_user_reads_its_memory() {
     let w = Setup::new("kfd");
     let _dev = DevFuseAccess::grant(w.gid);
     let key = w.kmsd.create_key("a volume whose process is hardened");
-    w.grant(&key.arn, &["DescribeKey", "GenerateDataKey", "Decrypt"]);
+    let _ = w.grant(&key.arn, &["DescribeKey", "GenerateDataKey", "Decrypt"]);
     let user = w.home(&["c", "m"], |_| {});
     let mut left = Leftovers {
         mountpoint: user.home.join("m"),
@@ -527,6 +530,169 @@ fn a_users_mount_is_not_dumpable_so_no_user_reads_its_memory() {
             "{log}"
         );
     }
+    let out = user.kmsfs(&["umount", "m"]);
+    assert!(out.status.success(), "umount as the user: {}", text(&out));
+    assert!(wait_exit(pid, Duration::from_secs(10)));
+    drop(left);
+}
+
+/// The environment variable that makes [`grant_child`] do its work: the
+/// directory it works in (the user's home).
+const GRANT_CHILD_ENV: &str = "KMSFS_GRANT_CHILD";
+const GRANT_CHILD_TEST: &str = "grant_child";
+const GRANT_FILES: [&str; 3] = ["a", "b", "c"];
+
+/// The child side of the revoked-grant test: in a normal run it returns
+/// at once. Re-run as the mount's user with `KMSFS_GRANT_CHILD=<home>`, it
+/// opens `m/a`, `m/b`, `m/c`, holds them open, and every 50 ms reads each
+/// at offset 0 and opens `m/a` anew, appending one line to `<home>/seen`
+/// whenever what it sees changes: `<ms since start> <errno of the open
+/// files' reads> <errno of a new open>` (0: fine). It stops when `<home>/stop`
+/// exists.
+#[test]
+fn grant_child() {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let Ok(home) = std::env::var(GRANT_CHILD_ENV) else {
+        return;
+    };
+    let home = PathBuf::from(home);
+    let open: Vec<std::fs::File> = GRANT_FILES
+        .iter()
+        .map(|f| std::fs::File::open(home.join("m").join(f)).expect("open as the user"))
+        .collect();
+    let mut seen = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join("seen"))
+        .expect("the log");
+    let errno = |r: std::io::Result<()>| r.err().map_or(0, |e| e.raw_os_error().unwrap_or(-1));
+    let t = std::time::Instant::now();
+    let mut last = None;
+    while !home.join("stop").exists() {
+        let mut b = [0u8; 64];
+        let reads = open
+            .iter()
+            .map(|f| errno(f.read_at(&mut b, 0).map(drop)))
+            .max()
+            .unwrap_or(0);
+        let fresh = errno(std::fs::read(home.join("m/a")).map(drop));
+        if last != Some((reads, fresh)) {
+            writeln!(seen, "{} {reads} {fresh}", t.elapsed().as_millis()).expect("log");
+            last = Some((reads, fresh));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The last line of the child's log: (reads of open files, a new open).
+fn child_sees(home: &Path) -> Option<(i32, i32)> {
+    let log = std::fs::read_to_string(home.join("seen")).ok()?;
+    let mut it = log.lines().last()?.split_whitespace().skip(1);
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Polls until the child sees `want`; how long that took.
+fn until_child_sees(home: &Path, want: (i32, i32), limit: Duration) -> Option<Duration> {
+    let t = std::time::Instant::now();
+    while t.elapsed() < limit {
+        if child_sees(home) == Some(want) {
+            return Some(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    None
+}
+
+#[test]
+fn a_revoked_grant_stops_a_users_open_files_within_the_ttl_and_a_new_grant_restores_them() {
+    require_fuse!();
+    const TTL: u64 = 2;
+    let w = Setup::new("kfg");
+    let _dev = DevFuseAccess::grant(w.gid);
+    let kmsd = &w.kmsd;
+    let key = kmsd.create_key("a volume the user reaches through a grant only");
+    let ops = ["DescribeKey", "GenerateDataKey", "Decrypt"];
+    let grant = w.grant(&key.arn, &ops);
+    let user = w.home(&["c", "m"], |_| {});
+    let home = user.home.clone();
+    let mut left = Leftovers {
+        mountpoint: home.join("m"),
+        pids: vec![],
+    };
+    // The user's only access to the key is the grant: without it, kmsd
+    // refuses the user (the key policy names only the account's admin).
+    let out = user.kmsfs(&[
+        "init",
+        "c",
+        "--key-id",
+        &key.arn,
+        "--socket",
+        &kmsd.socket.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "init as the user: {}", text(&out));
+    let pid = user.mount_with(&["--cache-ttl", &TTL.to_string()]);
+    left.pids.push(pid);
+    user.sh("for f in a b c; do printf 'the content of %s' $f > m/$f; done");
+
+    // The child holds the files open as the user (root cannot enter a
+    // mount without allow_other).
+    let who = identity::RunAs {
+        uid: w.uid,
+        gid: w.gid,
+        process_groups: vec![],
+    };
+    let home_text = home.to_string_lossy().into_owned();
+    let child = std::thread::spawn(move || {
+        identity::rerun_test_as(
+            &who,
+            GRANT_CHILD_TEST,
+            &[(GRANT_CHILD_ENV, &home_text)],
+            Duration::from_secs(120),
+        )
+    });
+    let stop = |home: &Path| std::fs::write(home.join("stop"), b"").unwrap();
+    let ready = until_child_sees(&home, (0, 0), Duration::from_secs(30));
+    if ready.is_none() {
+        stop(&home);
+        let o = child.join().unwrap();
+        panic!(
+            "the child never read its files: {}",
+            o.map(|o| format!("{} {} {}", o.status, o.stdout, o.stderr))
+                .unwrap_or_else(|e| e)
+        );
+    }
+
+    kmsd.client()
+        .call(kmsd_client::RevokeGrantRequest {
+            key_id: key.arn.clone(),
+            grant_id: grant,
+        })
+        .expect("revoke the grant");
+    let limit = Duration::from_secs(TTL + 3);
+    let refused = until_child_sees(&home, (libc::EACCES, libc::EACCES), limit);
+    // A new grant: the mount serves again, no remount.
+    let _ = w.grant(&key.arn, &ops);
+    let back = until_child_sees(&home, (0, 0), Duration::from_secs(5));
+    stop(&home);
+    let o = child.join().unwrap().expect("the child ran");
+    let log = std::fs::read_to_string(home.join("seen")).unwrap_or_default();
+    assert!(o.status.success(), "child: {} {}", o.stdout, o.stderr);
+    let refused = refused.unwrap_or_else(|| {
+        panic!("open files still served {limit:?} after the revoke (TTL {TTL} s); seen:\n{log}")
+    });
+    eprintln!("revoked grant: open files and new opens refused after {refused:?} (TTL {TTL} s)");
+    let back = back.unwrap_or_else(|| panic!("no service after a new grant; seen:\n{log}"));
+    eprintln!("new grant: served again after {back:?}");
+    // The same mount process throughout, and the content intact.
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the mount process went away"
+    );
+    assert_eq!(
+        user.sh("cat m/a m/b m/c"),
+        "the content of athe content of bthe content of c"
+    );
     let out = user.kmsfs(&["umount", "m"]);
     assert!(out.status.success(), "umount as the user: {}", text(&out));
     assert!(wait_exit(pid, Duration::from_secs(10)));

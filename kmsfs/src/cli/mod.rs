@@ -43,6 +43,9 @@ pub enum Command {
     /// Re-encrypt every wrapped key of CIPHERDIR through kmsd (ReEncrypt):
     /// under --to-key, or under the current version of the volume's key.
     Rewrap(RewrapArgs),
+    /// Show the volume's key, and how many files are wrapped under which
+    /// KMS key and key version (offline: reads CIPHERDIR only).
+    Info(InfoArgs),
     /// Print the backing path (relative to CIPHERDIR) of a path inside the
     /// volume: its names encrypted, as a mount stores them.
     BackingPath(CatArgs),
@@ -154,6 +157,14 @@ pub struct RewrapArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct InfoArgs {
+    pub cipherdir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct FsckArgs {
     pub cipherdir: PathBuf,
     #[command(flatten)]
@@ -174,6 +185,7 @@ pub fn main() -> ExitCode {
         Command::Fsck(a) => tools::fsck(&a),
         Command::BackingPath(a) => tools::backing_path(&a),
         Command::Rewrap(a) => tools::rewrap(&a),
+        Command::Info(a) => tools::info(&a),
     };
     match r {
         Ok(code) => code,

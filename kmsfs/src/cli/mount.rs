@@ -245,7 +245,6 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
             }
         })?;
     let layout = Layout::of(&config, &volume_keys)?;
-    drop(volume_keys);
     if layout.encrypted_names() {
         // Long names need 255-byte backing names (docs/FORMAT.md "Names").
         let st = nix::sys::statvfs::statvfs(&cipherdir)
@@ -259,9 +258,13 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
             ));
         }
     }
-    let keys = Arc::new(KeyService::new(
+    // The mount follows a `kmsfs rewrap --to-key` (docs/FORMAT.md "A mount
+    // follows a rewrap"): it keeps the config key to check a changed config.
+    let keys = Arc::new(KeyService::following(
         kms.clone(),
+        &cipherdir,
         &config,
+        &volume_keys.config_key,
         KeyOptions {
             cache_capacity: a.cache_capacity,
             cache_ttl: Duration::from_secs(a.cache_ttl),
@@ -269,6 +272,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
             ..KeyOptions::default()
         },
     ));
+    drop(volume_keys);
     let fs = KmsFs::new(
         &cipherdir,
         keys.clone(),

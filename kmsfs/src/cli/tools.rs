@@ -1,7 +1,7 @@
 //! `kmsfs cat` and `kmsfs fsck`: the offline tools (`crate::tools`) on a
 //! volume opened through kmsd, without mounting.
 
-use super::{CatArgs, FsckArgs, RewrapArgs};
+use super::{CatArgs, FsckArgs, InfoArgs, RewrapArgs};
 use crate::keys::{KeyOptions, Volume};
 use std::io::Write;
 use std::process::ExitCode;
@@ -60,6 +60,19 @@ pub fn rewrap(a: &RewrapArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints the volume's key and its files per key and key version.
+pub fn info(a: &InfoArgs) -> Result<ExitCode, String> {
+    let info = crate::tools::info::info(&a.cipherdir)
+        .map_err(|e| format!("cannot read the volume {}: {e}", a.cipherdir.display()))?;
+    if a.json {
+        let s = serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?;
+        println!("{s}");
+    } else {
+        print!("{info}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes a file's plaintext to stdout; a damaged block stops it with an

@@ -11,6 +11,7 @@ mod error;
 pub mod header;
 pub mod ids;
 pub mod kdf;
+pub mod kmsblob;
 pub mod names;
 pub mod offsets;
 pub mod symlink;

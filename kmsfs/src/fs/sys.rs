@@ -363,11 +363,14 @@ pub fn pwrite_all(file: &File, buf: &[u8], off: u64) -> Result<(), Errno> {
 pub enum XattrTarget<'a> {
     /// An open (not `O_PATH`) descriptor: the `f*xattr` calls.
     Open(BorrowedFd<'a>),
-    /// An `O_PATH` descriptor of a file or directory: through its
-    /// `/proc/self/fd` path.
+    /// An `O_PATH` descriptor: through its `/proc/self/fd` path. For a
+    /// symlink's `O_PATH|O_NOFOLLOW` descriptor that is the link itself
+    /// (the magic link is followed once, to the symlink inode, whose target
+    /// is not): Linux stores `trusted.*` there and refuses `user.*`
+    /// (`EPERM`).
     Path(BorrowedFd<'a>),
-    /// A symlink: Linux allows no user xattrs there (`EPERM`), and lists
-    /// none.
+    /// A symlink of a volume that stores no xattrs on symlinks (format 1):
+    /// `EPERM`, none listed.
     Symlink,
 }
 

@@ -20,10 +20,14 @@ use std::sync::atomic::Ordering;
 const CAPS: &[u8] = b"security.capability";
 
 /// Where an inode's xattr calls go: its shared descriptor when open (no
-/// `/proc` path lookup).
-fn xattr_target(inode: &Inode) -> XattrTarget<'_> {
+/// `/proc` path lookup). Format 2 stores a symlink's values on the backing
+/// symlink (its `O_PATH` descriptor); format 1 stores none there.
+fn xattr_target<'a>(inode: &'a Inode, layout: &Layout) -> XattrTarget<'a> {
     if inode.is_symlink() {
-        return XattrTarget::Symlink;
+        return match layout {
+            Layout::V2(_) => XattrTarget::Path(inode.fd()),
+            Layout::V1 { .. } => XattrTarget::Symlink,
+        };
     }
     match inode.io_if_open() {
         Some(io) => XattrTarget::Open(io.file.as_fd()),
@@ -116,13 +120,13 @@ impl KmsFs {
         if let Layout::V2(_) = &self.layout {
             readable(n)?;
             let (node, sealer) = self.sealer(&inode)?;
-            let raw = sys::getxattr(xattr_target(&inode), name)?;
+            let raw = sys::getxattr(xattr_target(&inode, &self.layout), name)?;
             return sealer
                 .cipher()?
                 .open(&node, n, &raw)
                 .map_err(|_| self.damaged_xattr(&inode, name));
         }
-        let raw = match sys::getxattr(xattr_target(&inode), name) {
+        let raw = match sys::getxattr(xattr_target(&inode, &self.layout), name) {
             Err(e) if caps && e == Errno::ENODATA => {
                 inode.no_caps.store(true, Ordering::Relaxed);
                 return Err(e);
@@ -168,17 +172,17 @@ impl KmsFs {
                     inode.no_caps.store(false, Ordering::Relaxed);
                 }
                 if !is_encrypted(n) {
-                    return sys::setxattr(xattr_target(&inode), name, value, flags);
+                    return sys::setxattr(xattr_target(&inode, &self.layout), name, value, flags);
                 }
                 xattr.seal(n, value)?
             }
         };
-        sys::setxattr(xattr_target(&inode), name, &sealed, flags)
+        sys::setxattr(xattr_target(&inode, &self.layout), name, &sealed, flags)
     }
 
     pub(super) fn do_listxattr(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {
         let inode = self.inode(ino)?;
-        let list = sys::listxattr(xattr_target(&inode))?;
+        let list = sys::listxattr(xattr_target(&inode, &self.layout))?;
         Ok(match &self.layout {
             Layout::V1 { .. } => without_acls(list),
             Layout::V2(_) => filter_list(list, |n| policy(n) == XattrPolicy::Encrypt),
@@ -194,7 +198,7 @@ impl KmsFs {
             readable(n)?;
         }
         let inode = self.inode(ino)?;
-        sys::removexattr(xattr_target(&inode), name)
+        sys::removexattr(xattr_target(&inode, &self.layout), name)
     }
 }
 

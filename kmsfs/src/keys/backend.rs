@@ -3,6 +3,7 @@
 //! count calls.
 
 use super::KeyError;
+use super::follow::{Follow, KeySet};
 use crate::format::DataKey;
 use crate::kms::Kms;
 use kmsd_client::EncryptionContext;
@@ -31,6 +32,14 @@ pub trait KmsBackend: Send + Sync {
         let _ = key_id;
         self.decrypt(wrapped, context)
     }
+    /// The ARN new keys are generated under, when the backend knows it
+    /// (pooled keys made under another are not used).
+    fn current_key(&self) -> Option<String> {
+        None
+    }
+    /// Looks for a change of the volume's config (before a new file gets
+    /// its key), for a backend that follows one.
+    fn refresh(&self) {}
 }
 
 fn data_key(plaintext: &[u8]) -> Result<DataKey, KeyError> {
@@ -42,15 +51,21 @@ fn data_key(plaintext: &[u8]) -> Result<DataKey, KeyError> {
     })
 }
 
-/// `GenerateDataKey` / `Decrypt` under one KMS key, through any [`Kms`]
-/// (kmsd's socket or the AWS API). `Decrypt` names the key too, so a blob
-/// wrapped under any other key is refused (`IncorrectKeyException`).
+/// `GenerateDataKey` / `Decrypt` through any [`Kms`] (kmsd's socket or
+/// the AWS API), in one of two ways. [`RemoteBackend::new`]: one key,
+/// named in every call, so a blob under any other key is refused
+/// (`IncorrectKeyException`). [`RemoteBackend::for_volume`]: a volume's
+/// [`KeySet`]: `Decrypt` without a `KeyId`, the key kmsd answers checked
+/// against the set (docs/FORMAT.md "Rewrap in progress"), and, with
+/// [`RemoteBackend::following`], the config re-read when the answer is
+/// outside it.
 pub struct RemoteBackend {
     kms: Arc<dyn Kms>,
+    /// [`RemoteBackend::new`]'s key (id, ARN or alias).
     key_id: String,
-    /// While a rewrap to `key_id` is unfinished: the key blobs not yet
-    /// rewrapped are under (docs/FORMAT.md "Rewrap in progress").
-    fallback: Option<String>,
+    /// A volume's keys.
+    set: Option<Arc<KeySet>>,
+    follow: Option<Follow>,
 }
 
 impl RemoteBackend {
@@ -59,7 +74,8 @@ impl RemoteBackend {
         RemoteBackend {
             kms,
             key_id: key_id.into(),
-            fallback: None,
+            set: None,
+            follow: None,
         }
     }
 
@@ -67,19 +83,43 @@ impl RemoteBackend {
     /// rewrap moves it from.
     pub fn for_volume(kms: Arc<dyn Kms>, config: &crate::format::VolumeConfig) -> Self {
         RemoteBackend {
-            fallback: config.rewrap_from.as_ref().map(|r| r.key_arn.clone()),
+            set: Some(Arc::new(KeySet::of(config))),
             ..RemoteBackend::new(kms, config.key_arn.clone())
+        }
+    }
+
+    /// [`RemoteBackend::for_volume`] for a volume at `dir` that follows a
+    /// rewrap to another key: `config_key` is the config data key
+    /// unwrapped when `config` was read.
+    pub fn following(
+        kms: Arc<dyn Kms>,
+        dir: &std::path::Path,
+        config: &crate::format::VolumeConfig,
+        config_key: &DataKey,
+    ) -> Self {
+        RemoteBackend {
+            follow: Some(Follow::new(dir, config, config_key)),
+            ..RemoteBackend::for_volume(kms, config)
         }
     }
 
     pub fn kms(&self) -> &Arc<dyn Kms> {
         &self.kms
     }
+
+    /// The volume's key set (`None` for [`RemoteBackend::new`]).
+    pub fn key_set(&self) -> Option<&Arc<KeySet>> {
+        self.set.as_ref()
+    }
 }
 
 impl KmsBackend for RemoteBackend {
     fn generate(&self, context: &EncryptionContext) -> Result<Generated, KeyError> {
-        let g = self.kms.generate_data_key(&self.key_id, context)?;
+        let key_id = match &self.set {
+            Some(s) => s.current(),
+            None => self.key_id.clone(),
+        };
+        let g = self.kms.generate_data_key(&key_id, context)?;
         let key = DataKey::from_slice(g.plaintext.expose()).ok_or_else(|| {
             KeyError::Unavailable(format!(
                 "the KMS returned a data key of {} bytes, expected 32",
@@ -94,17 +134,23 @@ impl KmsBackend for RemoteBackend {
     }
 
     fn decrypt(&self, wrapped: &[u8], context: &EncryptionContext) -> Result<DataKey, KeyError> {
-        let plaintext = match (
-            self.kms.decrypt(&self.key_id, wrapped, context),
-            &self.fallback,
-        ) {
-            (Err(e), Some(old))
-                if e.kind() == Some(kmsd_client::ErrorKind::IncorrectKeyException) =>
-            {
-                self.kms.decrypt(old, wrapped, context)?
-            }
-            (r, _) => r?,
+        let Some(set) = &self.set else {
+            return data_key(self.kms.decrypt(&self.key_id, wrapped, context)?.expose());
         };
+        let (plaintext, arn) = self.kms.decrypt_any(wrapped, context)?;
+        if !set.accepts(&arn) {
+            if let Some(f) = &self.follow {
+                f.reread(self.kms.as_ref(), set);
+            }
+            if !set.accepts(&arn) {
+                // `plaintext` is wiped on drop, unused.
+                return Err(KeyError::Corrupt(format!(
+                    "the key is wrapped under {}, which is not a key of this volume ({})",
+                    kmsd_client::logsafe::escape(&arn),
+                    kmsd_client::logsafe::escape(&set.accepted().join(", "))
+                )));
+            }
+        }
         data_key(plaintext.expose())
     }
 
@@ -115,5 +161,15 @@ impl KmsBackend for RemoteBackend {
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError> {
         data_key(self.kms.decrypt(key_id, wrapped, context)?.expose())
+    }
+
+    fn current_key(&self) -> Option<String> {
+        self.set.as_ref().map(|s| s.current())
+    }
+
+    fn refresh(&self) {
+        if let (Some(f), Some(set)) = (&self.follow, &self.set) {
+            f.refresh(self.kms.as_ref(), set);
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod clock;
 mod error;
 pub mod flight;
+pub mod follow;
 pub mod pool;
 pub mod service;
 #[doc(hidden)]

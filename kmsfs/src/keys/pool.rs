@@ -17,6 +17,8 @@ pub struct PooledKey {
     pub file_id: FileId,
     pub key: DataKey,
     pub wrapped: Vec<u8>,
+    /// The KMS key it is wrapped under.
+    pub key_arn: String,
     made: Instant,
 }
 
@@ -238,6 +240,7 @@ fn generate(s: &Shared) -> Result<PooledKey, super::KeyError> {
         file_id,
         key: g.key,
         wrapped: g.wrapped,
+        key_arn: g.key_arn,
         made: s.clock.now(),
     })
 }

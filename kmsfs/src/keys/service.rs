@@ -100,6 +100,20 @@ impl KmsBackend for Counted {
     fn decrypt(&self, w: &[u8], c: &EncryptionContext) -> Result<DataKey, KeyError> {
         self.count(self.inner.decrypt(w, c))
     }
+    fn decrypt_with_key(
+        &self,
+        k: &str,
+        w: &[u8],
+        c: &EncryptionContext,
+    ) -> Result<DataKey, KeyError> {
+        self.count(self.inner.decrypt_with_key(k, w, c))
+    }
+    fn current_key(&self) -> Option<String> {
+        self.inner.current_key()
+    }
+    fn refresh(&self) {
+        self.inner.refresh()
+    }
 }
 
 /// Send + Sync; share it through an `Arc`.
@@ -121,6 +135,21 @@ impl KeyService {
     /// Keys from a KMS under the volume's KMS key.
     pub fn new(kms: Arc<dyn Kms>, volume: &VolumeConfig, opts: KeyOptions) -> Self {
         let backend = Arc::new(RemoteBackend::for_volume(kms, volume));
+        KeyService::with_backend(backend, volume.volume_id, opts, Arc::new(SystemClock))
+            .for_format(volume.format_version)
+    }
+
+    /// [`KeyService::new`] for a mount that follows a rewrap of the volume
+    /// at `dir` to another key (docs/FORMAT.md "A mount follows a
+    /// rewrap"): `config_key` is the config data key unwrapped at start.
+    pub fn following(
+        kms: Arc<dyn Kms>,
+        dir: &std::path::Path,
+        volume: &VolumeConfig,
+        config_key: &DataKey,
+        opts: KeyOptions,
+    ) -> Self {
+        let backend = Arc::new(RemoteBackend::following(kms, dir, volume, config_key));
         KeyService::with_backend(backend, volume.volume_id, opts, Arc::new(SystemClock))
             .for_format(volume.format_version)
     }
@@ -188,7 +217,17 @@ impl KeyService {
     /// straight from kmsd. The key is cached, so opening the new header
     /// later costs no kmsd call.
     pub fn new_file(&self) -> Result<NewFile, KeyError> {
-        let (file_id, key, wrapped) = match self.pool.take() {
+        // A rewrap to another key may have changed the config.
+        self.backend.refresh();
+        let current = self.backend.current_key();
+        let pooled = loop {
+            match self.pool.take() {
+                // Made under the key the volume moved from: wipe them all.
+                Some(p) if current.as_ref().is_some_and(|c| *c != p.key_arn) => self.pool.clear(),
+                p => break p,
+            }
+        };
+        let (file_id, key, wrapped) = match pooled {
             Some(p) => (p.file_id, p.key, p.wrapped),
             None => {
                 let file_id = FileId::random()

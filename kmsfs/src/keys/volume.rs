@@ -181,7 +181,10 @@ pub fn load_volume_keys(
     let config = read_config(cipherdir)?;
     if let Some(expected) = expected_key {
         let arn = kms.key_arn(expected).map_err(KeyError::from)?;
-        if arn != config.key_arn {
+        // During a rewrap from the pinned key, the config names the new
+        // key; its `rewrap_from` is checked below (the same config key).
+        let from = config.rewrap_from.as_ref().map(|r| r.key_arn.as_str());
+        if arn != config.key_arn && Some(arn.as_str()) != from {
             return Err(VolumeError::KeyMismatch {
                 expected: arn,
                 config: config.key_arn,
@@ -230,7 +233,7 @@ pub fn unwrap_volume_keys(
         error: FormatError::BadConfig(format!("{what} failed authentication ({detail})")),
     };
     let ctx = VolumeConfig::config_context(&config.volume_id);
-    let config_key = match backend.decrypt(&config.config_key, &ctx) {
+    let config_key = match backend.decrypt_with_key(&config.key_arn, &config.config_key, &ctx) {
         Ok(k) => k,
         Err(KeyError::Corrupt(m)) => return Err(auth("the config", m)),
         Err(e) => return Err(e.into()),
@@ -246,13 +249,7 @@ pub fn unwrap_volume_keys(
         // the same key, or the config was not written by someone who
         // could use the old key (docs/FORMAT.md "Rewrap in progress").
         let same = match backend.decrypt_with_key(&r.key_arn, &r.config_key, &ctx) {
-            Ok(k) => {
-                k.expose()
-                    .iter()
-                    .zip(config_key.expose())
-                    .fold(0u8, |a, (x, y)| a | (x ^ y))
-                    == 0
-            }
+            Ok(k) => super::follow::same_key(&k, &config_key),
             Err(KeyError::Corrupt(_)) => false,
             Err(e) => return Err(e.into()),
         };
@@ -267,7 +264,7 @@ pub fn unwrap_volume_keys(
         None => None,
         Some(n) => {
             let ctx = VolumeConfig::names_context(&config.volume_id);
-            match backend.decrypt(&n.name_key, &ctx) {
+            match backend.decrypt_with_key(&config.key_arn, &n.name_key, &ctx) {
                 Ok(k) => Some(k),
                 Err(KeyError::Corrupt(m)) => return Err(auth("the name key", m)),
                 Err(e) => return Err(e.into()),
@@ -299,7 +296,13 @@ impl Volume {
     ) -> Result<Volume, VolumeError> {
         let (config, volume_keys) = load_volume_keys(kms.clone(), dir, expected_key)?;
         let layout = layout_of(&config, &volume_keys)?;
-        let keys = Arc::new(KeyService::new(kms, &config, opts));
+        let keys = Arc::new(KeyService::following(
+            kms,
+            dir,
+            &config,
+            &volume_keys.config_key,
+            opts,
+        ));
         Ok(Volume {
             dir: dir.to_path_buf(),
             config,

@@ -178,6 +178,26 @@ impl Kms for AwsKms {
             .ok_or_else(|| missing("Plaintext", "Decrypt"))
     }
 
+    fn decrypt_any(
+        &self,
+        blob: &[u8],
+        ctx: &EncryptionContext,
+    ) -> Result<(SecretBytes, String), ClientError> {
+        let r = self
+            .block(
+                self.client
+                    .decrypt()
+                    .ciphertext_blob(Blob::new(blob))
+                    .set_encryption_context(context(ctx))
+                    .send(),
+            )
+            .map_err(sdk_error)?;
+        let key = r.key_id.ok_or_else(|| missing("KeyId", "Decrypt"))?;
+        r.plaintext
+            .map(|p| (SecretBytes::new(p.into_inner()), key))
+            .ok_or_else(|| missing("Plaintext", "Decrypt"))
+    }
+
     fn re_encrypt(
         &self,
         blob: &[u8],

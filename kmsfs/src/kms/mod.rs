@@ -43,6 +43,16 @@ pub trait Kms: Send + Sync {
         context: &EncryptionContext,
     ) -> Result<SecretBytes, ClientError>;
 
+    /// The plaintext of `blob` under whichever key it names, and the ARN
+    /// of that key as the KMS answers it (`Decrypt` without a `KeyId`).
+    /// The caller checks the key: a volume's key set (docs/FORMAT.md
+    /// "Rewrap in progress").
+    fn decrypt_any(
+        &self,
+        blob: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<(SecretBytes, String), ClientError>;
+
     /// `blob` re-encrypted from `source_key_id` to `destination_key_id`
     /// under the same context; the plaintext never leaves the KMS.
     fn re_encrypt(

@@ -41,6 +41,20 @@ impl Kms for Client {
         .map(|r| r.plaintext)
     }
 
+    fn decrypt_any(
+        &self,
+        blob: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<(SecretBytes, String), ClientError> {
+        self.call(DecryptRequest {
+            ciphertext_blob: Blob(blob.to_vec()),
+            encryption_context: context.clone(),
+            key_id: None,
+            grant_tokens: Vec::new(),
+        })
+        .map(|r| (r.plaintext, r.key_id))
+    }
+
     fn re_encrypt(
         &self,
         blob: &[u8],

@@ -174,9 +174,16 @@ const PROGRESS_MIN_FILES: usize = 1000;
 /// Checks every regular file of an open volume.
 pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckError> {
     let listing = walk::list(&volume.dir, &volume.layout);
+    // Format 2 checks symlinks (target and xattrs) below.
+    let v2 = volume.layout.v2().is_some();
     let mut report = Report {
         other: listing.other,
-        other_entries: listing.other_entries.clone(),
+        other_entries: listing
+            .other_entries
+            .iter()
+            .filter(|(_, kind)| !(v2 && *kind == "symlink"))
+            .cloned()
+            .collect(),
         leftovers: listing.leftovers,
         ..Report::default()
     };
@@ -195,8 +202,18 @@ pub fn fsck_volume(volume: &Volume, show_progress: bool) -> Result<Report, FsckE
                         .decrypt_target(t.as_os_str().as_encoded_bytes())
                         .map_err(|e| e.to_string())
                 });
-            if let Err(e) = ok {
-                report.problem(plain, None, format!("symlink target: {e}"));
+            match ok {
+                Err(e) => report.problem(plain, None, format!("symlink target: {e}")),
+                Ok((id, _)) => match symlink_handle(&volume.dir.join(backing)) {
+                    Ok(fd) => check_xattrs_of(
+                        crate::fs::sys::XattrTarget::Path(std::os::fd::AsFd::as_fd(&fd)),
+                        &v2.node_xattr,
+                        &crate::format::xattr::Node::symlink(id),
+                        plain,
+                        &mut report,
+                    ),
+                    Err(e) => report.problem(plain, None, format!("cannot open: {e}")),
+                },
             }
         }
     }
@@ -303,10 +320,27 @@ fn check_xattrs(
     rel: &Path,
     report: &mut Report,
 ) {
-    use crate::format::xattr::{XattrPolicy, policy};
-    use crate::fs::sys::{XattrTarget, getxattr, listxattr};
     use std::os::fd::AsFd;
-    let list = match listxattr(XattrTarget::Open(f.as_fd())) {
+    check_xattrs_of(
+        crate::fs::sys::XattrTarget::Open(f.as_fd()),
+        cipher,
+        node,
+        rel,
+        report,
+    );
+}
+
+/// [`check_xattrs`] of any target (a symlink: its `O_PATH` descriptor).
+fn check_xattrs_of(
+    target: crate::fs::sys::XattrTarget<'_>,
+    cipher: &crate::format::xattr::XattrCipherV2,
+    node: &crate::format::xattr::Node,
+    rel: &Path,
+    report: &mut Report,
+) {
+    use crate::format::xattr::{XattrPolicy, policy};
+    use crate::fs::sys::{getxattr, listxattr};
+    let list = match listxattr(target) {
         Ok(l) => l,
         Err(e) => {
             report.problem(rel, None, format!("cannot list xattrs: {e:?}"));
@@ -321,7 +355,7 @@ fn check_xattrs(
             continue;
         };
         let shown = kmsd_client::logsafe::escape_bytes(name);
-        match getxattr(XattrTarget::Open(f.as_fd()), &cname) {
+        match getxattr(target, &cname) {
             Ok(raw) => {
                 if cipher.open(node, name, &raw).is_err() {
                     report.problem(
@@ -336,6 +370,17 @@ fn check_xattrs(
             Err(e) => report.problem(rel, None, format!("cannot read xattr {shown}: {e:?}")),
         }
     }
+}
+
+/// An `O_PATH|O_NOFOLLOW` descriptor of the symlink at `path` (its xattrs
+/// are read through it, never the target's).
+fn symlink_handle(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)
+        .map(std::os::fd::OwnedFd::from)
 }
 
 fn bad_block_text(kind: crate::format::BlockErrorKind) -> &'static str {

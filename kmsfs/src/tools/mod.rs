@@ -4,6 +4,7 @@
 
 pub mod cat;
 pub mod fsck;
+pub mod info;
 mod put;
 mod read;
 pub mod rewrap;

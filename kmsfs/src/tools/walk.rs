@@ -103,6 +103,22 @@ pub fn resolve(root: &Path, layout: &Layout, plain: &Path) -> Result<PathBuf, St
     Ok(out)
 }
 
+/// Whether the backing entry `name` is kmsfs's own (config, directory
+/// id, temporary name, sidecar) or not a user entry at all, by the
+/// config's format alone (no key): what `kmsfs info` leaves out.
+pub fn is_reserved(name: &[u8], in_root: bool, config: &crate::format::VolumeConfig) -> bool {
+    if config.names.is_none() {
+        return in_root && name == CONFIG_FILE_NAME.as_bytes();
+    }
+    if !config.encrypted_names() {
+        return is_reserved_plaintext(name, in_root);
+    }
+    !matches!(
+        classify(name, in_root),
+        BackingKind::Short | BackingKind::Long
+    )
+}
+
 /// What one backing entry is to the user: its plaintext name, or `None`
 /// for kmsfs's own files (with `leftover` set for leftovers).
 enum Entry {
