@@ -301,24 +301,9 @@ mod erased {
 mod tests {
     use super::*;
     use crate::store::AuditRef;
-    use kmsd_client::{KeyState, Timestamp};
+    use kmsd_client::Timestamp;
 
-    fn key(id: Uuid) -> KeyRecord {
-        KeyRecord {
-            key_id: id,
-            created: Timestamp(1),
-            description: "d".into(),
-            state: KeyState::Enabled,
-            deletion_date: None,
-            pending_window_days: None,
-            tags: vec![],
-            rotation: None,
-            on_demand_rotations: 0,
-            versions: vec![],
-            policy: "{}".into(),
-            creator_uid: 0,
-        }
-    }
+    use crate::store::records::test_key as key;
 
     fn layout() -> Layout {
         Layout::new("/kmsd", "eu-west-1", "i1")

@@ -36,6 +36,27 @@ pub struct Snapshot {
     pub access_keys: Vec<AccessKeyRecord>,
 }
 
+impl Snapshot {
+    /// Every row a scan hands out, gathered (`scan`: a store's
+    /// [`Store::scan`]).
+    pub fn gather(
+        scan: impl FnOnce(&mut dyn FnMut(Row) -> Result<(), StoreError>) -> Result<(), StoreError>,
+    ) -> Result<Snapshot, StoreError> {
+        let mut snap = Snapshot::default();
+        scan(&mut |row| {
+            match row {
+                Row::Key(k) => snap.keys.push(k),
+                Row::Alias(a) => snap.aliases.push(a),
+                Row::Grant(k, v) => snap.grants.push((k, v)),
+                Row::Meta(k, v) => snap.meta.push((k, v)),
+                Row::AccessKey(a) => snap.access_keys.push(a),
+            }
+            Ok(())
+        })?;
+        Ok(snap)
+    }
+}
+
 /// One stored row, as [`Store::scan`] hands them out.
 #[derive(Debug, PartialEq)]
 pub enum Row {

@@ -141,6 +141,25 @@ impl<'de> Deserialize<'de> for PolicyText {
     }
 }
 
+/// A plain key record for tests: enabled, no versions, policy `{}`.
+#[cfg(test)]
+pub(crate) fn test_key(id: Uuid) -> KeyRecord {
+    KeyRecord {
+        key_id: id,
+        created: Timestamp(1),
+        description: "d".into(),
+        state: KeyState::Enabled,
+        deletion_date: None,
+        pending_window_days: None,
+        tags: vec![],
+        rotation: None,
+        on_demand_rotations: 0,
+        versions: vec![],
+        policy: "{}".into(),
+        creator_uid: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,18 +100,7 @@ impl RedbStore {
 
 impl Store for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let mut snap = Snapshot::default();
-        self.scan(&mut |row| {
-            match row {
-                Row::Key(k) => snap.keys.push(k),
-                Row::Alias(a) => snap.aliases.push(a),
-                Row::Grant(k, v) => snap.grants.push((k, v)),
-                Row::Meta(k, v) => snap.meta.push((k, v)),
-                Row::AccessKey(a) => snap.access_keys.push(a),
-            }
-            Ok(())
-        })?;
-        Ok(snap)
+        Snapshot::gather(|visit| self.scan(visit))
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Row) -> Result<(), StoreError>) -> Result<(), StoreError> {
@@ -283,25 +272,10 @@ fn commit(db: &Database, batch: &[Mutation]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kmsd_client::{KeyState, Timestamp};
+    use kmsd_client::Timestamp;
     use uuid::Uuid;
 
-    fn key(id: Uuid) -> KeyRecord {
-        KeyRecord {
-            key_id: id,
-            created: Timestamp(1),
-            description: "d".into(),
-            state: KeyState::Enabled,
-            deletion_date: None,
-            pending_window_days: None,
-            tags: vec![],
-            rotation: None,
-            on_demand_rotations: 0,
-            versions: vec![],
-            policy: "{}".into(),
-            creator_uid: 0,
-        }
-    }
+    use crate::store::records::test_key as key;
 
     #[test]
     fn commits_survive_reopen_and_batches_are_atomic() {

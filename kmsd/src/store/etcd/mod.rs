@@ -525,18 +525,7 @@ async fn scan_rows(
 
 impl Store for EtcdStore {
     fn load(&self) -> Result<super::Snapshot, StoreError> {
-        let mut snap = super::Snapshot::default();
-        self.scan(&mut |row| {
-            match row {
-                Row::Key(k) => snap.keys.push(k),
-                Row::Alias(a) => snap.aliases.push(a),
-                Row::Grant(k, v) => snap.grants.push((k, v)),
-                Row::Meta(k, v) => snap.meta.push((k, v)),
-                Row::AccessKey(a) => snap.access_keys.push(a),
-            }
-            Ok(())
-        })?;
-        Ok(snap)
+        super::Snapshot::gather(|visit| self.scan(visit))
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Row) -> Result<(), StoreError>) -> Result<(), StoreError> {
