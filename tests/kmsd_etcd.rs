@@ -146,6 +146,16 @@ fn within<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<(T, Du
     }
 }
 
+fn key_count(c: &Client) -> usize {
+    c.call(ListKeysRequest {
+        limit: Some(1000),
+        ..Default::default()
+    })
+    .expect("list keys")
+    .keys
+    .len()
+}
+
 fn grants(c: &Client, key: &str) -> Option<Vec<String>> {
     c.call(ListGrantsRequest {
         key_id: key.into(),
@@ -450,14 +460,7 @@ fn migrate_store_copies_redb_into_etcd_and_back_record_for_record() {
             })
             .expect("alias after migration");
         assert_eq!(d.key_metadata.key_id, alias_target);
-        let listed = c
-            .call(ListKeysRequest {
-                limit: Some(1000),
-                ..Default::default()
-            })
-            .expect("list")
-            .keys
-            .len();
+        let listed = key_count(&c);
         assert_eq!(listed, keys.len());
         create_key(&c, "made on etcd");
         // SIGTERM: the instance gives its sweeper lease back, so the
@@ -479,14 +482,7 @@ fn migrate_store_copies_redb_into_etcd_and_back_record_for_record() {
         decrypt(&c, &blob).expect("decrypt in the copy back"),
         b"fleet"
     );
-    let listed = c
-        .call(ListKeysRequest {
-            limit: Some(1000),
-            ..Default::default()
-        })
-        .expect("list")
-        .keys
-        .len();
+    let listed = key_count(&c);
     assert_eq!(listed, keys.len() + 1, "the key made on etcd came back too");
     // A dir that has a state already is refused.
     drop(k);

@@ -149,7 +149,7 @@ pub fn instance_id(cfg: &DaemonConfig) -> anyhow::Result<String> {
             let mut r = [0u8; 16];
             getrandom::fill(&mut r).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
             let id: String = r.iter().map(|b| format!("{b:02x}")).collect();
-            write_durably(&path, &format!("{id}\n"))?;
+            regions::write_durably(&path, &format!("{id}\n"))?;
             Ok(id)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -168,22 +168,6 @@ pub fn check_instance_id(id: &str) -> anyhow::Result<()> {
             "invalid instance id '{}': 1 to 64 of a-z, 0-9 and '-'",
             kmsd_client::logsafe::escape(id)
         );
-    }
-    Ok(())
-}
-
-/// Writes a small file whole or not at all: temp file, fsync, rename,
-/// fsync of the directory.
-fn write_durably(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
 }

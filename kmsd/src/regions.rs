@@ -120,6 +120,12 @@ pub fn stored_below(state_dir: &Path) -> Vec<(String, PathBuf)> {
 /// Writes the home record durably (temp file, fsync, rename, fsync of the
 /// directory).
 fn write_home(file: &Path, region: &str) -> anyhow::Result<()> {
+    write_durably(file, &format!("{region}\n"))
+}
+
+/// Writes a small state file whole or not at all: a temp file beside it,
+/// fsync, rename, fsync of the directory.
+pub fn write_durably(file: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp = file.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -128,7 +134,7 @@ fn write_home(file: &Path, region: &str) -> anyhow::Result<()> {
         .truncate(true)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(format!("{region}\n").as_bytes())?;
+    f.write_all(text.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
     if let Some(dir) = file.parent() {

@@ -304,7 +304,7 @@ fn etcd_to_dir(m: &Migration, e: &EtcdConfig, dir: &Path) -> anyhow::Result<Vec<
         authenticate(&src, &root).with_context(|| format!("region {name}"))?;
         let tmp = d.join("state.redb.migrating");
         let _ = std::fs::remove_file(&tmp);
-        let digest = {
+        {
             let dst = RedbStore::open(&tmp)?;
             let mut refs = src.audited()?;
             refs.sort_by_key(|r| r.seq);
@@ -314,16 +314,15 @@ fn etcd_to_dir(m: &Migration, e: &EtcdConfig, dir: &Path) -> anyhow::Result<Vec<
                 region: name.clone(),
                 rows,
                 audited,
-                digest: digest.clone(),
+                digest,
             });
-            digest
-        };
-        let _ = digest;
+        }
         std::fs::rename(&tmp, &path)?;
     }
-    std::fs::write(dir.join(crate::regions::HOME_FILE), format!("{home}\n"))?;
+    let write = crate::regions::write_durably;
+    write(&dir.join(crate::regions::HOME_FILE), &format!("{home}\n"))?;
     if !dir.join("instance-id").exists() {
-        std::fs::write(dir.join("instance-id"), format!("{instance}\n"))?;
+        write(&dir.join("instance-id"), &format!("{instance}\n"))?;
     }
     crate::daemon::restrict_state_files(dir)?;
     Ok(out)
