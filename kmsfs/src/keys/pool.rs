@@ -44,8 +44,16 @@ pub struct KeyPool {
 
 struct Shared {
     state: Mutex<State>,
-    wake: Condvar,
+    /// Refill threads wait here for the pool to fall to `low`.
+    refill: Condvar,
+    /// `wait_ready` callers wait here.
+    ready: Condvar,
     target: usize,
+    /// At or below this many keys (ready or in flight) the refill threads
+    /// start, and they go on until `target`: one wake-up per
+    /// `target - low` files, never one per file (a cross-thread wake-up
+    /// costs more than the rest of a create on a busy two-core machine).
+    low: usize,
     max_age: Duration,
     retry: Duration,
     backend: Arc<dyn KmsBackend>,
@@ -65,6 +73,12 @@ struct State {
     keys: VecDeque<PooledKey>,
     /// Keys being generated right now.
     in_flight: usize,
+    /// A refill run is on: the threads go on until `target`.
+    filling: bool,
+    /// Refill threads waiting on `refill`.
+    idle: usize,
+    /// Callers waiting on `ready`.
+    waiters: usize,
     stop: bool,
 }
 
@@ -78,8 +92,8 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl KeyPool {
-    /// Starts the refill thread (none when `target` is 0). `max_age`: a key
-    /// older than this is not handed out; `retry`: wait after a failure.
+    /// Starts the refill threads (none when `target` is 0). `max_age`: a
+    /// key older than this is not handed out; `retry`: wait after a failure.
     pub fn start(
         backend: Arc<dyn KmsBackend>,
         volume_id: VolumeId,
@@ -89,9 +103,14 @@ impl KeyPool {
         retry: Duration,
     ) -> KeyPool {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: Condvar::new(),
+            state: Mutex::new(State {
+                filling: true,
+                ..State::default()
+            }),
+            refill: Condvar::new(),
+            ready: Condvar::new(),
             target,
+            low: target / 2,
             max_age,
             retry,
             backend,
@@ -116,7 +135,8 @@ impl KeyPool {
         KeyPool { shared }
     }
 
-    /// A ready key, or `None` (the caller asks kmsd directly).
+    /// A ready key, or `None` (the caller asks kmsd directly). Wakes the
+    /// refill threads only when this take brings the pool down to `low`.
     pub fn take(&self) -> Option<PooledKey> {
         let s = &self.shared;
         let now = s.clock.now();
@@ -129,8 +149,11 @@ impl KeyPool {
             }
             s.expired.fetch_add(1, Ordering::Relaxed);
         }
+        let wake = s.start_filling(&mut st);
         drop(st);
-        s.wake.notify_all();
+        if wake {
+            s.refill.notify_all();
+        }
         match &found {
             Some(_) => s.taken.fetch_add(1, Ordering::Relaxed),
             None => s.empty.fetch_add(1, Ordering::Relaxed),
@@ -143,23 +166,31 @@ impl KeyPool {
     pub fn wait_ready(&self, n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = lock(&self.shared.state);
-        while st.keys.len() < n {
+        st.waiters += 1;
+        let ok = loop {
+            if st.keys.len() >= n {
+                break true;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                break false;
             }
-            st = match self.shared.wake.wait_timeout(st, left) {
+            st = match self.shared.ready.wait_timeout(st, left) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
-        }
-        true
+        };
+        st.waiters -= 1;
+        ok
     }
 
-    /// Wipes every ready key; the thread refills.
+    /// Wipes every ready key; the threads refill.
     pub fn clear(&self) {
-        lock(&self.shared.state).keys.clear();
-        self.shared.wake.notify_all();
+        let mut st = lock(&self.shared.state);
+        st.keys.clear();
+        st.filling = st.filling || self.shared.target > 0;
+        drop(st);
+        self.shared.refill.notify_all();
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -175,34 +206,53 @@ impl KeyPool {
     }
 }
 
+impl Shared {
+    /// Starts a refill run if the pool is at `low` and none is on; true if
+    /// the idle refill threads must be woken.
+    fn start_filling(&self, st: &mut State) -> bool {
+        if st.filling || st.keys.len() + st.in_flight > self.low || self.target == 0 {
+            return false;
+        }
+        st.filling = true;
+        st.idle > 0
+    }
+}
+
 impl Drop for KeyPool {
-    /// Stops the thread and wipes the keys. The thread is not joined: it may
-    /// be inside a kmsd call, and it exits as soon as that returns.
+    /// Stops the threads and wipes the keys. The threads are not joined:
+    /// one may be inside a kmsd call, and it exits as soon as that returns.
     fn drop(&mut self) {
         let mut st = lock(&self.shared.state);
         st.stop = true;
         st.keys.clear();
         drop(st);
-        self.shared.wake.notify_all();
+        self.shared.refill.notify_all();
+        self.shared.ready.notify_all();
     }
 }
 
-/// A refill thread: one kmsd call at a time while the pool, counting the
-/// keys other threads are making, is below target.
+/// A refill thread: during a refill run, one kmsd call at a time until
+/// the pool, counting the keys other threads are making, is at target;
+/// then it sleeps until `take` starts the next run.
 fn refill(s: &Shared) {
+    let mut st = lock(&s.state);
     loop {
-        {
-            let mut st = lock(&s.state);
-            while !st.stop && st.keys.len() + st.in_flight >= s.target {
-                st = s.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-            if st.stop {
-                return;
-            }
-            st.in_flight += 1;
+        if st.stop {
+            return;
         }
+        if st.keys.len() + st.in_flight >= s.target {
+            st.filling = false;
+        }
+        if !st.filling {
+            st.idle += 1;
+            st = s.refill.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.idle -= 1;
+            continue;
+        }
+        st.in_flight += 1;
+        drop(st);
         let made = generate(s);
-        let mut st = lock(&s.state);
+        st = lock(&s.state);
         st.in_flight -= 1;
         if st.stop {
             return;
@@ -214,8 +264,9 @@ fn refill(s: &Shared) {
                 }
                 s.generated.fetch_add(1, Ordering::Relaxed);
                 st.keys.push_back(k);
-                drop(st);
-                s.wake.notify_all();
+                if st.waiters > 0 {
+                    s.ready.notify_all();
+                }
             }
             Err(e) => {
                 s.errors.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +276,10 @@ fn refill(s: &Shared) {
                         kmsd_client::logsafe::escape(&e.to_string())
                     );
                 }
-                let _ = s.wake.wait_timeout(st, s.retry);
+                st = match s.refill.wait_timeout(st, s.retry) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
             }
         }
     }
@@ -274,6 +328,33 @@ mod tests {
         assert_eq!(kms.generates(), 6);
         let st = pool.stats();
         assert_eq!((st.taken, st.available, st.generated), (2, 4, 6));
+    }
+
+    #[test]
+    fn refills_in_runs_from_half_to_target_not_per_key() {
+        let kms = Arc::new(FakeKms::new());
+        let pool = KeyPool::start(
+            kms.clone(),
+            VolumeId([1; 16]),
+            Arc::new(SystemClock),
+            8,
+            LONG,
+            LONG,
+        );
+        assert!(pool.wait_ready(8, Duration::from_secs(10)));
+        // Down to 5 of 8: above half, no refill run starts.
+        for _ in 0..3 {
+            assert!(pool.take().is_some());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(kms.generates(), 8);
+        assert_eq!(pool.stats().available, 5);
+        // The take that reaches 4 starts a run, which goes on to 8.
+        assert!(pool.take().is_some());
+        assert!(pool.wait_ready(8, Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(kms.generates(), 12);
+        assert_eq!(pool.stats().available, 8);
     }
 
     #[test]
