@@ -222,7 +222,7 @@ fn a_default_acl_is_inherited_and_replaces_the_umask() {
             "other::---",
         ];
         assert_eq!(acl(owner, &home, "-d", "shared/sub"), default, "{format}");
-        assert_eq!(acl(owner, &home, "", "shared/sub"), default, "{format}");
+        assert_eq!(acl(owner, &home, "-a", "shared/sub"), default, "{format}");
         assert!(acl(owner, &home, "-d", "plaindir").is_empty(), "{format}");
         // The inherited ACL is enforced: the named user reads and lists
         // what the directory's owner made; nothing else.
