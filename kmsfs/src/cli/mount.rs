@@ -287,6 +287,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     fs.on_destroy(move || k.clear());
     let sweeper = fs.sweeper();
     let fs_stats = fs.stats();
+    let notifier = fs.notifier_slot();
     let cfg = session_config(&cipherdir, &opts, a.threads);
     let session = mount(fs, &mountpoint, &cfg).map_err(|e| {
         format!(
@@ -296,6 +297,8 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
             device_hint(&e)
         )
     })?;
+    // Before `run`: no request is served yet, so none misses it.
+    let _ = notifier.set(session.notifier());
     let info = Status {
         pid: std::process::id(),
         mountpoint: mountpoint.display().to_string(),

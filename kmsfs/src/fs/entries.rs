@@ -17,6 +17,17 @@ pub struct Caller {
     pub gid: u32,
 }
 
+/// The mode a new node is asked for (type and permission bits) and the
+/// caller's umask, which the kernel leaves to us (`FUSE_DONT_MASK`).
+#[derive(Clone, Copy, Debug)]
+pub struct Mode {
+    pub mode: u32,
+    pub umask: u32,
+}
+
+/// The default ACL of a directory (inherited by what is created in it).
+const DEFAULT_ACL: &CStr = c"system.posix_acl_default";
+
 /// Flags a backing file is opened with for the kernel's `flags`: never
 /// append (we write at the kernel's offsets), truncate, create or direct
 /// I/O; read-write whenever the caller may write (partial blocks are read
@@ -79,6 +90,21 @@ impl KmsFs {
         Ok(b)
     }
 
+    /// The permission bits to create a node in `parent` with. Under a
+    /// default ACL the backing file system gives the node that ACL, masked
+    /// by the requested mode, and the umask does not apply (POSIX.1e, as on
+    /// ext4); otherwise the umask applies, and we apply it: our own umask
+    /// is 0 ([`sys::clear_umask`]), so the backing file system applies
+    /// none. Should the ACL not be readable, the umask applies (the
+    /// narrower mode).
+    pub(super) fn create_mode(&self, parent: &Inode, m: Mode) -> u32 {
+        let perm = m.mode & 0o7777;
+        match sys::xattr_len(sys::XattrTarget::Path(parent.fd()), DEFAULT_ACL) {
+            Ok(n) if n > 0 => perm,
+            _ => perm & !m.umask,
+        }
+    }
+
     /// Gives a file we just created to the caller: the caller's uid, and
     /// the caller's gid unless the directory is set-group-id. Nothing to do
     /// when the caller has our own credentials.
@@ -133,15 +159,16 @@ impl KmsFs {
         &self,
         parent: INodeNo,
         name: &CStr,
-        mode: u32,
+        mode: Mode,
         who: Caller,
     ) -> Result<FileAttr, Errno> {
         let parent = self.inode(parent)?;
+        let perm = self.create_mode(&parent, mode);
         let b = self.new_name(&parent, name)?;
         if self.layout.v2().is_some() {
-            return self.mkdir_v2(&parent, &b, mode & 0o7777, who);
+            return self.mkdir_v2(&parent, &b, perm, who);
         }
-        sys::mkdir_at(parent.fd(), &b.entry, mode & 0o7777)?;
+        sys::mkdir_at(parent.fd(), &b.entry, perm)?;
         let undo = |e: Errno| {
             let _ = sys::unlink_at(parent.fd(), &b.entry, libc::AT_REMOVEDIR);
             e
@@ -155,15 +182,17 @@ impl KmsFs {
         &self,
         parent: INodeNo,
         name: &CStr,
-        mode: u32,
+        mode: Mode,
         rdev: u32,
         who: Caller,
     ) -> Result<FileAttr, Errno> {
         let parent = self.inode(parent)?;
+        let perm = self.create_mode(&parent, mode);
+        let kind = mode.mode & libc::S_IFMT;
         let b = self.new_name(&parent, name)?;
-        let regular = mode & libc::S_IFMT == libc::S_IFREG || mode & libc::S_IFMT == 0;
+        let regular = kind == libc::S_IFREG || kind == 0;
         if !regular {
-            sys::mknod_at(parent.fd(), &b.entry, mode, libc::dev_t::from(rdev))?;
+            sys::mknod_at(parent.fd(), &b.entry, kind | perm, libc::dev_t::from(rdev))?;
             return Ok(self.finish_create(&parent, &b, who)?.1);
         }
         // Format 1: an empty regular file has no header, no key. Format 2:
@@ -173,11 +202,11 @@ impl KmsFs {
                 parent.fd(),
                 &b.entry,
                 libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
-                mode & 0o7777,
+                perm,
             )?);
             return Ok(self.finish_create(&parent, &b, who)?.1);
         }
-        let (file, cipher) = self.create_v2(&parent, &b, libc::O_RDWR, mode & 0o7777, who)?;
+        let (file, cipher) = self.create_v2(&parent, &b, libc::O_RDWR, perm, who)?;
         let (inode, attr) = self.remember(OwnedFd::from(file))?;
         inode.set_cipher(Some(cipher));
         Ok(attr)
@@ -251,11 +280,12 @@ impl KmsFs {
         &self,
         parent: INodeNo,
         name: &CStr,
-        mode: u32,
+        mode: Mode,
         flags: i32,
         who: Caller,
     ) -> Result<(FileAttr, FileHandle), Errno> {
         let parent = self.inode(parent)?;
+        let perm = self.create_mode(&parent, mode);
         let b = self.new_name(&parent, name)?;
         let open = backing_open_flags(flags);
         let v2 = self.layout.v2().is_some();
@@ -268,14 +298,14 @@ impl KmsFs {
             open
         };
         let made = if v2 {
-            self.create_v2(&parent, &b, create, mode & 0o7777, who)
+            self.create_v2(&parent, &b, create, perm, who)
                 .map(|(f, c)| (f, Some(c)))
         } else {
             sys::open_at(
                 parent.fd(),
                 &b.entry,
                 create | libc::O_CREAT | libc::O_EXCL,
-                mode & 0o7777,
+                perm,
             )
             .map(|f| (f, None))
         };

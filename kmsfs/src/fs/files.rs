@@ -169,8 +169,10 @@ impl KmsFs {
     }
 
     /// Clears set-user-id and set-group-id (with group execute) after a
-    /// write by someone other than root, as the kernel asks.
-    fn kill_suidgid(&self, inode: &Inode) -> Result<(), Errno> {
+    /// change of content or size that clears them (see
+    /// `filesystem::kills_setid`), and tells the kernel, which caches the
+    /// mode and did not see this change.
+    pub(super) fn kill_suidgid(&self, inode: &Inode) -> Result<(), Errno> {
         let st = sys::fstat(inode.fd())?;
         let mut mode = st.st_mode & 0o7777;
         let before = mode;
@@ -179,10 +181,12 @@ impl KmsFs {
             mode &= !libc::S_ISGID;
         }
         if mode != before {
+            // With an access ACL the group bits are its mask: unchanged.
             match inode.io_if_open() {
                 Some(io) => sys::fchmod(io.file.as_fd(), mode)?,
                 None => sys::chmod_fd(inode.fd(), mode)?,
             }
+            self.attrs_changed(inode);
         }
         Ok(())
     }
@@ -281,13 +285,15 @@ impl KmsFs {
     /// backing space for that range is allocated, so writes there do not
     /// fail for lack of space (posix_fallocate's promise); `KEEP_SIZE`
     /// allocates without growing; `PUNCH_HOLE | KEEP_SIZE` zeroes the
-    /// range. Other modes are not supported.
+    /// range. Other modes are not supported. Set-id bits are cleared
+    /// afterwards when `kill_suidgid`, whatever the mode (as Linux does).
     pub(super) fn do_fallocate(
         &self,
         fh: FileHandle,
         off: u64,
         len: u64,
         mode: i32,
+        kill_suidgid: bool,
     ) -> Result<(), Errno> {
         const KEEP: i32 = libc::FALLOC_FL_KEEP_SIZE;
         const PUNCH: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
@@ -299,24 +305,37 @@ impl KmsFs {
             return Err(Errno::EBADF);
         }
         let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
-        let _w = h.inode.content.write().unwrap_or_else(|p| p.into_inner());
-        let report = |fault: &Fault| self.report(&h.inode, fault);
-        let io = self.io(&h.inode, h.file()?, &report);
-        if mode == PUNCH {
-            return io.punch_hole(off, len);
+        {
+            let _w = h.inode.content.write().unwrap_or_else(|p| p.into_inner());
+            let report = |fault: &Fault| self.report(&h.inode, fault);
+            let io = self.io(&h.inode, h.file()?, &report);
+            if mode == PUNCH {
+                io.punch_hole(off, len)?;
+            } else {
+                allocate(&io, off, end, mode == 0)?;
+            }
         }
-        let size = io.size()?;
-        if mode == 0 && end > size {
-            io.truncate(end)?;
+        if kill_suidgid {
+            self.kill_suidgid(&h.inode)?;
         }
-        // Past the end (KEEP_SIZE) the blocks' stored size is not known
-        // yet: full blocks are the most they can take.
-        let lo = block_offset_in_file(block_index(off));
-        let hi = if mode == 0 || end <= size {
-            cipher_size(end)
-        } else {
-            block_offset_in_file(end.div_ceil(BLOCK_SIZE as u64))
-        };
-        io.reserve(lo, hi)
+        Ok(())
     }
+}
+
+/// Mode 0 (`grow`) or `KEEP_SIZE` allocation of `off..end` (see
+/// [`KmsFs::do_fallocate`]).
+fn allocate(io: &FileIo<'_>, off: u64, end: u64, grow: bool) -> Result<(), Errno> {
+    let size = io.size()?;
+    if grow && end > size {
+        io.truncate(end)?;
+    }
+    // Past the end (KEEP_SIZE) the blocks' stored size is not known
+    // yet: full blocks are the most they can take.
+    let lo = block_offset_in_file(block_index(off));
+    let hi = if grow || end <= size {
+        cipher_size(end)
+    } else {
+        block_offset_in_file(end.div_ceil(BLOCK_SIZE as u64))
+    };
+    io.reserve(lo, hi)
 }

@@ -1,7 +1,7 @@
 //! The `fuser::Filesystem` impl: decode the request, call the operation,
 //! reply with its result or its errno.
 
-use super::entries::Caller;
+use super::entries::{Caller, Mode};
 use super::files::SetAttr;
 use super::{KmsFs, sys};
 use fuser::{
@@ -23,6 +23,18 @@ fn caller(req: &Request) -> Caller {
         uid: req.uid(),
         gid: req.gid(),
     }
+}
+
+/// Whether a change by `req`'s caller to a regular file's content or size
+/// (write, truncation, fallocate of any mode) clears the file's set-id
+/// bits: Linux clears them whenever the caller lacks `CAP_FSETID`. Under
+/// `HANDLE_KILLPRIV_V2` that is ours to do. The kernel decides for writes
+/// and says so (`kernel`: `FUSE_WRITE_KILL_SUIDGID`); truncations (fuser
+/// does not pass the kernel's `FATTR_KILL_SUIDGID` on) and fallocate come
+/// without a word and FUSE does not say which capabilities the caller has,
+/// so root is taken to have `CAP_FSETID` and every other uid not.
+fn kills_setid(req: &Request, kernel: Option<bool>) -> bool {
+    kernel.unwrap_or(req.uid() != 0)
 }
 
 /// Replies to an xattr request of a caller who offered `size` bytes.
@@ -58,13 +70,21 @@ macro_rules! name {
 impl Filesystem for KmsFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
-        // HANDLE_KILLPRIV_V2: we clear set-id bits on writes and
-        // truncations by others, so the kernel stops asking for
+        // HANDLE_KILLPRIV_V2: we clear set-id bits on writes, truncations
+        // and fallocate by others, so the kernel stops asking for
         // `security.capability` before every write.
+        // POSIX_ACL: the kernel enforces the ACLs we store on the backing
+        // inodes (and caches them), as it does on ext4; it also turns on
+        // `default_permissions` for every mount, owner-only ones included.
+        // DONT_MASK: without it the kernel would apply the caller's umask
+        // before we could see whether a default ACL replaces it (see
+        // `entries::Mode`).
         let mut wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+            | InitFlags::FUSE_POSIX_ACL
+            | InitFlags::FUSE_DONT_MASK;
         if self.opts.writeback_cache {
             wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
         }
@@ -124,9 +144,7 @@ impl Filesystem for KmsFs {
             atime,
             mtime,
             fh,
-            // A truncation by anyone but root clears set-id bits (the
-            // kernel leaves that to us under HANDLE_KILLPRIV_V2).
-            kill_suidgid: size.is_some() && req.uid() != 0,
+            kill_suidgid: size.is_some() && kills_setid(req, None),
         };
         match self.do_setattr(ino, s) {
             Ok(a) => reply.attr(&self.opts.attr_ttl, &a),
@@ -147,12 +165,12 @@ impl Filesystem for KmsFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         rdev: u32,
         reply: ReplyEntry,
     ) {
         let name = name!(name, reply);
-        let r = self.do_mknod(parent, &name, mode, rdev, caller(req));
+        let r = self.do_mknod(parent, &name, Mode { mode, umask }, rdev, caller(req));
         self.entry(reply, r);
     }
 
@@ -162,11 +180,11 @@ impl Filesystem for KmsFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let name = name!(name, reply);
-        let r = self.do_mkdir(parent, &name, mode, caller(req));
+        let r = self.do_mkdir(parent, &name, Mode { mode, umask }, caller(req));
         self.entry(reply, r);
     }
 
@@ -264,7 +282,7 @@ impl Filesystem for KmsFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -274,8 +292,8 @@ impl Filesystem for KmsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
-        match self.do_write(fh, offset, data, kill) {
+        let kernel = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match self.do_write(fh, offset, data, kills_setid(req, Some(kernel))) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -449,12 +467,12 @@ impl Filesystem for KmsFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
         let name = name!(name, reply);
-        match self.do_create(parent, &name, mode, flags, caller(req)) {
+        match self.do_create(parent, &name, Mode { mode, umask }, flags, caller(req)) {
             Ok((attr, fh)) => reply.created(
                 &self.opts.entry_ttl,
                 &attr,
@@ -468,7 +486,7 @@ impl Filesystem for KmsFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -476,7 +494,7 @@ impl Filesystem for KmsFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        match self.do_fallocate(fh, offset, length, mode) {
+        match self.do_fallocate(fh, offset, length, mode, kills_setid(req, None)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

@@ -45,7 +45,7 @@ use stats::FsStats;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Tunables of a mount.
@@ -84,6 +84,9 @@ pub struct KmsFs {
     euid: u32,
     egid: u32,
     on_destroy: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// The session's notifier, set once the session exists (see
+    /// [`KmsFs::notifier_slot`]).
+    notifier: Arc<OnceLock<fuser::Notifier>>,
 }
 
 impl KmsFs {
@@ -114,6 +117,7 @@ impl KmsFs {
             euid: unsafe { libc::geteuid() },
             egid: unsafe { libc::getegid() },
             on_destroy: Mutex::new(None),
+            notifier: Arc::new(OnceLock::new()),
         })
     }
 
@@ -125,6 +129,29 @@ impl KmsFs {
     /// Runs `f` when the filesystem is unmounted (wipes the key cache).
     pub fn on_destroy(&self, f: impl FnOnce() + Send + 'static) {
         *inode::lock(&self.on_destroy) = Some(Box::new(f));
+    }
+
+    /// Where the mount puts its session's notifier: the filesystem moves
+    /// into the session, so the notifier can only be handed over after.
+    /// Until it is set, [`KmsFs::attrs_changed`] does nothing.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<fuser::Notifier>> {
+        self.notifier.clone()
+    }
+
+    /// Tells the kernel that `inode`'s attributes changed without its
+    /// knowing (we cleared set-id bits after a write, an ACL changed the
+    /// mode): it drops the attributes it caches (offset -1: not the
+    /// pages), so the next `stat` asks us instead of showing the old mode
+    /// until the attribute timeout.
+    fn attrs_changed(&self, inode: &Inode) {
+        let Some(n) = self.notifier.get() else { return };
+        // ENOENT: the kernel has forgotten the inode, nothing is cached.
+        if let Err(e) = n.inval_inode(inode.id, -1, 0) {
+            tracing::debug!(
+                "cannot invalidate the attributes of inode {}: {e}",
+                inode.id.0
+            );
+        }
     }
 
     fn inode(&self, id: INodeNo) -> Result<Arc<Inode>, Errno> {

@@ -105,8 +105,9 @@ pub fn session_config(cipherdir: &Path, opts: &MountOpts, threads: usize) -> Con
     // With other users let in, the kernel checks permissions from the
     // attributes we report (the daemon itself may do anything). A mount
     // only its owner can use needs no such check: the daemon runs as the
-    // owner, so the backing file system checks, and the kernel skips the
-    // attribute refreshes `default_permissions` costs.
+    // owner, so the backing file system checks. (Kernels that grant
+    // FUSE_POSIX_ACL, filesystem.rs `init`, check on every mount anyway:
+    // ACLs are theirs to enforce.)
     let mut options = vec![MountOption::Subtype("kmsfs".into())];
     if opts.acl != SessionACL::Owner || opts.default_permissions {
         options.push(MountOption::DefaultPermissions);

@@ -410,6 +410,21 @@ pub fn getxattr(t: XattrTarget<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
     }
 }
 
+/// The length of xattr `name`'s value, without fetching it; `ENODATA`
+/// when absent.
+pub fn xattr_len(t: XattrTarget<'_>, name: &CStr) -> Result<usize, Errno> {
+    let null = std::ptr::null_mut();
+    // SAFETY (both): valid fd/path and name; a null buffer of size 0.
+    cvt_size(match t {
+        XattrTarget::Symlink => return Err(Errno::ENODATA),
+        XattrTarget::Open(fd) => unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), null, 0) },
+        XattrTarget::Path(fd) => {
+            let path = proc_path(fd);
+            unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), null, 0) }
+        }
+    })
+}
+
 pub fn setxattr(
     t: XattrTarget<'_>,
     name: &CStr,
@@ -550,8 +565,9 @@ pub fn raise_nofile_limit() {
     }
 }
 
-/// Sets the process umask to 0: the kernel already applied the caller's
-/// umask to every mode it sends, so the backing files get exactly it.
+/// Sets the process umask to 0, so the backing files get exactly the
+/// modes we ask for: the caller's umask is applied (or, under a default
+/// ACL, not) in `entries::KmsFs::create_mode`.
 pub fn clear_umask() {
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(0) };
@@ -633,6 +649,8 @@ mod tests {
             other => other.unwrap(),
         }
         assert_eq!(getxattr(p, c"user.k").unwrap(), b"v");
+        assert_eq!(xattr_len(p, c"user.k"), Ok(1));
+        assert_eq!(xattr_len(p, c"user.none"), Err(Errno::ENODATA));
         assert_eq!(listxattr(p).unwrap(), b"user.k\0");
         let io = reopen(f.as_fd(), libc::O_RDWR).unwrap();
         let o = XattrTarget::Open(io.as_fd());

@@ -58,7 +58,10 @@ impl KmsFs {
         who: Caller,
     ) -> Result<FileAttr, Errno> {
         let t = temp()?;
-        sys::mkdir_at(parent.fd(), &t, 0o700)?;
+        // `mode` with the owner's rwx, which the id file needs: a default
+        // ACL of the parent is inherited masked by the mode, as for any
+        // mkdir on the backing file system.
+        sys::mkdir_at(parent.fd(), &t, mode | 0o700)?;
         let id = DirId::random().map_err(|_| Errno::EIO)?;
         let undo = |e: Errno| {
             if let Ok(d) = open_dir_at(parent.fd(), &t) {
@@ -79,10 +82,13 @@ impl KmsFs {
             sys::fsync(&f, false)?;
             sys::fsync(&d, false)?;
             self.adopt(d.as_fd(), parent, who)?;
-            // A set-group-id parent makes the new directory set-group-id
-            // (the kernel did so at mkdirat); chmod must not drop it.
+            // Now the owner's bits `mode` asks for; the rest stays as made:
+            // the group bits are an inherited ACL's mask, and a
+            // set-group-id parent made the directory set-group-id (the
+            // kernel did so at mkdirat); chmod must drop neither.
             let st = sys::fstat(d.as_fd())?;
-            sys::fchmod(d.as_fd(), mode | (st.st_mode & libc::S_ISGID))?;
+            let owner = st.st_mode & mode & 0o700;
+            sys::fchmod(d.as_fd(), (st.st_mode & 0o7777 & !0o700) | owner)?;
             Ok::<_, Errno>(d)
         })();
         let d = built.map_err(undo)?;

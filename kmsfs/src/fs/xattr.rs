@@ -2,7 +2,8 @@
 //! the `user.` namespace are encrypted with a volume-wide key, so a
 //! directory or an empty file (which have no data key) can carry them too.
 //! Other namespaces (`security.`, `trusted.`, `system.`) pass through as
-//! they are: the kernel and tools interpret those values.
+//! they are: the kernel and tools interpret those values. POSIX ACLs pass
+//! through on every format ([`is_posix_acl`]).
 //!
 //! Stored value: `XATTR_VERSION (1) ‖ nonce (12) ‖ AES-256-GCM(value) ‖ tag (16)`,
 //! AAD = `XATTR_AAD_DOMAIN ‖ name`, so a value cannot be moved to another
@@ -23,31 +24,17 @@ const TAG: usize = 16;
 /// Bytes an encrypted value adds.
 pub const XATTR_OVERHEAD: usize = 1 + NONCE + TAG;
 
-/// The POSIX ACL attributes. kmsfs refuses them (`EOPNOTSUPP` on get,
-/// set and remove; left out of listings): the kernel would not enforce an
-/// ACL stored this way (no `FUSE_POSIX_ACL`), and an access rule that is
-/// stored must be enforced. `setfacl` then says "Operation not supported"
-/// and permissions are the mode bits alone, as `getfacl` shows.
+/// The POSIX ACL attributes. Stored as they are on the backing inode, in
+/// every format (docs/FORMAT.md "POSIX ACLs"): like the mode and owner
+/// they sit beside, an ACL is access metadata the backing file system must
+/// read to keep the ACL mask and the mode's group bits in agreement and to
+/// hand a directory's default ACL to what is created in it. The kernel
+/// enforces them (`FUSE_POSIX_ACL`).
 pub const POSIX_ACL_NAMES: [&[u8]; 2] = [b"system.posix_acl_access", b"system.posix_acl_default"];
 
-/// Whether `name` is a POSIX ACL attribute (refused).
+/// Whether `name` is a POSIX ACL attribute (passed through unencrypted).
 pub fn is_posix_acl(name: &[u8]) -> bool {
     POSIX_ACL_NAMES.contains(&name)
-}
-
-/// A `listxattr` result (NUL-terminated names) without the ACL names.
-pub fn without_acls(list: Vec<u8>) -> Vec<u8> {
-    if !list.split(|b| *b == 0).any(is_posix_acl) {
-        return list;
-    }
-    let mut out = Vec::with_capacity(list.len());
-    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        if !is_posix_acl(name) {
-            out.extend_from_slice(name);
-            out.push(0);
-        }
-    }
-    out
 }
 
 /// Whether values of `name` are encrypted.
@@ -112,15 +99,12 @@ mod tests {
     }
 
     #[test]
-    fn acl_names_are_recognised_and_filtered_from_listings() {
+    fn acl_names_are_recognised_exactly() {
         assert!(is_posix_acl(b"system.posix_acl_access"));
         assert!(is_posix_acl(b"system.posix_acl_default"));
         assert!(!is_posix_acl(b"system.posix_acl_accessx"));
         assert!(!is_posix_acl(b"user.posix_acl_access"));
-        let l = b"user.a\0system.posix_acl_access\0security.x\0system.posix_acl_default\0".to_vec();
-        assert_eq!(without_acls(l), b"user.a\0security.x\0");
-        assert_eq!(without_acls(b"user.a\0".to_vec()), b"user.a\0");
-        assert_eq!(without_acls(Vec::new()), b"");
+        assert!(!is_encrypted(b"system.posix_acl_access"));
     }
 
     #[test]

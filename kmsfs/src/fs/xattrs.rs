@@ -2,11 +2,12 @@
 //! key ([`super::xattr::XattrCipher`]), other namespaces passed through.
 //! Format 2 (docs/FORMAT.md "Extended attributes"): `user.*` and
 //! `trusted.*` values encrypted under the node's own key and bound to its
-//! id and the name; `security.*` absent; everything else refused.
+//! id and the name; `security.*` absent; everything else refused. Both:
+//! POSIX ACLs stored as they are on the backing inode (below, [`acl_get`]).
 
 use super::inode::Inode;
 use super::sys::{self, XattrTarget};
-use super::xattr::{is_encrypted, is_posix_acl, without_acls};
+use super::xattr::{is_encrypted, is_posix_acl};
 use super::{KmsFs, Layout};
 use crate::format::FileCipher;
 use crate::format::xattr::{Node, XattrCipherV2, XattrPolicy, policy};
@@ -32,6 +33,19 @@ fn xattr_target<'a>(inode: &'a Inode, layout: &Layout) -> XattrTarget<'a> {
     match inode.io_if_open() {
         Some(io) => XattrTarget::Open(io.file.as_fd()),
         None => XattrTarget::Path(inode.fd()),
+    }
+}
+
+/// An ACL of `inode` as the backing file system holds it. A backing file
+/// system without ACLs answers `EOPNOTSUPP`, which becomes "no ACL"
+/// (`ENODATA`): the kernel asks for the access ACL when it checks a
+/// caller's permissions, and an error there would deny everyone but the
+/// owner; with no ACL the mode bits decide, as on ext4 mounted `noacl`.
+/// Setting one still fails with `EOPNOTSUPP`.
+fn acl_get(t: XattrTarget<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
+    match sys::getxattr(t, name) {
+        Err(e) if e == Errno::EOPNOTSUPP => Err(Errno::ENODATA),
+        r => r,
     }
 }
 
@@ -109,10 +123,10 @@ impl KmsFs {
 
     pub(super) fn do_getxattr(&self, ino: INodeNo, name: &CStr) -> Result<Vec<u8>, Errno> {
         let n = name.to_bytes();
-        if is_posix_acl(n) {
-            return Err(Errno::EOPNOTSUPP);
-        }
         let inode = self.inode(ino)?;
+        if is_posix_acl(n) {
+            return acl_get(xattr_target(&inode, &self.layout), name);
+        }
         let caps = n == CAPS;
         if caps && inode.no_caps.load(Ordering::Relaxed) {
             return Err(Errno::ENODATA);
@@ -152,10 +166,15 @@ impl KmsFs {
         flags: i32,
     ) -> Result<(), Errno> {
         let n = name.to_bytes();
-        if is_posix_acl(n) {
-            return Err(Errno::EOPNOTSUPP);
-        }
         let inode = self.inode(ino)?;
+        if is_posix_acl(n) {
+            // The backing file system validates the ACL and sets the
+            // mode's group bits from its mask (and may store no xattr at
+            // all when the ACL says no more than the mode).
+            sys::setxattr(xattr_target(&inode, &self.layout), name, value, flags)?;
+            self.attrs_changed(&inode);
+            return Ok(());
+        }
         let sealed = match &self.layout {
             Layout::V2(_) => {
                 if policy(n) != XattrPolicy::Encrypt {
@@ -184,20 +203,24 @@ impl KmsFs {
         let inode = self.inode(ino)?;
         let list = sys::listxattr(xattr_target(&inode, &self.layout))?;
         Ok(match &self.layout {
-            Layout::V1 { .. } => without_acls(list),
-            Layout::V2(_) => filter_list(list, |n| policy(n) == XattrPolicy::Encrypt),
+            Layout::V1 { .. } => list,
+            Layout::V2(_) => filter_list(list, |n| {
+                is_posix_acl(n) || policy(n) == XattrPolicy::Encrypt
+            }),
         })
     }
 
     pub(super) fn do_removexattr(&self, ino: INodeNo, name: &CStr) -> Result<(), Errno> {
         let n = name.to_bytes();
+        let inode = self.inode(ino)?;
         if is_posix_acl(n) {
-            return Err(Errno::EOPNOTSUPP);
+            sys::removexattr(xattr_target(&inode, &self.layout), name)?;
+            self.attrs_changed(&inode);
+            return Ok(());
         }
         if let Layout::V2(_) = &self.layout {
             readable(n)?;
         }
-        let inode = self.inode(ino)?;
         sys::removexattr(xattr_target(&inode, &self.layout), name)
     }
 }
@@ -208,10 +231,15 @@ mod tests {
 
     #[test]
     fn listings_keep_only_accepted_names() {
-        let l = b"user.a\0security.selinux\0trusted.b\0system.x\0".to_vec();
+        let l =
+            b"user.a\0security.selinux\0trusted.b\0system.x\0system.posix_acl_access\0".to_vec();
         assert_eq!(
-            filter_list(l, |n| policy(n) == XattrPolicy::Encrypt),
+            filter_list(l.clone(), |n| policy(n) == XattrPolicy::Encrypt),
             b"user.a\0trusted.b\0"
+        );
+        assert_eq!(
+            filter_list(l, |n| is_posix_acl(n) || policy(n) == XattrPolicy::Encrypt),
+            b"user.a\0trusted.b\0system.posix_acl_access\0"
         );
         assert_eq!(filter_list(Vec::new(), |_| true), b"");
     }
