@@ -22,7 +22,9 @@ pub fn free_port() -> u16 {
         for _ in 0..span {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let port = FIRST + (seed + n) % span;
-            let Ok(port) = u16::try_from(port) else { continue };
+            let Ok(port) = u16::try_from(port) else {
+                continue;
+            };
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }

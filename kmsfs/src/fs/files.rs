@@ -260,9 +260,8 @@ impl KmsFs {
         }
     }
 
-    /// `SEEK_DATA` / `SEEK_HOLE` (the kernel does the others, and writes
-    /// its dirty pages back to us first): real holes at block granularity
-    /// (docs/FORMAT.md "Seeking").
+    /// `SEEK_DATA` / `SEEK_HOLE` (the kernel does the others): real holes
+    /// at block granularity (docs/FORMAT.md "Seeking").
     pub(super) fn do_lseek(&self, fh: FileHandle, off: i64, whence: i32) -> Result<i64, Errno> {
         let whence = match whence {
             libc::SEEK_DATA => Whence::Data,
@@ -276,9 +275,35 @@ impl KmsFs {
         if h.inode.kind != fuser::FileType::RegularFile {
             return Err(Errno::EINVAL);
         }
+        if self.opts.writeback_cache {
+            // The kernel asks without writing its dirty pages back first,
+            // and the size it knows may be past ours: a hole reported
+            // where written data waits in its cache would lose that data
+            // for a sparse copy. So it writes them back now, from `off` on
+            // (nothing before counts). Without the flush (a one-thread
+            // mount, where the notification would wait for writes only
+            // this thread could serve) the whole file is data.
+            match self.page_flush.get() {
+                Some(flush) => flush(h.inode.id, (off & !(BLOCK_SIZE as u64 - 1)) as i64),
+                None => return self.all_data(&h.inode, h.file()?, whence, off),
+            }
+        }
         let _r = h.inode.content.read().unwrap_or_else(|p| p.into_inner());
         let report = |fault: &Fault| self.report(&h.inode, fault);
         let found = self.io(&h.inode, h.file()?, &report).seek(whence, off)?;
+        i64::try_from(found).map_err(|_| Errno::EOVERFLOW)
+    }
+
+    /// The answer for a file that is all data: `off` itself, or its size.
+    fn all_data(&self, inode: &Inode, file: &File, whence: Whence, off: u64) -> Result<i64, Errno> {
+        let _r = inode.content.read().unwrap_or_else(|p| p.into_inner());
+        let report = |fault: &Fault| self.report(inode, fault);
+        let size = self.io(inode, file, &report).size()?;
+        let found = match whence {
+            _ if off >= size => return Err(Errno::ENXIO),
+            Whence::Data => off,
+            Whence::Hole => size,
+        };
         i64::try_from(found).map_err(|_| Errno::EOVERFLOW)
     }
 

@@ -70,6 +70,12 @@ impl Default for FsOptions {
     }
 }
 
+/// Has the kernel write back its dirty pages of an inode from a byte
+/// offset on (a FUSE `inval_inode` notification launders them); set once
+/// the session runs, and only when another thread can serve the writes
+/// it waits for.
+pub type PageFlush = Arc<std::sync::OnceLock<Box<dyn Fn(INodeNo, i64) + Send + Sync>>>;
+
 /// The filesystem.
 pub struct KmsFs {
     cipherdir: PathBuf,
@@ -84,6 +90,7 @@ pub struct KmsFs {
     euid: u32,
     egid: u32,
     on_destroy: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    page_flush: PageFlush,
 }
 
 impl KmsFs {
@@ -114,7 +121,13 @@ impl KmsFs {
             euid: unsafe { libc::geteuid() },
             egid: unsafe { libc::getegid() },
             on_destroy: Mutex::new(None),
+            page_flush: PageFlush::default(),
         })
+    }
+
+    /// Where the session puts the [`PageFlush`] that `lseek` uses.
+    pub fn page_flush(&self) -> PageFlush {
+        self.page_flush.clone()
     }
 
     /// Counters shared with the control socket.
