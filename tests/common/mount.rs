@@ -73,6 +73,23 @@ impl Volume {
         (vol, guard.expect("tmpfs mounted"))
     }
 
+    /// A volume whose cipher directory is an ext4 file system of `mib` MiB
+    /// in a loop-mounted image (`mkfs.ext4 mkfs_options`), or `None`
+    /// when this machine cannot make or loop-mount one. The guard unmounts
+    /// it; drop it last.
+    pub fn create_on_ext4(
+        kmsd: &KmsdProcess,
+        mib: u64,
+        mkfs_options: &[&str],
+    ) -> Option<(Volume, LoopGuard)> {
+        let key = kmsd.create_key("kmsfs test volume on ext4");
+        let mut guard = None;
+        let vol = Volume::create_with(&kmsd.socket, &key.arn, &[], |cipher| {
+            guard = LoopGuard::ext4(cipher, mib, mkfs_options);
+        });
+        Some((vol, guard?))
+    }
+
     /// Creates the volume; `prepare` runs on the empty cipher directory
     /// before `kmsfs init`.
     fn create_with(
@@ -280,6 +297,62 @@ impl Drop for TmpfsGuard {
         if !ok {
             let _ = Command::new("umount").arg("-l").arg(&self.0).status();
         }
+    }
+}
+
+/// An ext4 image loop-mounted by a test; unmounted (lazily if busy) and
+/// its image removed on drop.
+pub struct LoopGuard {
+    dir: PathBuf,
+    image: PathBuf,
+}
+
+impl LoopGuard {
+    /// Makes an ext4 image of `mib` MiB beside `dir` and mounts it on
+    /// `dir` (its `lost+found` removed, so the directory is empty); `None`
+    /// when mkfs.ext4 or the loop mount is not available.
+    pub fn ext4(dir: &Path, mib: u64, mkfs_options: &[&str]) -> Option<LoopGuard> {
+        let image = dir.with_extension("ext4.img");
+        let f = std::fs::File::create(&image).ok()?;
+        f.set_len(mib << 20).ok()?;
+        drop(f);
+        let made = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .args(mkfs_options)
+            .arg(&image)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let mounted = made
+            && Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            let _ = std::fs::remove_file(&image);
+            return None;
+        }
+        let _ = std::fs::remove_dir(dir.join("lost+found"));
+        Some(LoopGuard {
+            dir: dir.to_path_buf(),
+            image,
+        })
+    }
+}
+
+impl Drop for LoopGuard {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+        let _ = std::fs::remove_file(&self.image);
     }
 }
 

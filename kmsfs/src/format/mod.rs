@@ -1,5 +1,6 @@
 //! The pure format layer: sizes and offsets, ids, key derivation, the file
-//! header, the content-block codec and the volume config codec; for format
+//! header, the content-block codec, the volume config codec and the
+//! search of `SEEK_DATA`/`SEEK_HOLE` over a file's blocks (`seek`); for format
 //! version 2 also names (`names`), directory id files (`dirid`), symlink
 //! targets (`symlink`) and xattr values (`xattr`). No I/O, no kmsd, no
 //! FUSE. The byte layout is documented in `docs/FORMAT.md`.
@@ -14,6 +15,7 @@ pub mod kdf;
 pub mod kmsblob;
 pub mod names;
 pub mod offsets;
+pub mod seek;
 pub mod symlink;
 #[cfg(test)]
 mod vectors;

@@ -19,7 +19,8 @@ use crate::format::offsets::{
     BLOCK_SIZE, CIPHER_BLOCK_SIZE, HEADER_SIZE, block_count, block_index, block_offset_in_file,
     block_start, cipher_len, cipher_size, cipher_span, plain_block_len, plain_len, punch_plan,
 };
-use crate::format::{BlockError, FileCipher};
+use crate::format::seek::{self, BlockMap, SeekError, Whence};
+use crate::format::{BlockError, FileCipher, NONCE_SIZE};
 use fuser::Errno;
 use std::cell::RefCell;
 use std::fs::File;
@@ -623,6 +624,16 @@ impl FileIo<'_> {
 }
 
 impl FileIo<'_> {
+    /// `SEEK_DATA` / `SEEK_HOLE` from plaintext offset `off`, at block
+    /// granularity (docs/FORMAT.md "Seeking"); `ENXIO` at or past the end.
+    pub fn seek(&self, whence: Whence, off: u64) -> Result<u64, Errno> {
+        let size = self.size()?;
+        seek::seek(whence, off, size, &mut StoredBlocks { file: self.file }).map_err(|e| match e {
+            SeekError::PastEnd => Errno::ENXIO,
+            SeekError::Io(e) => e,
+        })
+    }
+
     /// Format 2: checks that an empty file's block is the empty final
     /// block under the file's key.
     fn check_empty(&self) -> Result<(), Errno> {
@@ -642,6 +653,44 @@ impl FileIo<'_> {
         sys::pwrite_all(self.file, &bytes, 0)?;
         self.inode.set_cipher(Some(cipher));
         Ok(())
+    }
+}
+
+/// A file's blocks as stored: a non-final block is a hole when its stored
+/// bytes are all zero, which a backing hole is too.
+struct StoredBlocks<'a> {
+    file: &'a File,
+}
+
+impl BlockMap for StoredBlocks<'_> {
+    type Error = Errno;
+
+    fn is_hole(&mut self, block: u64) -> Result<bool, Errno> {
+        let at = block_offset_in_file(block);
+        // A written block starts with its random nonce: twelve zero bytes
+        // there are all but impossible, so one small read settles a data
+        // block and only holes (and punched edges) are read whole.
+        let mut nonce = [0u8; NONCE_SIZE];
+        sys::pread_exact(self.file, &mut nonce, at)?;
+        if nonce.iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        let mut stored = vec![0u8; CIPHER_BLOCK_SIZE];
+        sys::pread_exact(self.file, &mut stored, at)?;
+        Ok(stored.iter().all(|b| *b == 0))
+    }
+
+    fn skip_holes(&mut self, block: u64) -> Result<u64, Errno> {
+        match sys::seek_data(self.file, block_offset_in_file(block)) {
+            // Every block before the one holding the backing data lies in
+            // the backing hole.
+            Ok(d) => Ok(seek::block_at_backing(d).max(block)),
+            // Only holes follow (the final block is stored, so this is a
+            // file changing under us): the search ends at the last block.
+            Err(e) if e == Errno::ENXIO => Ok(u64::MAX),
+            // A backing file system that cannot tell: read every block.
+            Err(_) => Ok(block),
+        }
     }
 }
 

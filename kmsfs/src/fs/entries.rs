@@ -387,7 +387,7 @@ impl KmsFs {
         let parent = self.inode(parent)?;
         let b = self.backing(&parent, name, Errno::ENOENT, false)?;
         if dir && self.layout.v2().is_some() {
-            return self.rmdir_v2(&parent, &b);
+            return self.rmdir_v2(&parent, &b, false);
         }
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
         sys::unlink_at(parent.fd(), &b.entry, flags)?;
@@ -395,6 +395,17 @@ impl KmsFs {
         Ok(())
     }
 
+    /// rename(2) with `RENAME_NOREPLACE`, `RENAME_EXCHANGE` or
+    /// `RENAME_WHITEOUT`. A whiteout (a character device 0:0, what
+    /// overlayfs's upper directories hold for deleted lower files) is left
+    /// in the source's place by the backing `renameat2` itself, so the
+    /// source name is never missing; it is stored under the source's
+    /// backing name, which (and a long name's sidecar) it keeps. A
+    /// whiteout needs `CAP_MKNOD`, which the kernel does not check before
+    /// asking us (6.18 passed an euid 4321 caller through) and FUSE does
+    /// not report: as for set-id clearing, root is taken to have it and
+    /// every other uid not, so only root makes whiteouts (overlayfs does
+    /// its renames with the mounter's credentials).
     pub(super) fn do_rename(
         &self,
         parent: INodeNo,
@@ -402,19 +413,46 @@ impl KmsFs {
         newparent: INodeNo,
         newname: &CStr,
         flags: RenameFlags,
+        who: Caller,
     ) -> Result<(), Errno> {
         let from = self.inode(parent)?;
         let to = self.inode(newparent)?;
-        let allowed = RenameFlags::RENAME_NOREPLACE | RenameFlags::RENAME_EXCHANGE;
-        if !allowed.contains(flags) {
+        let allowed = RenameFlags::RENAME_NOREPLACE
+            | RenameFlags::RENAME_EXCHANGE
+            | RenameFlags::RENAME_WHITEOUT;
+        let whiteout = flags.contains(RenameFlags::RENAME_WHITEOUT);
+        if !allowed.contains(flags) || (whiteout && flags.contains(RenameFlags::RENAME_EXCHANGE)) {
             return Err(Errno::EINVAL);
+        }
+        if whiteout && who.uid != 0 {
+            return Err(Errno::EPERM);
         }
         let old = self.backing(&from, name, Errno::EPERM, false)?;
         let new = self.backing(&to, newname, Errno::EPERM, true)?;
         if self.layout.v2().is_some() {
-            return self.rename_v2(&from, &old, &to, &new, flags);
+            self.rename_v2(&from, &old, &to, &new, flags)?;
+        } else {
+            sys::rename_at2(from.fd(), &old.entry, to.fd(), &new.entry, flags.bits())?;
         }
-        sys::rename_at2(from.fd(), &old.entry, to.fd(), &new.entry, flags.bits())
+        if whiteout {
+            self.adopt_whiteout(&from, &old.entry, who);
+        }
+        Ok(())
+    }
+
+    /// Gives the whiteout a rename left at `entry` to the caller, whose
+    /// the kernel makes it (the backing file system made it ours). The
+    /// rename is done by then, so a failure here is logged, not returned:
+    /// an error would tell the kernel the rename did not happen.
+    fn adopt_whiteout(&self, parent: &Inode, entry: &CStr, who: Caller) {
+        let adopted = sys::open_path_at(parent.fd(), entry)
+            .and_then(|fd| self.adopt(fd.as_fd(), parent, who));
+        if let Err(e) = adopted {
+            tracing::warn!(
+                "{}: the whiteout of a rename stays owned by the mount: {e:?}",
+                self.display_path(parent)
+            );
+        }
     }
 
     pub(super) fn do_readlink(&self, ino: INodeNo) -> Result<Vec<u8>, Errno> {

@@ -7,6 +7,7 @@ use super::handles::OpenFile;
 use super::inode::Inode;
 use super::{KmsFs, attr, sys};
 use crate::format::offsets::{BLOCK_SIZE, block_index, block_offset_in_file, cipher_size};
+use crate::format::seek::Whence;
 use fuser::{Errno, FileAttr, FileHandle, INodeNo, TimeOrNow};
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -263,22 +264,51 @@ impl KmsFs {
         }
     }
 
-    /// `SEEK_DATA` / `SEEK_HOLE` (the kernel does the others): the whole
-    /// file is data.
+    /// `SEEK_DATA` / `SEEK_HOLE` (the kernel does the others): real holes
+    /// at block granularity (docs/FORMAT.md "Seeking").
     pub(super) fn do_lseek(&self, fh: FileHandle, off: i64, whence: i32) -> Result<i64, Errno> {
+        let whence = match whence {
+            libc::SEEK_DATA => Whence::Data,
+            libc::SEEK_HOLE => Whence::Hole,
+            _ => return Err(Errno::EINVAL),
+        };
+        // A negative offset is before any data, as the kernel's own
+        // lseek says for it.
+        let off = u64::try_from(off).map_err(|_| Errno::ENXIO)?;
         let h = self.handles.file(fh)?;
-        let st = sys::fstat(h.inode.fd())?;
-        let size = self.file_attr(h.inode.id, &st).size;
-        let size = i64::try_from(size).map_err(|_| Errno::EOVERFLOW)?;
-        if off < 0 {
-            return Err(Errno::ENXIO);
+        if h.inode.kind != fuser::FileType::RegularFile {
+            return Err(Errno::EINVAL);
         }
-        match whence {
-            libc::SEEK_DATA if off < size => Ok(off),
-            libc::SEEK_HOLE if off < size => Ok(size),
-            libc::SEEK_DATA | libc::SEEK_HOLE => Err(Errno::ENXIO),
-            _ => Err(Errno::EINVAL),
+        if self.opts.writeback_cache {
+            // The kernel asks without writing its dirty pages back first,
+            // and the size it knows may be past ours: a hole reported
+            // where written data waits in its cache would lose that data
+            // for a sparse copy. So it writes them back now, from `off` on
+            // (nothing before counts). Without the flush (a one-thread
+            // mount, where the notification would wait for writes only
+            // this thread could serve) the whole file is data.
+            match self.page_flush.get() {
+                Some(flush) => flush(h.inode.id, (off & !(BLOCK_SIZE as u64 - 1)) as i64),
+                None => return self.all_data(&h.inode, h.file()?, whence, off),
+            }
         }
+        let _r = h.inode.content.read().unwrap_or_else(|p| p.into_inner());
+        let report = |fault: &Fault| self.report(&h.inode, fault);
+        let found = self.io(&h.inode, h.file()?, &report).seek(whence, off)?;
+        i64::try_from(found).map_err(|_| Errno::EOVERFLOW)
+    }
+
+    /// The answer for a file that is all data: `off` itself, or its size.
+    fn all_data(&self, inode: &Inode, file: &File, whence: Whence, off: u64) -> Result<i64, Errno> {
+        let _r = inode.content.read().unwrap_or_else(|p| p.into_inner());
+        let report = |fault: &Fault| self.report(inode, fault);
+        let size = self.io(inode, file, &report).size()?;
+        let found = match whence {
+            _ if off >= size => return Err(Errno::ENXIO),
+            Whence::Data => off,
+            Whence::Hole => size,
+        };
+        i64::try_from(found).map_err(|_| Errno::EOVERFLOW)
     }
 
     /// Mode 0 makes sure the file is at least `off + len` long and the

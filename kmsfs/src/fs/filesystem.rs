@@ -220,7 +220,7 @@ impl Filesystem for KmsFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -230,7 +230,7 @@ impl Filesystem for KmsFs {
     ) {
         let name = name!(name, reply);
         let newname = name!(newname, reply);
-        match self.do_rename(parent, &name, newparent, &newname, flags) {
+        match self.do_rename(parent, &name, newparent, &newname, flags, caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

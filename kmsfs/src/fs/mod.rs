@@ -70,6 +70,12 @@ impl Default for FsOptions {
     }
 }
 
+/// Has the kernel write back its dirty pages of an inode from a byte
+/// offset on (a FUSE `inval_inode` notification launders them); set once
+/// the session runs, and only when another thread can serve the writes
+/// it waits for.
+pub type PageFlush = Arc<std::sync::OnceLock<Box<dyn Fn(INodeNo, i64) + Send + Sync>>>;
+
 /// The filesystem.
 pub struct KmsFs {
     cipherdir: PathBuf,
@@ -87,6 +93,7 @@ pub struct KmsFs {
     /// The session's notifier, set once the session exists (see
     /// [`KmsFs::notifier_slot`]).
     notifier: Arc<OnceLock<fuser::Notifier>>,
+    page_flush: PageFlush,
 }
 
 impl KmsFs {
@@ -118,7 +125,13 @@ impl KmsFs {
             egid: unsafe { libc::getegid() },
             on_destroy: Mutex::new(None),
             notifier: Arc::new(OnceLock::new()),
+            page_flush: PageFlush::default(),
         })
+    }
+
+    /// Where the session puts the [`PageFlush`] that `lseek` uses.
+    pub fn page_flush(&self) -> PageFlush {
+        self.page_flush.clone()
     }
 
     /// Counters shared with the control socket.

@@ -303,6 +303,18 @@ pub fn seek_hole(file: &File, off: u64) -> Result<u64, Errno> {
     Ok(r as u64)
 }
 
+/// The first data byte at or after `off` (`SEEK_DATA`; `ENXIO` when only
+/// holes follow).
+pub fn seek_data(file: &File, off: u64) -> Result<u64, Errno> {
+    let off = libc::off_t::try_from(off).map_err(|_| Errno::EFBIG)?;
+    // SAFETY: valid fd.
+    let r = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_DATA) };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(r as u64)
+}
+
 /// Allocates `off..off + len` without changing the file size
 /// (`fallocate(FALLOC_FL_KEEP_SIZE)`).
 pub fn allocate_keep_size(file: &File, off: u64, len: u64) -> Result<(), Errno> {

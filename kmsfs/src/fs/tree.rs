@@ -105,8 +105,16 @@ impl KmsFs {
         Ok(attr)
     }
 
-    /// rmdir, format 2: docs/FORMAT.md "rmdir".
-    pub(super) fn rmdir_v2(&self, parent: &Inode, name: &Backing) -> Result<(), Errno> {
+    /// rmdir, format 2: docs/FORMAT.md "rmdir". With `whiteout` the name
+    /// is left to a whiteout (the step that takes the directory out of
+    /// sight leaves one, atomically), for a rename over a directory with
+    /// `RENAME_WHITEOUT`.
+    pub(super) fn rmdir_v2(
+        &self,
+        parent: &Inode,
+        name: &Backing,
+        whiteout: bool,
+    ) -> Result<(), Errno> {
         let Some(v2) = self.layout.v2() else {
             return Err(Errno::EIO);
         };
@@ -114,13 +122,29 @@ impl KmsFs {
         let leftovers = rmdir_leftovers(v2, &sys::list_dir(d.as_fd())?)?;
         remove_leftovers(d.as_fd(), &leftovers)?;
         let t = temp()?;
-        sys::rename_at2(
-            parent.fd(),
-            &name.entry,
-            parent.fd(),
-            &t,
-            libc::RENAME_NOREPLACE as libc::c_uint,
-        )?;
+        let mut away = libc::RENAME_NOREPLACE;
+        if whiteout {
+            away |= libc::RENAME_WHITEOUT;
+        }
+        sys::rename_at2(parent.fd(), &name.entry, parent.fd(), &t, away)?;
+        // Puts the directory back under its name after a failure below
+        // (over the whiteout, if one was left: swapped, then removed).
+        let put_back = || {
+            if whiteout {
+                let swapped = sys::rename_at2(
+                    parent.fd(),
+                    &t,
+                    parent.fd(),
+                    &name.entry,
+                    libc::RENAME_EXCHANGE,
+                );
+                if swapped.is_ok() {
+                    let _ = sys::unlink_at(parent.fd(), &t, 0);
+                }
+            } else {
+                let _ = sys::rename_at2(parent.fd(), &t, parent.fd(), &name.entry, 0);
+            }
+        };
         // Out of sight now: empty it (an owner without write permission on
         // its own empty directory may still remove it, as POSIX says).
         let st = sys::fstat(d.as_fd())?;
@@ -131,23 +155,26 @@ impl KmsFs {
             Ok(()) => {}
             Err(e) if e == Errno::ENOENT => {}
             Err(e) => {
-                let _ = sys::rename_at2(parent.fd(), &t, parent.fd(), &name.entry, 0);
+                put_back();
                 return Err(e);
             }
         }
         if let Err(e) = sys::unlink_at(parent.fd(), &t, libc::AT_REMOVEDIR) {
             // Something appeared inside meanwhile: put the directory back
             // (it keeps no id; the mount gives it a new one when needed).
-            let _ = sys::rename_at2(parent.fd(), &t, parent.fd(), &name.entry, 0);
+            put_back();
             return Err(e);
         }
-        self.remove_sidecar(parent, name);
+        if !whiteout {
+            self.remove_sidecar(parent, name);
+        }
         Ok(())
     }
 
     /// rename, format 2: one backing rename; a long new name's sidecar is
-    /// written before and the old one removed after; a directory over an
-    /// empty directory is exchanged, then the old one removed.
+    /// written before and the old one removed after (kept when a whiteout
+    /// takes the old name); a directory over an empty directory is
+    /// exchanged, then the old one removed.
     pub(super) fn rename_v2(
         &self,
         from: &Inode,
@@ -157,6 +184,7 @@ impl KmsFs {
         flags: RenameFlags,
     ) -> Result<(), Errno> {
         let same = from.key == to.key && old.entry == new.entry;
+        let whiteout = flags.contains(RenameFlags::RENAME_WHITEOUT);
         if flags.contains(RenameFlags::RENAME_EXCHANGE) {
             return sys::rename_at2(from.fd(), &old.entry, to.fd(), &new.entry, flags.bits());
         }
@@ -169,11 +197,11 @@ impl KmsFs {
                 if (e == Errno::ENOTEMPTY || e == Errno::EEXIST)
                     && !flags.contains(RenameFlags::RENAME_NOREPLACE) =>
             {
-                self.rename_over_dir(from, old, to, new, e)?;
+                self.rename_over_dir(from, old, to, new, e, whiteout)?;
             }
             Err(e) => return Err(e),
         }
-        if !same {
+        if !same && !whiteout {
             self.remove_sidecar(from, old);
         }
         Ok(())
@@ -181,8 +209,9 @@ impl KmsFs {
 
     /// Replaces the empty directory `new` by the directory `old`: exchange
     /// (atomic: the target name always names a directory), then remove the
-    /// old target, now under the source's name. `e` is the error to give
-    /// when the target is not an empty directory or the source is not one.
+    /// old target, now under the source's name (leaving a whiteout there
+    /// with `whiteout`). `e` is the error to give when the target is not
+    /// an empty directory or the source is not one.
     fn rename_over_dir(
         &self,
         from: &Inode,
@@ -190,6 +219,7 @@ impl KmsFs {
         to: &Inode,
         new: &Backing,
         e: Errno,
+        whiteout: bool,
     ) -> Result<(), Errno> {
         let Some(v2) = self.layout.v2() else {
             return Err(e);
@@ -214,7 +244,7 @@ impl KmsFs {
             entry: old.entry.clone(),
             sidecar: None,
         };
-        self.rmdir_v2(from, &gone)
+        self.rmdir_v2(from, &gone, whiteout)
     }
 
     /// The backing target of a new symlink to `target`.
