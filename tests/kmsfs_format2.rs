@@ -10,6 +10,7 @@ mod common;
 mod mount;
 
 use common::KmsdProcess;
+use common::sys::cpath;
 use mount::Volume;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -53,10 +54,6 @@ fn name(len: usize, seed: u8) -> OsString {
         .map(|i| alphabet[(i * 7 + seed as usize) % alphabet.len()])
         .collect();
     OsString::from_vec(v)
-}
-
-fn cpath(p: &Path) -> std::ffi::CString {
-    std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
 }
 
 /// lsetxattr(2).

@@ -7,8 +7,8 @@ mod common;
 mod mount;
 
 use common::KmsdProcess;
+use common::sys::{cpath, renameat2};
 use mount::Volume;
-use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
@@ -56,10 +56,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n.max(1)
     }
-}
-
-fn cstr(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
 }
 
 fn errno_of<T>(r: std::io::Result<T>) -> i32 {
@@ -242,7 +238,7 @@ fn truncate_up_and_down_across_block_boundaries() {
         );
     }
     // truncate(2) by path, too.
-    let c = cstr(&p);
+    let c = cpath(&p);
     // SAFETY: valid path.
     assert_eq!(unsafe { libc::truncate(c.as_ptr(), 10_000) }, 0);
     model.resize(10_000, 0);
@@ -502,25 +498,6 @@ fn hard_links_share_content_and_survive_unlink_and_rename() {
     assert_eq!(std::fs::read(vol.path("renamed")).unwrap(), model);
 }
 
-fn renameat2(from: &Path, to: &Path, flags: u32) -> i32 {
-    let (a, b) = (cstr(from), cstr(to));
-    // SAFETY: valid paths.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            flags,
-        )
-    };
-    if r == 0 {
-        0
-    } else {
-        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
-    }
-}
-
 #[test]
 fn rename_noreplace_exchange_and_overwrite() {
     require_fuse!();
@@ -624,7 +601,7 @@ fn symlinks_fifos_sockets_and_directories() {
         std::fs::symlink_metadata(vol.path("a/link")).unwrap().len(),
         8
     );
-    let fifo = cstr(&vol.path("fifo"));
+    let fifo = cpath(&vol.path("fifo"));
     // SAFETY: valid path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
     let ft = std::fs::metadata(vol.path("fifo")).unwrap().file_type();
@@ -695,7 +672,7 @@ fn metadata_mode_owner_times_and_statfs() {
     assert_eq!((m.mtime(), m.mtime_nsec()), (1_000_000_000, 123_456_789));
     assert_eq!(m.atime(), 1_000_000_000);
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let c = cstr(&vol.mountpoint);
+    let c = cpath(&vol.mountpoint);
     // SAFETY: valid path and struct.
     assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
     assert!(st.f_blocks > 0 && st.f_bsize > 0);
@@ -809,7 +786,7 @@ fn xattrs_on_files_and_directories() {
     std::fs::write(vol.path("f"), b"").unwrap();
     std::fs::create_dir(vol.path("d")).unwrap();
     for n in ["f", "d"] {
-        let p = cstr(&vol.path(n));
+        let p = cpath(&vol.path(n));
         let set = |name: &std::ffi::CStr, v: &[u8], flags: i32| {
             // SAFETY: valid strings and buffer.
             let r = unsafe {
@@ -844,7 +821,7 @@ fn xattrs_on_files_and_directories() {
         assert_eq!(set(c"user.none", b"x", libc::XATTR_REPLACE), libc::ENODATA);
         assert_eq!(get(c"user.none", 10), Err(libc::ENODATA));
         // The backing value is encrypted.
-        let bp = cstr(&vol.backing(n));
+        let bp = cpath(&vol.backing(n));
         let mut raw = vec![0u8; 256];
         // SAFETY: valid strings and buffer.
         let r = unsafe {
@@ -873,7 +850,7 @@ fn xattrs_on_files_and_directories() {
     }
     m.unmount();
     let _m = vol.mount(&[]);
-    let p = cstr(&vol.path("f"));
+    let p = cpath(&vol.path("f"));
     let mut buf = [0u8; 16];
     // SAFETY: valid strings and buffer.
     let r = unsafe {
@@ -927,7 +904,7 @@ fn access_on_an_owner_only_mount() {
     let p = vol.path("ro");
     std::fs::write(&p, b"x").unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let c = cstr(&p);
+    let c = cpath(&p);
     let access = |mask| {
         // SAFETY: valid path.
         if unsafe { libc::access(c.as_ptr(), mask) } == 0 {
@@ -941,7 +918,7 @@ fn access_on_an_owner_only_mount() {
     assert_eq!(access(libc::X_OK), libc::EACCES);
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o544)).unwrap();
     assert_eq!(access(libc::X_OK), 0);
-    let missing = cstr(&vol.path("missing"));
+    let missing = cpath(&vol.path("missing"));
     // SAFETY: valid path.
     assert_eq!(unsafe { libc::access(missing.as_ptr(), libc::F_OK) }, -1);
 }

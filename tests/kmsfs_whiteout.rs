@@ -12,36 +12,12 @@ mod mount;
 mod raw;
 
 use common::KmsdProcess;
+use common::sys::renameat2;
 use mount::Volume;
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-/// renameat2(2): 0 or the errno.
-fn rename2(from: &Path, to: &Path, flags: u32) -> i32 {
-    let (a, b) = (cpath(from), cpath(to));
-    // SAFETY: valid NUL-terminated paths.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            flags,
-        )
-    };
-    if r == 0 {
-        0
-    } else {
-        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
-    }
-}
 
 /// Whether `p` is a whiteout: a character device 0:0.
 fn assert_whiteout(p: &Path, uid: u32, what: &str) {
@@ -108,7 +84,7 @@ fn rename_whiteout_leaves_a_whiteout_on_every_kind_of_volume() {
         std::fs::write(p("src"), b"moved content").unwrap();
         // Within a directory, and from a long name across directories.
         assert_eq!(
-            rename2(&p("src"), &p("dst"), libc::RENAME_WHITEOUT),
+            renameat2(&p("src"), &p("dst"), libc::RENAME_WHITEOUT),
             0,
             "{what}"
         );
@@ -116,7 +92,7 @@ fn rename_whiteout_leaves_a_whiteout_on_every_kind_of_volume() {
         assert_eq!(std::fs::read(p("dst")).unwrap(), b"moved content", "{what}");
         std::fs::write(p(&long), b"long one").unwrap();
         assert_eq!(
-            rename2(&p(&long), &p("d/short"), libc::RENAME_WHITEOUT),
+            renameat2(&p(&long), &p("d/short"), libc::RENAME_WHITEOUT),
             0,
             "{what}"
         );
@@ -126,7 +102,7 @@ fn rename_whiteout_leaves_a_whiteout_on_every_kind_of_volume() {
         std::fs::write(p("a"), b"A").unwrap();
         std::fs::write(p("b"), b"B").unwrap();
         assert_eq!(
-            rename2(&p("a"), &p("b"), libc::RENAME_WHITEOUT),
+            renameat2(&p("a"), &p("b"), libc::RENAME_WHITEOUT),
             0,
             "{what}"
         );
@@ -134,17 +110,17 @@ fn rename_whiteout_leaves_a_whiteout_on_every_kind_of_volume() {
         assert_whiteout(&p("a"), 0, what);
         std::fs::write(p("c"), b"C").unwrap();
         let flags = libc::RENAME_WHITEOUT | libc::RENAME_NOREPLACE;
-        assert_eq!(rename2(&p("c"), &p("b"), flags), libc::EEXIST, "{what}");
+        assert_eq!(renameat2(&p("c"), &p("b"), flags), libc::EEXIST, "{what}");
         assert_eq!(std::fs::read(p("c")).unwrap(), b"C");
         let flags = libc::RENAME_WHITEOUT | libc::RENAME_EXCHANGE;
-        assert_eq!(rename2(&p("c"), &p("b"), flags), libc::EINVAL, "{what}");
+        assert_eq!(renameat2(&p("c"), &p("b"), flags), libc::EINVAL, "{what}");
         // A directory over an empty directory (format 2 exchanges, then
         // removes the old target: the whiteout is left by that step).
         std::fs::create_dir(p("full")).unwrap();
         std::fs::write(p("full/inside"), b"in").unwrap();
         std::fs::create_dir(p("empty")).unwrap();
         assert_eq!(
-            rename2(&p("full"), &p("empty"), libc::RENAME_WHITEOUT),
+            renameat2(&p("full"), &p("empty"), libc::RENAME_WHITEOUT),
             0,
             "{what}"
         );
@@ -207,7 +183,7 @@ fn rename_whiteout_needs_cap_mknod() {
     std::fs::write(dir.join("f"), b"x").unwrap();
     std::fs::set_permissions(dir.join("f"), std::fs::Permissions::from_mode(0o666)).unwrap();
     let r = raw::as_ids(4321, 4321, || {
-        rename2(&dir.join("f"), &dir.join("g"), libc::RENAME_WHITEOUT)
+        renameat2(&dir.join("f"), &dir.join("g"), libc::RENAME_WHITEOUT)
     });
     assert_eq!(r, libc::EPERM);
     assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"x");

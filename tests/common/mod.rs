@@ -6,6 +6,7 @@ pub mod aws_mode;
 pub mod etcd;
 pub mod net;
 pub mod pki;
+pub mod sys;
 
 use kmsd_client::{Client, CreateKeyRequest, KeyMetadata};
 use std::path::{Path, PathBuf};

@@ -140,7 +140,6 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
         mountpoint,
         cipherdir,
         sweeper,
-        page_flush,
     } = m;
     let mut unmounter = session.unmount_callable();
     let mp = mountpoint.clone();
@@ -176,16 +175,6 @@ fn serve(a: MountArgs) -> Result<ExitCode, String> {
             tracing::warn!("cannot notify systemd: {e}");
         }
     }
-    if a.threads > 1 {
-        // lseek has the kernel write dirty pages back (kmsfs::fs::PageFlush):
-        // the notification waits for writes that another thread serves.
-        let n = session.notifier();
-        let _ = page_flush.set(Box::new(move |ino, off| {
-            if let Err(e) = n.inval_inode(ino, off, 0) {
-                tracing::debug!("cannot have inode {} written back: {e}", ino.0);
-            }
-        }));
-    }
     let sweeping = start_sweeper(sweeper, session.notifier());
     let result = session.run();
     sweeping.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -203,7 +192,6 @@ struct Mounted {
     mountpoint: PathBuf,
     cipherdir: PathBuf,
     sweeper: Option<crate::fs::revoke::Sweeper>,
-    page_flush: crate::fs::PageFlush,
 }
 
 /// Both directories exist; the mountpoint is not inside the backing
@@ -299,8 +287,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
     fs.on_destroy(move || k.clear());
     let sweeper = fs.sweeper();
     let fs_stats = fs.stats();
-    let notifier = fs.notifier_slot();
-    let page_flush = fs.page_flush();
+    let kernel = fs.kernel_link();
     let cfg = session_config(&cipherdir, &opts, a.threads);
     let session = mount(fs, &mountpoint, &cfg).map_err(|e| {
         format!(
@@ -311,7 +298,7 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         )
     })?;
     // Before `run`: no request is served yet, so none misses it.
-    let _ = notifier.set(session.notifier());
+    kernel.connect(session.notifier(), a.threads);
     let info = Status {
         pid: std::process::id(),
         mountpoint: mountpoint.display().to_string(),
@@ -367,7 +354,6 @@ fn prepare(a: &MountArgs) -> Result<Mounted, String> {
         mountpoint,
         cipherdir,
         sweeper,
-        page_flush,
     })
 }
 

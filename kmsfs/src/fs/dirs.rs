@@ -1,10 +1,11 @@
 //! Directory listing, statfs and access.
 
+use super::entries::Entry;
 use super::handles::OpenDir;
 use super::names::Listed;
 use super::sys;
 use super::{KmsFs, Layout};
-use fuser::{Errno, FileAttr, FileHandle, FileType, INodeNo};
+use fuser::{Errno, FileAttr, FileHandle, FileType, Generation, INodeNo};
 use std::ffi::CStr;
 use std::sync::Arc;
 
@@ -125,7 +126,7 @@ impl KmsFs {
         &self,
         fh: FileHandle,
         offset: u64,
-        mut add: impl FnMut(&CStr, u64, &FileAttr) -> bool,
+        mut add: impl FnMut(&CStr, u64, &Entry) -> bool,
     ) -> Result<(), Errno> {
         let d = self.handles.dir(fh)?;
         let mut entries = super::inode::lock(&d.entries);
@@ -142,18 +143,22 @@ impl KmsFs {
                 } else {
                     INodeNo(e.ino)
                 };
-                if add(&e.name, next, &dot_attr(ino)) {
+                let dot = Entry {
+                    attr: dot_attr(ino),
+                    generation: Generation(0),
+                };
+                if add(&e.name, next, &dot) {
                     break;
                 }
                 continue;
             }
-            let attr = match self.lookup_backing(&d.inode, e.backing_name()) {
+            let entry = match self.lookup_backing(&d.inode, e.backing_name()) {
                 Ok(a) => a,
                 // Gone since the listing: skip it.
                 Err(_) => continue,
             };
-            if add(&e.name, next, &attr) {
-                self.forget_inode(attr.ino, 1);
+            if add(&e.name, next, &entry) {
+                self.forget_inode(entry.attr.ino, 1);
                 break;
             }
         }

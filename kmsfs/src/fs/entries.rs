@@ -4,7 +4,7 @@ use super::handles::OpenFile;
 use super::inode::Inode;
 use super::names::Backing;
 use super::{KmsFs, sys};
-use fuser::{Errno, FileAttr, FileHandle, INodeNo, RenameFlags};
+use fuser::{Errno, FileAttr, FileHandle, Generation, INodeNo, RenameFlags};
 use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -23,6 +23,14 @@ pub struct Caller {
 pub struct Mode {
     pub mode: u32,
     pub umask: u32,
+}
+
+/// What an entry reply gives the kernel: the node's attributes, and the
+/// generation that tells the node apart from an earlier one with its
+/// number (file handles carry both; see `inode`).
+pub struct Entry {
+    pub attr: FileAttr,
+    pub generation: Generation,
 }
 
 /// The default ACL of a directory (inherited by what is created in it).
@@ -52,27 +60,30 @@ pub fn backing_open_flags(flags: i32) -> i32 {
 
 impl KmsFs {
     /// Looks `name` up in `parent` and counts one kernel reference.
-    pub(super) fn lookup_entry(&self, parent: &Inode, name: &CStr) -> Result<FileAttr, Errno> {
+    pub(super) fn lookup_entry(&self, parent: &Inode, name: &CStr) -> Result<Entry, Errno> {
         let b = self.backing(parent, name, Errno::ENOENT, false)?;
         self.lookup_backing(parent, &b.entry)
     }
 
     /// Opens the backing entry `entry` of `parent` and counts one kernel
     /// reference.
-    pub(super) fn lookup_backing(&self, parent: &Inode, entry: &CStr) -> Result<FileAttr, Errno> {
+    pub(super) fn lookup_backing(&self, parent: &Inode, entry: &CStr) -> Result<Entry, Errno> {
         let fd = sys::open_path_at(parent.fd(), entry)?;
         Ok(self.remember(fd)?.1)
     }
 
     /// Counts one kernel reference to the file `fd` holds.
-    pub(super) fn remember(&self, fd: OwnedFd) -> Result<(Arc<Inode>, FileAttr), Errno> {
+    pub(super) fn remember(&self, fd: OwnedFd) -> Result<(Arc<Inode>, Entry), Errno> {
         let st = sys::fstat(fd.as_fd())?;
         let inode = self.inodes.remember(fd, &st);
         self.stats
             .inodes
             .store(self.inodes.len() as u64, Ordering::Relaxed);
-        let attr = self.file_attr(inode.id, &st);
-        Ok((inode, attr))
+        let entry = Entry {
+            attr: self.file_attr(inode.id, &st),
+            generation: Generation(inode.generation()),
+        };
+        Ok((inode, entry))
     }
 
     pub(super) fn forget_inode(&self, id: INodeNo, n: u64) {
@@ -144,7 +155,7 @@ impl KmsFs {
         parent: &Inode,
         name: &Backing,
         who: Caller,
-    ) -> Result<(Arc<Inode>, FileAttr), Errno> {
+    ) -> Result<(Arc<Inode>, Entry), Errno> {
         let undo = |e: Errno| {
             let _ = sys::unlink_at(parent.fd(), &name.entry, 0);
             self.remove_sidecar(parent, name);
@@ -161,7 +172,7 @@ impl KmsFs {
         name: &CStr,
         mode: Mode,
         who: Caller,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Entry, Errno> {
         let parent = self.inode(parent)?;
         let perm = self.create_mode(&parent, mode);
         let b = self.new_name(&parent, name)?;
@@ -185,7 +196,7 @@ impl KmsFs {
         mode: Mode,
         rdev: u32,
         who: Caller,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Entry, Errno> {
         let parent = self.inode(parent)?;
         let perm = self.create_mode(&parent, mode);
         let kind = mode.mode & libc::S_IFMT;
@@ -207,9 +218,9 @@ impl KmsFs {
             return Ok(self.finish_create(&parent, &b, who)?.1);
         }
         let (file, cipher) = self.create_v2(&parent, &b, libc::O_RDWR, perm, who)?;
-        let (inode, attr) = self.remember(OwnedFd::from(file))?;
+        let (inode, entry) = self.remember(OwnedFd::from(file))?;
         inode.set_cipher(Some(cipher));
-        Ok(attr)
+        Ok(entry)
     }
 
     /// Format 2: creates a regular file, the caller's, that appears under
@@ -267,7 +278,7 @@ impl KmsFs {
         name: &CStr,
         target: &CStr,
         who: Caller,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Entry, Errno> {
         let parent = self.inode(parent)?;
         let stored = self.stored_target(target)?;
         let b = self.new_name(&parent, name)?;
@@ -283,7 +294,7 @@ impl KmsFs {
         mode: Mode,
         flags: i32,
         who: Caller,
-    ) -> Result<(FileAttr, FileHandle), Errno> {
+    ) -> Result<(Entry, FileHandle), Errno> {
         let parent = self.inode(parent)?;
         let perm = self.create_mode(&parent, mode);
         let b = self.new_name(&parent, name)?;
@@ -335,7 +346,7 @@ impl KmsFs {
         if created && !v2 {
             self.adopt(pfd.as_fd(), &parent, who).map_err(undo)?;
         }
-        let (inode, mut attr) = self.remember(pfd).map_err(undo)?;
+        let (inode, mut entry) = self.remember(pfd).map_err(undo)?;
         if let Some(c) = fresh {
             inode.set_cipher(Some(c));
         }
@@ -353,9 +364,9 @@ impl KmsFs {
             own,
             writable,
         };
-        if !created && flags & libc::O_TRUNC != 0 && attr.size > 0 {
+        if !created && flags & libc::O_TRUNC != 0 && entry.attr.size > 0 {
             self.truncate_with(&h.inode, h.file()?, 0)?;
-            attr = self.attr_of(&h.inode)?;
+            entry.attr = self.attr_of(&h.inode)?;
         }
         if writable {
             self.prepare_write(&h.inode, h.file()?).map_err(undo)?;
@@ -364,7 +375,7 @@ impl KmsFs {
         self.stats
             .open_files
             .store(self.handles.open_files() as u64, Ordering::Relaxed);
-        Ok((attr, fh))
+        Ok((entry, fh))
     }
 
     pub(super) fn do_link(
@@ -372,7 +383,7 @@ impl KmsFs {
         ino: INodeNo,
         newparent: INodeNo,
         newname: &CStr,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Entry, Errno> {
         let inode = self.inode(ino)?;
         let parent = self.inode(newparent)?;
         if inode.is_dir() {

@@ -287,9 +287,9 @@ impl KmsFs {
             // (nothing before counts). Without the flush (a one-thread
             // mount, where the notification would wait for writes only
             // this thread could serve) the whole file is data.
-            match self.page_flush.get() {
-                Some(flush) => flush(h.inode.id, (off & !(BLOCK_SIZE as u64 - 1)) as i64),
-                None => return self.all_data(&h.inode, h.file()?, whence, off),
+            let from = (off & !(BLOCK_SIZE as u64 - 1)) as i64;
+            if !self.kernel.flush_pages(h.inode.id, from) {
+                return self.all_data(&h.inode, h.file()?, whence, off);
             }
         }
         let _r = h.inode.content.read().unwrap_or_else(|p| p.into_inner());

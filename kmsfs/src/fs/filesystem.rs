@@ -1,14 +1,14 @@
 //! The `fuser::Filesystem` impl: decode the request, call the operation,
 //! reply with its result or its errno.
 
-use super::entries::{Caller, Mode};
+use super::entries::{Caller, Entry, Mode};
 use super::files::SetAttr;
 use super::{KmsFs, sys};
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -48,11 +48,14 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: Result<Vec<u8>, Errno>) {
 }
 
 impl KmsFs {
-    fn entry(&self, reply: ReplyEntry, r: Result<FileAttr, Errno>) {
+    fn entry(&self, reply: ReplyEntry, r: Result<Entry, Errno>) {
         match r {
-            Ok(a) => {
-                reply.entry_with_ttls(&self.opts.attr_ttl, &self.opts.entry_ttl, &a, Generation(0))
-            }
+            Ok(e) => reply.entry_with_ttls(
+                &self.opts.attr_ttl,
+                &self.opts.entry_ttl,
+                &e.attr,
+                e.generation,
+            ),
             Err(e) => reply.error(e),
         }
     }
@@ -79,12 +82,14 @@ impl Filesystem for KmsFs {
         // DONT_MASK: without it the kernel would apply the caller's umask
         // before we could see whether a default ACL replaces it (see
         // `entries::Mode`).
+        // EXPORT_SUPPORT: file handles outlive the kernel's cache (`export`).
         let mut wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_HANDLE_KILLPRIV_V2
             | InitFlags::FUSE_POSIX_ACL
-            | InitFlags::FUSE_DONT_MASK;
+            | InitFlags::FUSE_DONT_MASK
+            | InitFlags::FUSE_EXPORT_SUPPORT;
         if self.opts.writeback_cache {
             wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
         }
@@ -101,9 +106,12 @@ impl Filesystem for KmsFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name!(name, reply);
-        let r = self
-            .inode(parent)
-            .and_then(|p| self.lookup_entry(&p, &name));
+        let r = if super::export::is_by_id(&name) {
+            self.lookup_by_id(parent, &name)
+        } else {
+            self.inode(parent)
+                .and_then(|p| self.lookup_entry(&p, &name))
+        };
         self.entry(reply, r);
     }
 
@@ -372,9 +380,9 @@ impl Filesystem for KmsFs {
         mut reply: ReplyDirectoryPlus,
     ) {
         let ttl = self.opts.attr_ttl;
-        let r = self.do_readdirplus(fh, offset, |name, next, attr| {
+        let r = self.do_readdirplus(fh, offset, |name, next, e| {
             let name = OsStr::from_bytes(name.to_bytes());
-            reply.add(attr.ino, next, name, &ttl, attr, Generation(0))
+            reply.add(e.attr.ino, next, name, &ttl, &e.attr, e.generation)
         });
         match r {
             Ok(()) => reply.ok(),
@@ -473,10 +481,10 @@ impl Filesystem for KmsFs {
     ) {
         let name = name!(name, reply);
         match self.do_create(parent, &name, Mode { mode, umask }, flags, caller(req)) {
-            Ok((attr, fh)) => reply.created(
+            Ok((e, fh)) => reply.created(
                 &self.opts.entry_ttl,
-                &attr,
-                Generation(0),
+                &e.attr,
+                e.generation,
                 fh,
                 FopenFlags::FOPEN_KEEP_CACHE,
             ),

@@ -9,12 +9,22 @@
 //! device may reuse numbers) gets a synthetic id instead. Lookup counts
 //! follow the FUSE protocol: every entry reply adds one, `forget` removes
 //! what the kernel says, and at zero the inode and its descriptor go.
+//!
+//! File handles (NFS export, open_by_handle_at(2)) outlive that: the
+//! kernel's handle is our node id and a generation, and it asks us for a
+//! node it has forgotten by id alone (a lookup of `.`). So a forgotten
+//! inode leaves its backing file's own handle behind, in a bounded table
+//! ([`FORGOTTEN`] entries), to open the file again by; the generation,
+//! a digest of that handle, tells the file apart from a later one that
+//! got the same backing inode number.
 
-use super::sys;
+use super::sys::{self, BackingHandle};
 use crate::format::{DirId, FileCipher};
 use fuser::{Errno, FileType, INodeNo};
+use lru::LruCache;
 use std::collections::HashMap;
 use std::fs::File;
+use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -46,6 +56,9 @@ pub struct Inode {
     pub id: INodeNo,
     pub key: BackingKey,
     pub kind: FileType,
+    /// The backing file system's handle of the file, where it gives one
+    /// (and the file is on the backing root's file system).
+    handle: Option<BackingHandle>,
     /// `O_PATH` from a lookup, or a real descriptor of a file we created:
     /// either serves `fstat`, `fchownat`, `linkat` and `/proc/self/fd`.
     fd: OwnedFd,
@@ -128,6 +141,13 @@ impl Inode {
         });
     }
 
+    /// The FUSE generation of this node (0 without a backing handle).
+    pub fn generation(&self) -> u64 {
+        self.handle
+            .as_ref()
+            .map_or(0, |h| u64::from(h.generation()))
+    }
+
     pub fn is_dir(&self) -> bool {
         self.kind == FileType::Directory
     }
@@ -173,7 +193,13 @@ struct Tables {
     by_id: HashMap<u64, Entry>,
     by_key: HashMap<BackingKey, u64>,
     next_synthetic: u64,
+    /// Backing handles of forgotten nodes, by node id.
+    forgotten: Option<LruCache<u64, BackingHandle>>,
 }
+
+/// How many forgotten nodes keep their handle (about 40 bytes each): a
+/// file handle older than that many forgets goes stale.
+pub const FORGOTTEN: usize = 1 << 16;
 
 /// First synthetic node id; far above the inode numbers filesystems hand out.
 const SYNTHETIC_BASE: u64 = 1 << 62;
@@ -191,6 +217,7 @@ impl InodeTable {
             id: INodeNo::ROOT,
             key,
             kind: FileType::Directory,
+            handle: None,
             fd: root_fd,
             io: OnceLock::new(),
             no_caps: AtomicBool::new(false),
@@ -202,6 +229,7 @@ impl InodeTable {
         });
         let mut t = Tables {
             next_synthetic: SYNTHETIC_BASE,
+            forgotten: NonZeroUsize::new(FORGOTTEN).map(LruCache::new),
             ..Tables::default()
         };
         t.by_id.insert(
@@ -252,10 +280,17 @@ impl InodeTable {
             return e.inode.clone();
         }
         let id = self.choose_id(&mut t, key);
+        let handle = (key.dev == self.root_dev)
+            .then(|| sys::backing_handle(fd.as_fd()))
+            .flatten();
+        if let Some(f) = t.forgotten.as_mut() {
+            f.pop(&id);
+        }
         let inode = Arc::new(Inode {
             id: INodeNo(id),
             key,
             kind: kind_of_mode(st.st_mode),
+            handle,
             fd,
             io: OnceLock::new(),
             no_caps: AtomicBool::new(false),
@@ -304,11 +339,20 @@ impl InodeTable {
         e.nlookup = e.nlookup.saturating_sub(n);
         if e.nlookup == 0 && id != INodeNo::ROOT {
             let key = e.inode.key;
+            let handle = e.inode.handle.clone();
             t.by_id.remove(&id.0);
             if t.by_key.get(&key) == Some(&id.0) {
                 t.by_key.remove(&key);
             }
+            if let (Some(h), Some(f)) = (handle, t.forgotten.as_mut()) {
+                f.put(id.0, h);
+            }
         }
+    }
+
+    /// The backing handle node `id` left when the kernel forgot it.
+    pub fn forgotten(&self, id: INodeNo) -> Option<BackingHandle> {
+        lock(&self.tables).forgotten.as_mut()?.get(&id.0).cloned()
     }
 
     /// The regular files holding a cipher checked before `before`.

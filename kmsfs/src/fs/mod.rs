@@ -20,10 +20,12 @@ pub mod attr;
 pub mod content;
 mod dirs;
 mod entries;
+mod export;
 mod files;
 mod filesystem;
 pub mod handles;
 pub mod inode;
+pub mod kernel;
 mod keysource;
 pub mod layout;
 pub mod mount;
@@ -39,13 +41,14 @@ use content::{Fault, KeySource};
 use fuser::{Errno, FileAttr, INodeNo};
 use handles::HandleTable;
 use inode::{Inode, InodeTable};
+use kernel::KernelLink;
 use kmsd_client::logsafe::{EscapedPath, escape};
 pub use layout::Layout;
 use stats::FsStats;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Tunables of a mount.
@@ -70,12 +73,6 @@ impl Default for FsOptions {
     }
 }
 
-/// Has the kernel write back its dirty pages of an inode from a byte
-/// offset on (a FUSE `inval_inode` notification launders them); set once
-/// the session runs, and only when another thread can serve the writes
-/// it waits for.
-pub type PageFlush = Arc<std::sync::OnceLock<Box<dyn Fn(INodeNo, i64) + Send + Sync>>>;
-
 /// The filesystem.
 pub struct KmsFs {
     cipherdir: PathBuf,
@@ -90,10 +87,8 @@ pub struct KmsFs {
     euid: u32,
     egid: u32,
     on_destroy: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-    /// The session's notifier, set once the session exists (see
-    /// [`KmsFs::notifier_slot`]).
-    notifier: Arc<OnceLock<fuser::Notifier>>,
-    page_flush: PageFlush,
+    /// The session's notifier, once the mount connects it.
+    kernel: Arc<KernelLink>,
 }
 
 impl KmsFs {
@@ -124,14 +119,8 @@ impl KmsFs {
             euid: unsafe { libc::geteuid() },
             egid: unsafe { libc::getegid() },
             on_destroy: Mutex::new(None),
-            notifier: Arc::new(OnceLock::new()),
-            page_flush: PageFlush::default(),
+            kernel: Arc::default(),
         })
-    }
-
-    /// Where the session puts the [`PageFlush`] that `lseek` uses.
-    pub fn page_flush(&self) -> PageFlush {
-        self.page_flush.clone()
     }
 
     /// Counters shared with the control socket.
@@ -144,27 +133,18 @@ impl KmsFs {
         *inode::lock(&self.on_destroy) = Some(Box::new(f));
     }
 
-    /// Where the mount puts its session's notifier: the filesystem moves
-    /// into the session, so the notifier can only be handed over after.
-    /// Until it is set, [`KmsFs::attrs_changed`] does nothing.
-    pub fn notifier_slot(&self) -> Arc<OnceLock<fuser::Notifier>> {
-        self.notifier.clone()
+    /// Where the mount connects its session's notifier: the filesystem
+    /// moves into the session, so it can only be handed over after.
+    pub fn kernel_link(&self) -> Arc<KernelLink> {
+        self.kernel.clone()
     }
 
     /// Tells the kernel that `inode`'s attributes changed without its
     /// knowing (we cleared set-id bits after a write, an ACL changed the
-    /// mode): it drops the attributes it caches (offset -1: not the
-    /// pages), so the next `stat` asks us instead of showing the old mode
-    /// until the attribute timeout.
+    /// mode), so the next `stat` does not show the old mode until the
+    /// attribute timeout.
     fn attrs_changed(&self, inode: &Inode) {
-        let Some(n) = self.notifier.get() else { return };
-        // ENOENT: the kernel has forgotten the inode, nothing is cached.
-        if let Err(e) = n.inval_inode(inode.id, -1, 0) {
-            tracing::debug!(
-                "cannot invalidate the attributes of inode {}: {e}",
-                inode.id.0
-            );
-        }
+        self.kernel.attrs_changed(inode.id);
     }
 
     fn inode(&self, id: INodeNo) -> Result<Arc<Inode>, Errno> {

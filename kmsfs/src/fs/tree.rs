@@ -4,7 +4,7 @@
 //! empty directory exchanges, then removes. Symlink targets are sealed
 //! here too.
 
-use super::entries::Caller;
+use super::entries::{Caller, Entry};
 use super::inode::Inode;
 use super::names::ID_FILE;
 use super::names::{Backing, rmdir_leftovers};
@@ -12,7 +12,7 @@ use super::sys;
 use super::{KmsFs, Layout};
 use crate::format::dirid::{DIRID_FILE_MODE, encode_dirid, temp_name};
 use crate::format::{DirId, LinkId, TargetError};
-use fuser::{Errno, FileAttr, RenameFlags};
+use fuser::{Errno, RenameFlags};
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Write;
@@ -56,7 +56,7 @@ impl KmsFs {
         name: &Backing,
         mode: u32,
         who: Caller,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Entry, Errno> {
         let t = temp()?;
         // `mode` with the owner's rwx, which the id file needs: a default
         // ACL of the parent is inherited masked by the mode, as for any
@@ -100,9 +100,9 @@ impl KmsFs {
             libc::RENAME_NOREPLACE as libc::c_uint,
         )
         .map_err(undo)?;
-        let (inode, attr) = self.remember(OwnedFd::from(d))?;
+        let (inode, entry) = self.remember(OwnedFd::from(d))?;
         let _ = inode.dir_id.set(id);
-        Ok(attr)
+        Ok(entry)
     }
 
     /// rmdir, format 2: docs/FORMAT.md "rmdir". With `whiteout` the name

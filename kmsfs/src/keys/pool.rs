@@ -91,6 +91,15 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Waits on `cv` for at most `d`; a poisoned lock is taken as it is (the
+/// state is a queue of keys, consistent at every unlock).
+fn wait_for<'a>(cv: &Condvar, st: MutexGuard<'a, State>, d: Duration) -> MutexGuard<'a, State> {
+    match cv.wait_timeout(st, d) {
+        Ok((g, _)) => g,
+        Err(p) => p.into_inner().0,
+    }
+}
+
 impl KeyPool {
     /// Starts the refill threads (none when `target` is 0). `max_age`: a
     /// key older than this is not handed out; `retry`: wait after a failure.
@@ -175,10 +184,7 @@ impl KeyPool {
             if left.is_zero() {
                 break false;
             }
-            st = match self.shared.ready.wait_timeout(st, left) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
+            st = wait_for(&self.shared.ready, st, left);
         };
         st.waiters -= 1;
         ok
@@ -276,10 +282,7 @@ fn refill(s: &Shared) {
                         kmsd_client::logsafe::escape(&e.to_string())
                     );
                 }
-                st = match s.refill.wait_timeout(st, s.retry) {
-                    Ok((g, _)) => g,
-                    Err(p) => p.into_inner().0,
-                };
+                st = wait_for(&s.refill, st, s.retry);
             }
         }
     }
