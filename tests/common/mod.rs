@@ -60,6 +60,16 @@ fn ensure_built(profile_dir: &Path) {
             .and_then(|s| s.to_str())
             .unwrap_or("debug");
         let mut cmd = Command::new(env!("CARGO"));
+        // Without the variables cargo set for this test process: build
+        // scripts watch some of them (ring's `rerun-if-env-changed` lists
+        // CARGO_PKG_NAME and CARGO_MANIFEST_DIR), so inheriting this
+        // package's values would rebuild ring and all that depends on it
+        // here, and again at the next plain `cargo build`.
+        for (k, _) in std::env::vars_os() {
+            if is_per_package_cargo_var(&k) {
+                cmd.env_remove(k);
+            }
+        }
         cmd.args(["build", "--workspace", "--bins", "--locked", "--quiet"])
             .current_dir(workspace_root())
             .env("CARGO_TARGET_DIR", target_dir)
@@ -79,6 +89,29 @@ fn ensure_built(profile_dir: &Path) {
             "cargo build --bins for the tests failed: {st}"
         );
     });
+}
+
+/// The variables cargo sets for one package's build or test run (not the
+/// user's own settings such as CARGO_HOME or CARGO_TARGET_DIR).
+fn is_per_package_cargo_var(k: &std::ffi::OsStr) -> bool {
+    let k = k.to_string_lossy();
+    const PREFIXES: [&str; 6] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_BIN_",
+        "CARGO_CFG_",
+        "CARGO_FEATURE_",
+        "DEP_",
+    ];
+    const NAMES: [&str; 6] = [
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+        "CARGO",
+    ];
+    PREFIXES.iter().any(|p| k.starts_with(p)) || NAMES.contains(&k.as_ref())
 }
 
 /// Panics when `binary` is older than a source file it is built from.

@@ -2,7 +2,9 @@
 //! (`crate::kms`), shared by init, mount, cat, fsck, rewrap and
 //! backing-path.
 
-use crate::kms::{AwsKms, AwsOptions, Kms};
+use crate::kms::Kms;
+#[cfg(feature = "aws")]
+use crate::kms::{AwsKms, AwsOptions};
 use clap::{Args, ValueEnum};
 use kmsd_client::{Client, ClientConfig};
 use std::path::PathBuf;
@@ -91,12 +93,15 @@ impl KmsArgs {
                 cc.client_name = client_name.to_string();
                 Ok(Arc::new(Client::new(cc)))
             }
+            #[cfg(feature = "aws")]
             KmsKind::Aws => Ok(Arc::new(AwsKms::new(&AwsOptions {
                 endpoint_url: self.endpoint_url.clone(),
                 profile: self.profile.clone(),
                 region: self.region.clone(),
                 call_timeout,
             })?)),
+            #[cfg(not(feature = "aws"))]
+            KmsKind::Aws => Err("--kms aws: this kmsfs was built without the `aws` feature".into()),
         }
     }
 

@@ -440,6 +440,39 @@ mod tests {
     }
 
     #[test]
+    fn a_forgotten_node_leaves_a_handle_that_opens_its_file_again() {
+        let (tmp, t) = setup();
+        std::fs::write(tmp.path().join("f"), b"x").unwrap();
+        let f = remember(&t, c"f");
+        let generation = f.generation();
+        assert!(t.forgotten(f.id).is_none(), "known, not forgotten");
+        t.forget(f.id, 1);
+        let h = t.forgotten(f.id).expect("a handle left behind");
+        assert_eq!(u64::from(h.generation()), generation);
+        // Renamed meanwhile: the handle names the file, not its path.
+        std::fs::rename(tmp.path().join("f"), tmp.path().join("g")).unwrap();
+        let mount = std::fs::File::open(tmp.path()).unwrap();
+        let fd = sys::open_by_handle(mount.as_fd(), &h).expect("open by handle (root)");
+        let st = sys::fstat(fd.as_fd()).unwrap();
+        assert_eq!(st.st_ino, f.id.0);
+        // Remembered again: back in the table, out of the forgotten ones,
+        // with the same generation.
+        let again = t.remember(fd, &st);
+        assert_eq!((again.id, again.generation()), (f.id, generation));
+        assert!(t.forgotten(f.id).is_none());
+        // Deleted, and no descriptor left open: the handle is stale.
+        let id = f.id;
+        t.forget(id, 1);
+        drop((f, again));
+        std::fs::remove_file(tmp.path().join("g")).unwrap();
+        let h = t.forgotten(id).unwrap();
+        assert_eq!(
+            sys::open_by_handle(mount.as_fd(), &h).err(),
+            Some(Errno::ESTALE)
+        );
+    }
+
+    #[test]
     fn taken_ids_get_synthetic_numbers() {
         let (tmp, t) = setup();
         std::fs::write(tmp.path().join("a"), b"").unwrap();

@@ -8,10 +8,13 @@
 //! where the service gave one, so [`crate::keys::KeyError`] maps them to
 //! errnos the same way.
 
+#[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
 mod aws_error;
 mod native;
 
+#[cfg(feature = "aws")]
 pub use aws::{AwsKms, AwsOptions};
 use kmsd_client::{ClientError, EncryptionContext, SecretBytes};
 
