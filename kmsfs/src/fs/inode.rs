@@ -188,18 +188,25 @@ struct Entry {
     nlookup: u64,
 }
 
-#[derive(Default)]
 struct Tables {
     by_id: HashMap<u64, Entry>,
     by_key: HashMap<BackingKey, u64>,
     next_synthetic: u64,
     /// Backing handles of forgotten nodes, by node id.
-    forgotten: Option<LruCache<u64, BackingHandle>>,
+    forgotten: LruCache<u64, BackingHandle>,
+}
+
+/// One more kernel reference to the node of backing file `key`, if known.
+fn count_known(t: &mut Tables, key: BackingKey) -> Option<Arc<Inode>> {
+    let id = t.by_key.get(&key).copied()?;
+    let e = t.by_id.get_mut(&id)?;
+    e.nlookup += 1;
+    Some(e.inode.clone())
 }
 
 /// How many forgotten nodes keep their handle (about 40 bytes each): a
 /// file handle older than that many forgets goes stale.
-pub const FORGOTTEN: usize = 1 << 16;
+pub const FORGOTTEN: NonZeroUsize = NonZeroUsize::new(1 << 16).expect("not zero");
 
 /// First synthetic node id; far above the inode numbers filesystems hand out.
 const SYNTHETIC_BASE: u64 = 1 << 62;
@@ -228,9 +235,10 @@ impl InodeTable {
             dir_id: OnceLock::new(),
         });
         let mut t = Tables {
+            by_id: HashMap::new(),
+            by_key: HashMap::new(),
             next_synthetic: SYNTHETIC_BASE,
-            forgotten: NonZeroUsize::new(FORGOTTEN).map(LruCache::new),
-            ..Tables::default()
+            forgotten: LruCache::new(FORGOTTEN),
         };
         t.by_id.insert(
             INodeNo::ROOT.0,
@@ -269,23 +277,20 @@ impl InodeTable {
     /// new descriptor is then dropped).
     pub fn remember(&self, fd: OwnedFd, st: &libc::stat) -> Arc<Inode> {
         let key = BackingKey::of(st);
-        let mut t = lock(&self.tables);
-        if let Some(e) = t
-            .by_key
-            .get(&key)
-            .copied()
-            .and_then(|id| t.by_id.get_mut(&id))
-        {
-            e.nlookup += 1;
-            return e.inode.clone();
+        if let Some(known) = count_known(&mut lock(&self.tables), key) {
+            return known;
         }
-        let id = self.choose_id(&mut t, key);
+        // New: its backing handle, a system call, outside the lock; then
+        // known after all if another thread got there meanwhile.
         let handle = (key.dev == self.root_dev)
             .then(|| sys::backing_handle(fd.as_fd()))
             .flatten();
-        if let Some(f) = t.forgotten.as_mut() {
-            f.pop(&id);
+        let mut t = lock(&self.tables);
+        if let Some(known) = count_known(&mut t, key) {
+            return known;
         }
+        let id = self.choose_id(&mut t, key);
+        t.forgotten.pop(&id);
         let inode = Arc::new(Inode {
             id: INodeNo(id),
             key,
@@ -344,15 +349,15 @@ impl InodeTable {
             if t.by_key.get(&key) == Some(&id.0) {
                 t.by_key.remove(&key);
             }
-            if let (Some(h), Some(f)) = (handle, t.forgotten.as_mut()) {
-                f.put(id.0, h);
+            if let Some(h) = handle {
+                t.forgotten.put(id.0, h);
             }
         }
     }
 
     /// The backing handle node `id` left when the kernel forgot it.
     pub fn forgotten(&self, id: INodeNo) -> Option<BackingHandle> {
-        lock(&self.tables).forgotten.as_mut()?.get(&id.0).cloned()
+        lock(&self.tables).forgotten.get(&id.0).cloned()
     }
 
     /// The regular files holding a cipher checked before `before`.

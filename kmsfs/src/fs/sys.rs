@@ -585,6 +585,96 @@ pub fn clear_umask() {
     unsafe { libc::umask(0) };
 }
 
+/// Room for the largest handle a file system gives (`MAX_HANDLE_SZ`).
+const MAX_HANDLE_SZ: usize = 128;
+
+/// `struct file_handle` with room for its bytes.
+#[repr(C)]
+struct RawHandle {
+    handle_bytes: libc::c_uint,
+    handle_type: libc::c_int,
+    f_handle: [u8; MAX_HANDLE_SZ],
+}
+
+/// The backing file system's handle of a file (name_to_handle_at(2)): it
+/// opens the file again by identity, wherever it was renamed to, and goes
+/// stale once the file is deleted (its inode number reused or not).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BackingHandle {
+    kind: libc::c_int,
+    bytes: Box<[u8]>,
+}
+
+impl BackingHandle {
+    /// A 32-bit digest (FNV-1a) of the handle: the FUSE generation, which
+    /// tells a file apart from an earlier one with the same inode number
+    /// (the handle holds the backing file system's own generation).
+    pub fn generation(&self) -> u32 {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in self.kind.to_le_bytes().iter().chain(self.bytes.iter()) {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        h
+    }
+}
+
+/// The handle of the file `fd` refers to (an `O_PATH` descriptor will
+/// do); `None` where the file system gives none.
+pub fn backing_handle(fd: BorrowedFd<'_>) -> Option<BackingHandle> {
+    let mut raw = RawHandle {
+        handle_bytes: MAX_HANDLE_SZ as libc::c_uint,
+        handle_type: 0,
+        f_handle: [0; MAX_HANDLE_SZ],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: valid fd, empty NUL-terminated path with AT_EMPTY_PATH, and
+    // a handle buffer of the size `handle_bytes` says.
+    let r = unsafe {
+        libc::name_to_handle_at(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (&mut raw as *mut RawHandle).cast(),
+            &mut mount_id,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    let n = raw.handle_bytes as usize;
+    if r != 0 || n > MAX_HANDLE_SZ {
+        return None;
+    }
+    Some(BackingHandle {
+        kind: raw.handle_type,
+        bytes: raw.f_handle[..n].into(),
+    })
+}
+
+/// An `O_PATH` descriptor of the file `h` names on the file system of
+/// `mount` (open_by_handle_at(2); needs `CAP_DAC_READ_SEARCH`). `ESTALE`
+/// once the file is gone.
+pub fn open_by_handle(mount: BorrowedFd<'_>, h: &BackingHandle) -> Result<OwnedFd, Errno> {
+    let mut raw = RawHandle {
+        handle_bytes: h.bytes.len() as libc::c_uint,
+        handle_type: h.kind,
+        f_handle: [0; MAX_HANDLE_SZ],
+    };
+    raw.f_handle[..h.bytes.len()].copy_from_slice(&h.bytes);
+    // SAFETY: valid fd and a handle of `handle_bytes` bytes.
+    owned(unsafe {
+        libc::open_by_handle_at(
+            mount.as_raw_fd(),
+            (&mut raw as *mut RawHandle).cast(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })
+}
+
+/// A second descriptor of the same open file.
+pub fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    // SAFETY: valid fd.
+    owned(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,94 +789,4 @@ mod tests {
         assert_eq!(st.st_mode & 0o7777, 0o640);
         assert_eq!((st.st_mtime, st.st_mtime_nsec), (1_000_000, 5));
     }
-}
-
-/// Room for the largest handle a file system gives (`MAX_HANDLE_SZ`).
-const MAX_HANDLE_SZ: usize = 128;
-
-/// `struct file_handle` with room for its bytes.
-#[repr(C)]
-struct RawHandle {
-    handle_bytes: libc::c_uint,
-    handle_type: libc::c_int,
-    f_handle: [u8; MAX_HANDLE_SZ],
-}
-
-/// The backing file system's handle of a file (name_to_handle_at(2)): it
-/// opens the file again by identity, wherever it was renamed to, and goes
-/// stale once the file is deleted (its inode number reused or not).
-#[derive(Clone, PartialEq, Eq)]
-pub struct BackingHandle {
-    kind: libc::c_int,
-    bytes: Box<[u8]>,
-}
-
-impl BackingHandle {
-    /// A 32-bit digest (FNV-1a) of the handle: the FUSE generation, which
-    /// tells a file apart from an earlier one with the same inode number
-    /// (the handle holds the backing file system's own generation).
-    pub fn generation(&self) -> u32 {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in self.kind.to_le_bytes().iter().chain(self.bytes.iter()) {
-            h ^= u32::from(*b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        h
-    }
-}
-
-/// The handle of the file `fd` refers to (an `O_PATH` descriptor will
-/// do); `None` where the file system gives none.
-pub fn backing_handle(fd: BorrowedFd<'_>) -> Option<BackingHandle> {
-    let mut raw = RawHandle {
-        handle_bytes: MAX_HANDLE_SZ as libc::c_uint,
-        handle_type: 0,
-        f_handle: [0; MAX_HANDLE_SZ],
-    };
-    let mut mount_id: libc::c_int = 0;
-    // SAFETY: valid fd, empty NUL-terminated path with AT_EMPTY_PATH, and
-    // a handle buffer of the size `handle_bytes` says.
-    let r = unsafe {
-        libc::name_to_handle_at(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            (&mut raw as *mut RawHandle).cast(),
-            &mut mount_id,
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    let n = raw.handle_bytes as usize;
-    if r != 0 || n > MAX_HANDLE_SZ {
-        return None;
-    }
-    Some(BackingHandle {
-        kind: raw.handle_type,
-        bytes: raw.f_handle[..n].into(),
-    })
-}
-
-/// An `O_PATH` descriptor of the file `h` names on the file system of
-/// `mount` (open_by_handle_at(2); needs `CAP_DAC_READ_SEARCH`). `ESTALE`
-/// once the file is gone.
-pub fn open_by_handle(mount: BorrowedFd<'_>, h: &BackingHandle) -> Result<OwnedFd, Errno> {
-    let mut raw = RawHandle {
-        handle_bytes: h.bytes.len() as libc::c_uint,
-        handle_type: h.kind,
-        f_handle: [0; MAX_HANDLE_SZ],
-    };
-    raw.f_handle[..h.bytes.len()].copy_from_slice(&h.bytes);
-    // SAFETY: valid fd and a handle of `handle_bytes` bytes.
-    owned(unsafe {
-        libc::open_by_handle_at(
-            mount.as_raw_fd(),
-            (&mut raw as *mut RawHandle).cast(),
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    })
-}
-
-/// A second descriptor of the same open file.
-pub fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
-    // SAFETY: valid fd.
-    owned(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })
 }
