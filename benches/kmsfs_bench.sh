@@ -23,7 +23,8 @@
 #        /usr/include), BENCH_SYSTEMS (default: all that are installed,
 #        e.g. "native passthrough gocryptfs kmsfs"), KMSFS_BIN/KMSD_BIN/
 #        KMSCTL_BIN (scripts/kmsfs_env.sh), KMSFS_INIT_ARGS (e.g.
-#        "--plaintext-names" or "--format 1"), KMSFS_MOUNT_ARGS.
+#        "--plaintext-names" or "--format 1"), KMSFS_MOUNT_ARGS, BENCH_TRACE=1
+#        (then also count each FUSE system's requests per metadata workload).
 # Peers: apt-get install gocryptfs securefs cryfs encfs bindfs libfuse3-dev
 # (passthrough_ll is built from libfuse3-dev's examples with gcc).
 set -euo pipefail
@@ -275,3 +276,39 @@ for s in "${SYSTEMS[@]}"; do printf ' | %11.3f' "$(echo "${ALLOC[$s]} / ${ALLOC[
 echo
 echo
 if in_list kmsfs "${SYSTEMS[@]}"; then "$KMSFS_BIN" status "$T/kmsfs" | sed 's/^/    /'; fi
+
+# BENCH_TRACE=1: one more, untimed pass of the metadata workloads per FUSE
+# system, counting the requests the kernel sent (tracepoint
+# fuse:fuse_request_send), by opcode. Tracing costs time, so these runs
+# are kept out of the table above.
+[ "${BENCH_TRACE:-0}" = 1 ] || exit 0
+TR=/sys/kernel/tracing
+[ -d "$TR/events/fuse" ] || mount -t tracefs nodev "$TR" 2>/dev/null || true
+[ -d "$TR/events/fuse/fuse_request_send" ] || kmsfs_die "BENCH_TRACE: no fuse:fuse_request_send tracepoint in $TR"
+OLD_BUF=$(sed 's/ .*//' "$TR/buffer_size_kb")
+echo 131072 >"$TR/buffer_size_kb"
+echo
+echo "FUSE requests per workload (BENCH_TRACE, one untimed pass; top opcodes)"
+for s in "${SYSTEMS[@]}"; do
+    [ "$s" = native ] && continue
+    d="$T/$s"
+    for w in untar ls cat rm; do
+        [ "$w" = untar ] || [ -d "$d/tree" ] || run_one untar "$d" >/dev/null
+        [ "$w" != untar ] || { rm -rf "$d/tree"; mkdir -p "$d/tree"; }
+        drop
+        echo >"$TR/trace"
+        echo 1 >"$TR/events/fuse/fuse_request_send/enable"
+        case $w in
+        untar) tar -C "$d/tree" -xf "$TAR" ;;
+        ls) ls -lR "$d/tree" >/dev/null ;;
+        cat) find "$d/tree" -type f -exec cat {} + >/dev/null ;;
+        rm) rm -rf "$d/tree" ;;
+        esac
+        echo 0 >"$TR/events/fuse/fuse_request_send/enable"
+        printf '%-10s %-6s ' "$s" "$w"
+        grep -o '(FUSE_[A-Z0-9_]*)' "$TR/trace" | tr -d '()' | sed 's/^FUSE_//' | sort | uniq -c | sort -rn |
+            awk -v n="$NFILES" '{t += $1; a = a sprintf(" %s %d", $2, $1)} END {printf "%7d (%.1f/file):%s\n", t, t / n, a}'
+        if grep -q 'LOST EVENTS' "$TR/trace"; then echo "    (the trace buffer overflowed: counts are low)"; fi
+    done
+done
+echo "$OLD_BUF" >"$TR/buffer_size_kb"

@@ -24,7 +24,7 @@ cargo test --release --workspace
 # through its AWS endpoint (`kmsfs --kms aws`, the AWS SDK, an access key;
 # tests/common/aws_mode.rs).
 step "kmsfs through the AWS API (KMSFS_TEST_KMS=aws)"
-KMSFS_TEST_KMS=aws cargo test --release --test kmsfs_posix --test kmsfs_crypto
+KMSFS_TEST_KMS=aws cargo test --release --workspace --test kmsfs_posix --test kmsfs_crypto
 
 for s in scripts/fsx.sh scripts/pjdfstest.sh; do
   if [ -x "$s" ] || [ -f "$s" ]; then

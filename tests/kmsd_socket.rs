@@ -465,6 +465,76 @@ fn many_clients_at_once_and_many_requests_per_connection() {
     }
 }
 
+/// `call_many` writes a batch in one go; kmsd answers each request on its
+/// own (one bad key id fails only its own), in order, and every key is
+/// bound to its own context. Another thread's calls on the same
+/// connection meanwhile get their own answers.
+#[test]
+fn a_batch_of_data_keys_answers_each_request_on_its_own() {
+    let k = KmsdProcess::start();
+    let id = k.create_key("batch").key_id;
+    let c = Arc::new(k.client());
+    let other = {
+        let (c, id) = (c.clone(), id.clone());
+        std::thread::spawn(move || {
+            for i in 0..200 {
+                let ec = ctx(&[("side", &i.to_string())]);
+                let ct = encrypt(&c, &id, b"side", &ec).unwrap();
+                assert_eq!(
+                    decrypt(&c, &ct.ciphertext_blob, &ec, None)
+                        .unwrap()
+                        .plaintext
+                        .expose(),
+                    b"side"
+                );
+            }
+        })
+    };
+    for round in 0..20 {
+        let contexts: Vec<_> = (0..17)
+            .map(|i| ctx(&[("file", &format!("{round}-{i}"))]))
+            .collect();
+        let ops = contexts
+            .iter()
+            .enumerate()
+            .map(|(i, ec)| GenerateDataKeyRequest {
+                key_id: if i == 5 {
+                    "alias/none-such".into()
+                } else {
+                    id.clone()
+                },
+                encryption_context: ec.clone(),
+                key_spec: Some(DataKeySpec::Aes256),
+                number_of_bytes: None,
+                grant_tokens: Vec::new(),
+            })
+            .collect();
+        let answers = c.call_many(ops).expect("the batch");
+        assert_eq!(answers.len(), 17);
+        let mut seen = std::collections::HashSet::new();
+        for (i, (a, ec)) in answers.into_iter().zip(&contexts).enumerate() {
+            if i == 5 {
+                assert_eq!(kind(a), ErrorKind::NotFoundException, "request {i}");
+                continue;
+            }
+            let a = a.unwrap_or_else(|e| panic!("request {i}: {e}"));
+            assert!(
+                seen.insert(a.plaintext.expose().to_vec()),
+                "keys are distinct"
+            );
+            // Bound to its own context: decrypts under it, not under the next one's.
+            let back = decrypt(&c, &a.ciphertext_blob, ec, None).unwrap();
+            assert_eq!(back.plaintext.expose(), a.plaintext.expose());
+            let wrong = &contexts[(i + 1) % contexts.len()];
+            assert_eq!(
+                kind(decrypt(&c, &a.ciphertext_blob, wrong, None)),
+                ErrorKind::InvalidCiphertextException
+            );
+        }
+    }
+    other.join().unwrap();
+}
+
 fn raw_connect(k: &KmsdProcess) -> UnixStream {
     let s = UnixStream::connect(&k.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

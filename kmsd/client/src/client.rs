@@ -27,7 +27,8 @@ type Reply = Result<Response, ClientError>;
 /// Why a call failed: before its request was written (it may be sent
 /// again) or after.
 enum CallError {
-    Unsent(Box<crate::messages::Request>, ClientError),
+    /// None of the batch reached kmsd: here it is back.
+    Unsent(Vec<crate::messages::Request>, ClientError),
     Sent(ClientError),
 }
 use CallError::{Sent, Unsent};
@@ -164,9 +165,12 @@ impl Client {
         if conn.broken.load(Ordering::Acquire) {
             self.forget(&conn);
         }
-        if let Err(Unsent(request, _)) = result {
+        if let Err(Unsent(mut requests, e)) = result {
+            let Some(request) = requests.pop() else {
+                return Err(e);
+            };
             let conn = self.connection()?;
-            result = conn.call(*request);
+            result = conn.call(request);
             if conn.broken.load(Ordering::Acquire) {
                 self.forget(&conn);
             }
@@ -198,6 +202,43 @@ impl Client {
         let name = response.name();
         O::from_response(response)
             .ok_or_else(|| ClientError::Protocol(format!("kmsd answered with a {name} response")))
+    }
+
+    /// Sends `ops` in one write, so kmsd answers them as one batch (one
+    /// audit group commit, one write back), and waits for every answer.
+    /// The outer error: the batch as a whole failed (no connection, or
+    /// it broke); it is not sent again once any of it may have reached
+    /// kmsd.
+    pub fn call_many<O: Operation>(
+        &self,
+        ops: Vec<O>,
+    ) -> Result<Vec<Result<O::Output, ClientError>>, ClientError> {
+        let requests: Vec<_> = ops.into_iter().map(Operation::into_request).collect();
+        let conn = self.connection()?;
+        let mut result = conn.call_many(requests);
+        if conn.broken.load(Ordering::Acquire) {
+            self.forget(&conn);
+        }
+        if let Err(Unsent(requests, _)) = result {
+            let conn = self.connection()?;
+            result = conn.call_many(requests);
+            if conn.broken.load(Ordering::Acquire) {
+                self.forget(&conn);
+            }
+        }
+        let replies = result.map_err(|e| match e {
+            Unsent(_, e) | Sent(e) => e,
+        })?;
+        Ok(replies
+            .into_iter()
+            .map(|r| {
+                let response = r?;
+                let name = response.name();
+                O::from_response(response).ok_or_else(|| {
+                    ClientError::Protocol(format!("kmsd answered with a {name} response"))
+                })
+            })
+            .collect())
     }
 
     fn connection(&self) -> Result<Arc<Conn>, ClientError> {
@@ -321,40 +362,67 @@ impl Conn {
     }
 
     fn call(&self, request: crate::messages::Request) -> Result<Response, CallError> {
+        let mut replies = self.call_many(vec![request])?;
+        replies
+            .pop()
+            .unwrap_or_else(|| Err(ClientError::Protocol("no reply".into())))
+            .map_err(Sent)
+    }
+
+    /// Writes `requests` with one `write` (so kmsd reads them as one
+    /// batch), then waits for each answer, in order.
+    fn call_many(&self, requests: Vec<crate::messages::Request>) -> Result<Vec<Reply>, CallError> {
         if self.broken.load(Ordering::Acquire) {
             return Err(Sent(ClientError::Io(
                 std::io::ErrorKind::NotConnected.into(),
             )));
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.inbox).waiting.insert(id);
-        let mut buf = Zeroizing::new(Vec::with_capacity(256));
-        let frame = ClientFrame::Request { id, request };
-        if let Err(e) = codec::encode(&frame, &mut buf) {
-            lock(&self.inbox).waiting.remove(&id);
-            return Err(Sent(ClientError::Protocol(e.to_string())));
+        let n = requests.len() as u64;
+        let first = self.next_id.fetch_add(n, Ordering::Relaxed);
+        let ids: Vec<u64> = (first..first + n).collect();
+        lock(&self.inbox).waiting.extend(ids.iter().copied());
+        let forget = |ids: &[u64]| {
+            let mut inbox = lock(&self.inbox);
+            for id in ids {
+                inbox.waiting.remove(id);
+            }
+        };
+        let mut buf = Zeroizing::new(Vec::with_capacity(256 * requests.len()));
+        let frames: Vec<ClientFrame> = ids
+            .iter()
+            .zip(requests)
+            .map(|(&id, request)| ClientFrame::Request { id, request })
+            .collect();
+        for frame in &frames {
+            if let Err(e) = codec::encode(frame, &mut buf) {
+                forget(&ids);
+                return Err(Sent(ClientError::Protocol(e.to_string())));
+            }
         }
-        let written = lock(&self.writer).write_all(&buf);
-        if let Err(e) = written {
-            lock(&self.inbox).waiting.remove(&id);
+        let written = write_counted(&mut lock(&self.writer), &buf);
+        if let Err((sent, e)) = written {
+            forget(&ids);
             self.fail_all("write to kmsd failed".into());
-            // kmsd had closed the connection: nothing of the request
-            // reached it (a Unix socket fails the whole write).
+            // kmsd had closed the connection and not a byte went out:
+            // nothing of the batch reached it.
             let closed = matches!(
                 e.kind(),
                 std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
             );
-            let ClientFrame::Request { request, .. } = frame else {
+            if !closed || sent > 0 {
                 return Err(Sent(ClientError::Io(e)));
-            };
-            return Err(if closed {
-                Unsent(Box::new(request), ClientError::Io(e))
-            } else {
-                Sent(ClientError::Io(e))
-            });
+            }
+            let requests = frames
+                .into_iter()
+                .filter_map(|f| match f {
+                    ClientFrame::Request { request, .. } => Some(request),
+                    _ => None,
+                })
+                .collect();
+            return Err(Unsent(requests, ClientError::Io(e)));
         }
-        drop(frame);
-        self.await_reply(id).map_err(Sent)
+        drop(frames);
+        Ok(ids.into_iter().map(|id| self.await_reply(id)).collect())
     }
 
     fn await_reply(&self, id: u64) -> Reply {
@@ -420,6 +488,23 @@ impl Conn {
         self.broken.store(true, Ordering::Release);
         let _ = lock(&self.writer).shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// `write_all` that says, on failure, how many bytes went out first.
+fn write_counted(w: &mut UnixStream, mut buf: &[u8]) -> Result<(), (usize, std::io::Error)> {
+    let mut sent = 0;
+    while !buf.is_empty() {
+        match w.write(buf) {
+            Ok(0) => return Err((sent, std::io::ErrorKind::WriteZero.into())),
+            Ok(k) => {
+                sent += k;
+                buf = &buf[k..];
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((sent, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Waits until the socket has bytes to read (or the buffer has some).

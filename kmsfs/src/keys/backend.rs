@@ -20,6 +20,11 @@ pub struct Generated {
 /// Generates and unwraps 32-byte data keys bound to an encryption context.
 pub trait KmsBackend: Send + Sync {
     fn generate(&self, context: &EncryptionContext) -> Result<Generated, KeyError>;
+    /// [`KmsBackend::generate`] for each context, as one batch where the
+    /// KMS allows it (the key pool's refills).
+    fn generate_many(&self, contexts: &[EncryptionContext]) -> Vec<Result<Generated, KeyError>> {
+        contexts.iter().map(|c| self.generate(c)).collect()
+    }
     fn decrypt(&self, wrapped: &[u8], context: &EncryptionContext) -> Result<DataKey, KeyError>;
     /// [`KmsBackend::decrypt`] under the named key (an unfinished
     /// rewrap's old key). Fakes without keys of their own ignore the name.
@@ -113,24 +118,52 @@ impl RemoteBackend {
     }
 }
 
-impl KmsBackend for RemoteBackend {
-    fn generate(&self, context: &EncryptionContext) -> Result<Generated, KeyError> {
-        let key_id = match &self.set {
+impl RemoteBackend {
+    /// The key new data keys are generated under.
+    fn generating_key(&self) -> String {
+        match &self.set {
             Some(s) => s.current(),
             None => self.key_id.clone(),
-        };
-        let g = self.kms.generate_data_key(&key_id, context)?;
-        let key = DataKey::from_slice(g.plaintext.expose()).ok_or_else(|| {
-            KeyError::Unavailable(format!(
-                "the KMS returned a data key of {} bytes, expected 32",
-                g.plaintext.len()
-            ))
-        })?;
-        Ok(Generated {
-            key,
-            wrapped: g.blob,
-            key_arn: g.key_arn,
-        })
+        }
+    }
+}
+
+fn generated(g: crate::kms::GeneratedKey) -> Result<Generated, KeyError> {
+    let key = DataKey::from_slice(g.plaintext.expose()).ok_or_else(|| {
+        KeyError::Unavailable(format!(
+            "the KMS returned a data key of {} bytes, expected 32",
+            g.plaintext.len()
+        ))
+    })?;
+    Ok(Generated {
+        key,
+        wrapped: g.blob,
+        key_arn: g.key_arn,
+    })
+}
+
+impl KmsBackend for RemoteBackend {
+    fn generate(&self, context: &EncryptionContext) -> Result<Generated, KeyError> {
+        generated(
+            self.kms
+                .generate_data_key(&self.generating_key(), context)?,
+        )
+    }
+
+    fn generate_many(&self, contexts: &[EncryptionContext]) -> Vec<Result<Generated, KeyError>> {
+        match self
+            .kms
+            .generate_data_keys(&self.generating_key(), contexts)
+        {
+            Ok(each) => each
+                .into_iter()
+                .map(|r| r.map_err(KeyError::from).and_then(generated))
+                .collect(),
+            Err(e) => {
+                let e = KeyError::from(e);
+                contexts.iter().map(|_| Err(e.clone())).collect()
+            }
+        }
     }
 
     fn decrypt(&self, wrapped: &[u8], context: &EncryptionContext) -> Result<DataKey, KeyError> {

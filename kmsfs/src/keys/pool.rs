@@ -54,6 +54,9 @@ struct Shared {
     /// `target - low` files, never one per file (a cross-thread wake-up
     /// costs more than the rest of a create on a busy two-core machine).
     low: usize,
+    /// Keys one refill thread asks for at once (one batch to kmsd: one
+    /// write, one audit flush, one answer).
+    batch: usize,
     max_age: Duration,
     retry: Duration,
     backend: Arc<dyn KmsBackend>,
@@ -82,9 +85,11 @@ struct State {
     stop: bool,
 }
 
-/// Refill threads, each with one kmsd call in flight: kmsd writes the
-/// audit records of concurrent calls with one disk flush, so a few calls
-/// at a time make keys several times faster than one after another.
+/// Refill threads, each with one batch of calls in flight: kmsd writes
+/// the audit records of concurrent calls with one disk flush, so a few
+/// batches at a time make keys many times faster than one call after
+/// another. A backend without batches (the AWS API) makes each batch's
+/// keys one after another: this many at a time.
 const REFILL_THREADS: usize = 4;
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -120,6 +125,7 @@ impl KeyPool {
             ready: Condvar::new(),
             target,
             low: target / 2,
+            batch: (target - target / 2).div_ceil(REFILL_THREADS).max(1),
             max_age,
             retry,
             backend,
@@ -237,16 +243,17 @@ impl Drop for KeyPool {
     }
 }
 
-/// A refill thread: during a refill run, one kmsd call at a time until
-/// the pool, counting the keys other threads are making, is at target;
-/// then it sleeps until `take` starts the next run.
+/// A refill thread: during a refill run, one batch of kmsd calls at a
+/// time until the pool, counting the keys other threads are making, is at
+/// target; then it sleeps until `take` starts the next run.
 fn refill(s: &Shared) {
     let mut st = lock(&s.state);
     loop {
         if st.stop {
             return;
         }
-        if st.keys.len() + st.in_flight >= s.target {
+        let have = st.keys.len() + st.in_flight;
+        if have >= s.target {
             st.filling = false;
         }
         if !st.filling {
@@ -255,27 +262,38 @@ fn refill(s: &Shared) {
             st.idle -= 1;
             continue;
         }
-        st.in_flight += 1;
+        let n = (s.target - have).min(s.batch);
+        st.in_flight += n;
         drop(st);
-        let made = generate(s);
+        let made = generate(s, n);
         st = lock(&s.state);
-        st.in_flight -= 1;
+        st.in_flight -= n;
         if st.stop {
             return;
         }
-        match made {
-            Ok(k) => {
+        let mut failure = None;
+        for k in made {
+            match k {
+                Ok(k) => {
+                    s.generated.fetch_add(1, Ordering::Relaxed);
+                    st.keys.push_back(k);
+                }
+                Err(e) => {
+                    s.errors.fetch_add(1, Ordering::Relaxed);
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if st.waiters > 0 {
+            s.ready.notify_all();
+        }
+        match failure {
+            None => {
                 if s.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("key pool: kmsd generates keys again");
                 }
-                s.generated.fetch_add(1, Ordering::Relaxed);
-                st.keys.push_back(k);
-                if st.waiters > 0 {
-                    s.ready.notify_all();
-                }
             }
-            Err(e) => {
-                s.errors.fetch_add(1, Ordering::Relaxed);
+            Some(e) => {
                 if !s.failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "key pool: cannot generate data keys: {}",
@@ -288,18 +306,36 @@ fn refill(s: &Shared) {
     }
 }
 
-fn generate(s: &Shared) -> Result<PooledKey, super::KeyError> {
-    let file_id = FileId::random()
-        .map_err(|e| super::KeyError::Unavailable(format!("no random file id: {e}")))?;
-    let ctx = VolumeConfig::file_context(&s.volume_id, &file_id);
-    let g = s.backend.generate(&ctx)?;
-    Ok(PooledKey {
-        file_id,
-        key: g.key,
-        wrapped: g.wrapped,
-        key_arn: g.key_arn,
-        made: s.clock.now(),
-    })
+/// `n` keys, each bound to a new random file id, in one batch.
+fn generate(s: &Shared, n: usize) -> Vec<Result<PooledKey, super::KeyError>> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        match FileId::random() {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                let e = super::KeyError::Unavailable(format!("no random file id: {e}"));
+                return vec![Err(e)];
+            }
+        }
+    }
+    let contexts: Vec<_> = ids
+        .iter()
+        .map(|id| VolumeConfig::file_context(&s.volume_id, id))
+        .collect();
+    let made = s.clock.now();
+    ids.into_iter()
+        .zip(s.backend.generate_many(&contexts))
+        .map(|(file_id, g)| {
+            let g = g?;
+            Ok(PooledKey {
+                file_id,
+                key: g.key,
+                wrapped: g.wrapped,
+                key_arn: g.key_arn,
+                made,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -358,6 +394,44 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(kms.generates(), 12);
         assert_eq!(pool.stats().available, 8);
+    }
+
+    #[test]
+    fn refills_in_batches_not_one_call_per_key() {
+        let kms = Arc::new(FakeKms::new());
+        let pool = KeyPool::start(
+            kms.clone(),
+            VolumeId([1; 16]),
+            Arc::new(SystemClock),
+            64,
+            LONG,
+            LONG,
+        );
+        assert!(pool.wait_ready(64, Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        // 32 keys from half to target, shared by 4 threads: batches of 8.
+        let (batches, largest) = kms.batches();
+        assert_eq!(kms.generates(), 64);
+        assert_eq!(largest, 8);
+        assert_eq!(batches, 8);
+        for _ in 0..32 {
+            assert!(pool.take().is_some());
+        }
+        assert!(pool.wait_ready(64, Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(kms.generates(), 96);
+        assert_eq!(kms.batches(), (12, 8));
+        // Every key of a batch is bound to its own file id.
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        assert_ne!(a.file_id, b.file_id);
+        let ctx = VolumeConfig::file_context(&VolumeId([1; 16]), &b.file_id);
+        assert_eq!(
+            kms.decrypt(&b.wrapped, &ctx).unwrap().expose(),
+            b.key.expose()
+        );
+        let other = VolumeConfig::file_context(&VolumeId([1; 16]), &a.file_id);
+        assert!(kms.decrypt(&b.wrapped, &other).is_err());
     }
 
     #[test]

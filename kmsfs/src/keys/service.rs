@@ -97,6 +97,13 @@ impl KmsBackend for Counted {
     fn generate(&self, c: &EncryptionContext) -> Result<super::Generated, KeyError> {
         self.count(self.inner.generate(c))
     }
+    fn generate_many(&self, c: &[EncryptionContext]) -> Vec<Result<super::Generated, KeyError>> {
+        let each = self.inner.generate_many(c);
+        let failed = each.iter().filter(|r| r.is_err()).count();
+        self.calls.fetch_add(each.len() as u64, Ordering::Relaxed);
+        self.errors.fetch_add(failed as u64, Ordering::Relaxed);
+        each
+    }
     fn decrypt(&self, w: &[u8], c: &EncryptionContext) -> Result<DataKey, KeyError> {
         self.count(self.inner.decrypt(w, c))
     }

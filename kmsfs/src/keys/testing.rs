@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct FakeKms {
     master: Aes256Gcm,
     generates: AtomicU64,
+    /// `generate_many` calls, and the largest batch seen.
+    batches: AtomicU64,
+    largest_batch: AtomicU64,
     decrypts: AtomicU64,
     down: AtomicBool,
     denied: AtomicBool,
@@ -33,6 +36,8 @@ impl FakeKms {
         FakeKms {
             master,
             generates: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            largest_batch: AtomicU64::new(0),
             decrypts: AtomicU64::new(0),
             down: AtomicBool::new(false),
             denied: AtomicBool::new(false),
@@ -42,6 +47,14 @@ impl FakeKms {
 
     pub fn generates(&self) -> u64 {
         self.generates.load(Ordering::SeqCst)
+    }
+
+    /// (`generate_many` calls, the largest batch).
+    pub fn batches(&self) -> (u64, u64) {
+        (
+            self.batches.load(Ordering::SeqCst),
+            self.largest_batch.load(Ordering::SeqCst),
+        )
     }
 
     pub fn decrypts(&self) -> u64 {
@@ -106,6 +119,13 @@ impl KmsBackend for FakeKms {
             wrapped: [&nonce[..], &ct].concat(),
             key_arn: FAKE_ARN.into(),
         })
+    }
+
+    fn generate_many(&self, contexts: &[EncryptionContext]) -> Vec<Result<Generated, KeyError>> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.largest_batch
+            .fetch_max(contexts.len() as u64, Ordering::SeqCst);
+        contexts.iter().map(|c| self.generate(c)).collect()
     }
 
     fn decrypt(&self, wrapped: &[u8], context: &EncryptionContext) -> Result<DataKey, KeyError> {

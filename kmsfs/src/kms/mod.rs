@@ -38,6 +38,20 @@ pub trait Kms: Send + Sync {
         context: &EncryptionContext,
     ) -> Result<GeneratedKey, ClientError>;
 
+    /// [`Kms::generate_data_key`] for each context, as one batch where the
+    /// service allows it (kmsd's socket: one write, one audit flush). The
+    /// outer error: the batch failed as a whole.
+    fn generate_data_keys(
+        &self,
+        key_id: &str,
+        contexts: &[EncryptionContext],
+    ) -> Result<Vec<Result<GeneratedKey, ClientError>>, ClientError> {
+        Ok(contexts
+            .iter()
+            .map(|c| self.generate_data_key(key_id, c))
+            .collect())
+    }
+
     /// The plaintext of `blob`, which must be under `key_id`.
     fn decrypt(
         &self,

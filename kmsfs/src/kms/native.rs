@@ -3,8 +3,26 @@
 use super::{GeneratedKey, Kms};
 use kmsd_client::{
     Blob, Client, ClientError, DataKeySpec, DecryptRequest, DescribeKeyRequest, EncryptionContext,
-    GenerateDataKeyRequest, ReEncryptRequest, SecretBytes,
+    GenerateDataKeyRequest, GenerateDataKeyResponse, ReEncryptRequest, SecretBytes,
 };
+
+fn data_key_request(key_id: &str, context: &EncryptionContext) -> GenerateDataKeyRequest {
+    GenerateDataKeyRequest {
+        key_id: key_id.to_string(),
+        encryption_context: context.clone(),
+        key_spec: Some(DataKeySpec::Aes256),
+        number_of_bytes: None,
+        grant_tokens: Vec::new(),
+    }
+}
+
+fn generated(r: GenerateDataKeyResponse) -> GeneratedKey {
+    GeneratedKey {
+        plaintext: r.plaintext,
+        blob: r.ciphertext_blob.into_vec(),
+        key_arn: r.key_id,
+    }
+}
 
 impl Kms for Client {
     fn generate_data_key(
@@ -12,18 +30,25 @@ impl Kms for Client {
         key_id: &str,
         context: &EncryptionContext,
     ) -> Result<GeneratedKey, ClientError> {
-        let r = self.call(GenerateDataKeyRequest {
-            key_id: key_id.to_string(),
-            encryption_context: context.clone(),
-            key_spec: Some(DataKeySpec::Aes256),
-            number_of_bytes: None,
-            grant_tokens: Vec::new(),
-        })?;
-        Ok(GeneratedKey {
-            plaintext: r.plaintext,
-            blob: r.ciphertext_blob.into_vec(),
-            key_arn: r.key_id,
-        })
+        self.call(data_key_request(key_id, context)).map(generated)
+    }
+
+    /// One write of every request: kmsd answers the batch with one audit
+    /// group commit and one write.
+    fn generate_data_keys(
+        &self,
+        key_id: &str,
+        contexts: &[EncryptionContext],
+    ) -> Result<Vec<Result<GeneratedKey, ClientError>>, ClientError> {
+        let ops = contexts
+            .iter()
+            .map(|c| data_key_request(key_id, c))
+            .collect();
+        Ok(self
+            .call_many(ops)?
+            .into_iter()
+            .map(|r| r.map(generated))
+            .collect())
     }
 
     fn decrypt(
