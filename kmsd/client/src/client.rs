@@ -2,9 +2,9 @@
 //!
 //! One connection carries many requests in flight. Callers on any thread
 //! write their request under a short lock, then take turns reading
-//! (leader/follower): whoever holds the read side reads one frame, keeps
-//! it if it is its own answer and otherwise files it for its owner and
-//! wakes the others. A lone caller thus reads its own answer with no
+//! (leader/follower): whoever holds the read side reads one frame and any
+//! others already buffered behind it, keeps its own answer, files the rest
+//! for their owners and wakes the others once. A lone caller thus reads its own answer with no
 //! thread hand-off. When the connection breaks (or kmsd stays silent for
 //! the call timeout), waiting calls fail with an I/O error and the next
 //! call reconnects, no more often than the backoff allows, so a caller
@@ -448,25 +448,40 @@ impl Conn {
                 continue;
             };
             drop(inbox);
-            let frame = wait_readable(&rd, self.timeout)
+            // One frame, then every frame already buffered behind it (kmsd
+            // answers a batch with one write): filed together, with one
+            // wake-up for all their owners instead of one per frame.
+            let mut frames = Vec::new();
+            let mut frame = wait_readable(&rd, self.timeout)
                 .map_err(ReadError::Io)
                 .and_then(|()| codec::read_frame::<_, ServerFrame>(&mut *rd));
+            loop {
+                let more = matches!(frame, Ok(Some(ServerFrame::Response { .. })))
+                    && !rd.buffer().is_empty();
+                frames.push(frame);
+                if !more {
+                    break;
+                }
+                frame = codec::read_frame::<_, ServerFrame>(&mut *rd);
+            }
             drop(rd);
             inbox = lock(&self.inbox);
-            match frame {
-                Ok(Some(ServerFrame::Response { id: rid, result })) => {
-                    if inbox.waiting.contains(&rid) {
-                        inbox.replies.insert(rid, result.map_err(ClientError::Kms));
+            for frame in frames {
+                match frame {
+                    Ok(Some(ServerFrame::Response { id: rid, result })) => {
+                        if inbox.waiting.contains(&rid) {
+                            inbox.replies.insert(rid, result.map_err(ClientError::Kms));
+                        }
                     }
+                    Ok(Some(ServerFrame::Goodbye(e))) => {
+                        inbox.failure = Some(format!("kmsd closed the connection: {e}"));
+                    }
+                    Ok(Some(ServerFrame::Hello(_))) => {
+                        inbox.failure = Some("unexpected hello from kmsd".into());
+                    }
+                    Ok(None) => inbox.failure = Some("kmsd closed the connection".into()),
+                    Err(e) => inbox.failure = Some(read_error(e).to_string()),
                 }
-                Ok(Some(ServerFrame::Goodbye(e))) => {
-                    inbox.failure = Some(format!("kmsd closed the connection: {e}"));
-                }
-                Ok(Some(ServerFrame::Hello(_))) => {
-                    inbox.failure = Some("unexpected hello from kmsd".into());
-                }
-                Ok(None) => inbox.failure = Some("kmsd closed the connection".into()),
-                Err(e) => inbox.failure = Some(read_error(e).to_string()),
             }
             if inbox.failure.is_some() {
                 self.broken.store(true, Ordering::Release);
