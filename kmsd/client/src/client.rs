@@ -4,11 +4,12 @@
 //! write their request under a short lock, then take turns reading
 //! (leader/follower): whoever holds the read side reads one frame and any
 //! others already buffered behind it, keeps its own answer, files the rest
-//! for their owners and wakes the others once. A lone caller thus reads its own answer with no
-//! thread hand-off. When the connection breaks (or kmsd stays silent for
-//! the call timeout), waiting calls fail with an I/O error and the next
-//! call reconnects, no more often than the backoff allows, so a caller
-//! such as kmsfs recovers by itself when kmsd comes back.
+//! for their owners and wakes the others once. A lone caller thus reads
+//! its own answer with no thread hand-off. When the connection breaks (or
+//! kmsd stays silent for the call timeout), waiting calls fail with an I/O
+//! error and the next call reconnects, no more often than the backoff
+//! allows, so a caller such as kmsfs recovers by itself when kmsd comes
+//! back.
 
 use crate::codec::{self, ClientFrame, ClientHello, PROTOCOL_VERSION, ReadError, ServerFrame};
 use crate::error::{ClientError, KmsError};
@@ -32,6 +33,14 @@ enum CallError {
     Sent(ClientError),
 }
 use CallError::{Sent, Unsent};
+
+impl CallError {
+    fn into_error(self) -> ClientError {
+        match self {
+            Unsent(_, e) | Sent(e) => e,
+        }
+    }
+}
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -161,19 +170,13 @@ impl Client {
         // A copy for a second try, only where one may be made.
         let mut retry = (self.config.sockets.len() > 1 && crate::failover::repeatable(op_name))
             .then(|| request.clone());
-        let mut result = conn.call(request);
-        if conn.broken.load(Ordering::Acquire) {
-            self.forget(&conn);
-        }
+        let mut result = self.checked(&conn, conn.call(request));
         if let Err(Unsent(mut requests, e)) = result {
             let Some(request) = requests.pop() else {
                 return Err(e);
             };
             let conn = self.connection()?;
-            result = conn.call(request);
-            if conn.broken.load(Ordering::Acquire) {
-                self.forget(&conn);
-            }
+            result = self.checked(&conn, conn.call(request));
         }
         let response = match result {
             Ok(r) => r,
@@ -190,18 +193,11 @@ impl Client {
                 // next endpoint that answers (failover).
                 self.move_past(conn.endpoint);
                 let conn = self.connection()?;
-                let r = conn.call(request);
-                if conn.broken.load(Ordering::Acquire) {
-                    self.forget(&conn);
-                }
-                r.map_err(|e| match e {
-                    Unsent(_, e) | Sent(e) => e,
-                })?
+                self.checked(&conn, conn.call(request))
+                    .map_err(CallError::into_error)?
             }
         };
-        let name = response.name();
-        O::from_response(response)
-            .ok_or_else(|| ClientError::Protocol(format!("kmsd answered with a {name} response")))
+        output::<O>(response)
     }
 
     /// Sends `ops` in one write, so kmsd answers them as one batch (one
@@ -215,30 +211,22 @@ impl Client {
     ) -> Result<Vec<Result<O::Output, ClientError>>, ClientError> {
         let requests: Vec<_> = ops.into_iter().map(Operation::into_request).collect();
         let conn = self.connection()?;
-        let mut result = conn.call_many(requests);
-        if conn.broken.load(Ordering::Acquire) {
-            self.forget(&conn);
-        }
+        let mut result = self.checked(&conn, conn.call_many(requests));
         if let Err(Unsent(requests, _)) = result {
             let conn = self.connection()?;
-            result = conn.call_many(requests);
-            if conn.broken.load(Ordering::Acquire) {
-                self.forget(&conn);
-            }
+            result = self.checked(&conn, conn.call_many(requests));
         }
-        let replies = result.map_err(|e| match e {
-            Unsent(_, e) | Sent(e) => e,
-        })?;
-        Ok(replies
-            .into_iter()
-            .map(|r| {
-                let response = r?;
-                let name = response.name();
-                O::from_response(response).ok_or_else(|| {
-                    ClientError::Protocol(format!("kmsd answered with a {name} response"))
-                })
-            })
-            .collect())
+        let replies = result.map_err(CallError::into_error)?;
+        Ok(replies.into_iter().map(|r| output::<O>(r?)).collect())
+    }
+
+    /// `result`, after forgetting `conn` if it broke (the next call
+    /// reconnects).
+    fn checked<T>(&self, conn: &Arc<Conn>, result: T) -> T {
+        if conn.broken.load(Ordering::Acquire) {
+            self.forget(conn);
+        }
+        result
     }
 
     fn connection(&self) -> Result<Arc<Conn>, ClientError> {
@@ -503,6 +491,13 @@ impl Conn {
         self.broken.store(true, Ordering::Release);
         let _ = lock(&self.writer).shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// `O`'s answer out of a response, or a protocol error naming what came.
+fn output<O: Operation>(response: Response) -> Result<O::Output, ClientError> {
+    let name = response.name();
+    O::from_response(response)
+        .ok_or_else(|| ClientError::Protocol(format!("kmsd answered with a {name} response")))
 }
 
 /// `write_all` that says, on failure, how many bytes went out first.
